@@ -1,0 +1,150 @@
+# pam-oauth - GNU Makefile (no autotools).
+#
+#   make                 build the module, the helper and the core library
+#   make check           build and run every test; ends with "N passed, N failed"
+#   make check SANITIZE=1   the same with AddressSanitizer + UBSan (in build/san)
+#   make install DESTDIR=... PREFIX=...     make uninstall
+#   make bench           benchmarks (not tests)
+#   make demo            an end-to-end demonstration on 127.0.0.1
+#
+# WERROR=0 turns warnings back into warnings (default: fatal).
+
+VERSION    := 0.1.0
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/pam-oauth
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+PKG_CONFIG ?= pkg-config
+PAMDIR     ?= $(shell $(PKG_CONFIG) --variable=libdir pam 2>/dev/null || echo /lib)/security
+DESTDIR    ?=
+
+CC       ?= cc
+SANITIZE ?= 0
+WERROR   ?= 1
+
+ifeq ($(SANITIZE),1)
+B := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+OPTFLAGS := -O1 -g
+else
+B := .
+SANFLAGS :=
+OPTFLAGS := -O2 -g -D_FORTIFY_SOURCE=2
+endif
+
+DEPS      := libcurl json-c libcrypto pam
+DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS))
+JSON_LIBS  := $(shell $(PKG_CONFIG) --libs json-c)
+CRYPTO_LIBS:= $(shell $(PKG_CONFIG) --libs libcrypto)
+PAM_LIBS   := $(shell $(PKG_CONFIG) --libs pam)
+
+WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wpointer-arith -Wstrict-prototypes \
+        -Wmissing-prototypes -Wwrite-strings -Wvla -Wcast-qual -Wundef \
+        -Wnull-dereference -Wimplicit-fallthrough
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+CFLAGS  ?= $(OPTFLAGS)
+ALL_CFLAGS = -std=gnu11 -fPIC -fstack-protector-strong -fvisibility=hidden \
+             $(WARN) $(SANFLAGS) $(CFLAGS) -Icommon $(DEP_CFLAGS) \
+             -DPO_VERSION='"$(VERSION)"' -DPO_SYSCONFDIR='"$(SYSCONFDIR)"' -MMD -MP
+ALL_LDFLAGS = -Wl,-z,relro,-z,now -Wl,--as-needed $(SANFLAGS) $(LDFLAGS)
+
+COMMON_SRC := $(wildcard common/*.c)
+PAM_SRC    := $(wildcard pam_oauth/*.c)
+HELPER_SRC := $(wildcard curl_helper/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+TOOL_SRC   := $(wildcard tests/tools/*.c)
+
+COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/%.o)
+PAM_OBJ    := $(PAM_SRC:%.c=$(B)/%.o)
+HELPER_OBJ := $(HELPER_SRC:%.c=$(B)/%.o)
+
+LIBCORE := $(B)/common/libpoauth.a
+MODULE  := $(B)/pam_oauth/pam_oauth.so
+HELPER  := $(B)/curl_helper/oauth-token
+GITHELPER := $(B)/curl_helper/git-credential-oauth-token
+UNIT_BIN := $(UNIT_SRC:%.c=$(B)/%)
+TOOL_BIN := $(TOOL_SRC:%.c=$(B)/%)
+
+.PHONY: all check unit-tests test-tools install uninstall clean bench demo deps format
+all: $(MODULE) $(HELPER) $(GITHELPER)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIBCORE): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(MODULE): $(PAM_OBJ) $(LIBCORE) pam_oauth/pam_oauth.map
+	$(CC) -shared -o $@ $(PAM_OBJ) $(LIBCORE) $(ALL_LDFLAGS) \
+	  -Wl,--version-script=pam_oauth/pam_oauth.map -Wl,-z,defs \
+	  $(JSON_LIBS) $(CRYPTO_LIBS) $(PAM_LIBS) -ldl -lpthread
+
+$(HELPER): $(HELPER_OBJ) $(LIBCORE)
+	$(CC) -o $@ $(HELPER_OBJ) $(LIBCORE) $(ALL_LDFLAGS) -pie \
+	  $(JSON_LIBS) $(CRYPTO_LIBS) -ldl -lpthread
+
+$(GITHELPER): $(HELPER)
+	ln -sf oauth-token $@
+
+# Unit tests (cmocka) link the core directly.
+$(B)/tests/unit/%: tests/unit/%.c $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBCORE) $(ALL_LDFLAGS) \
+	  $(shell $(PKG_CONFIG) --libs cmocka) $(JSON_LIBS) $(CRYPTO_LIBS) -ldl -lpthread
+
+# Test tools (a PAM loop driver, the month simulator, ...).
+$(B)/tests/tools/%: tests/tools/%.c $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBCORE) $(ALL_LDFLAGS) \
+	  $(JSON_LIBS) $(CRYPTO_LIBS) $(PAM_LIBS) -ldl -lpthread
+
+unit-tests: $(UNIT_BIN)
+test-tools: $(TOOL_BIN)
+
+check: all unit-tests test-tools
+	@tests/check-deps
+	PO_BUILD_DIR=$(abspath $(B)) PO_SANITIZE=$(SANITIZE) CC=$(CC) \
+	  python3 tests/run-tests $(TESTS)
+
+bench: all
+	@bench/run
+
+demo: all
+	@tests/demo
+
+install: all
+	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(DOCDIR)/examples
+	install -m 0644 $(MODULE) $(DESTDIR)$(PAMDIR)/pam_oauth.so
+	install -m 0755 $(HELPER) $(DESTDIR)$(BINDIR)/oauth-token
+	ln -sf oauth-token $(DESTDIR)$(BINDIR)/git-credential-oauth-token
+	install -m 0644 man/oauth-token.1 $(DESTDIR)$(MANDIR)/man1/oauth-token.1
+	install -m 0644 man/pam-oauth.conf.5 $(DESTDIR)$(MANDIR)/man5/pam-oauth.conf.5
+	install -m 0644 man/pam_oauth.8 $(DESTDIR)$(MANDIR)/man8/pam_oauth.8
+	install -m 0600 examples/pam-oauth.conf $(DESTDIR)$(DOCDIR)/examples/pam-oauth.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(PAMDIR)/pam_oauth.so $(DESTDIR)$(BINDIR)/oauth-token \
+	  $(DESTDIR)$(BINDIR)/git-credential-oauth-token \
+	  $(DESTDIR)$(MANDIR)/man1/oauth-token.1 $(DESTDIR)$(MANDIR)/man5/pam-oauth.conf.5 \
+	  $(DESTDIR)$(MANDIR)/man8/pam_oauth.8 $(DESTDIR)$(DOCDIR)/examples/pam-oauth.conf
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
+
+format:
+	clang-format -i common/*.[ch] pam_oauth/*.c curl_helper/*.[ch] tests/unit/*.c tests/tools/*.c
+
+clean:
+	rm -rf build common/*.o common/*.d common/*.a pam_oauth/*.o pam_oauth/*.d \
+	  pam_oauth/*.so curl_helper/*.o curl_helper/*.d curl_helper/oauth-token \
+	  curl_helper/git-credential-oauth-token tests/unit/*.d \
+	  $(UNIT_SRC:%.c=%) $(TOOL_SRC:%.c=%) tests/tools/*.d
+
+-include $(COMMON_OBJ:.o=.d) $(PAM_OBJ:.o=.d) $(HELPER_OBJ:.o=.d)

@@ -1,0 +1,110 @@
+/*
+ * cache.h - the per-user token cache, shared by the helper and the PAM
+ * module (which writes it at login, as the user).
+ *
+ * Layout: one directory per user (mode 0700, owned by the user), and in it
+ * per profile NAME:
+ *     NAME.json  the cached token and the monthly request counter (0600)
+ *     NAME.lock  the lock file (0600), held across read -> request -> write
+ * The directory is, in order: the profile's cache_dir; $OAUTH_TOKEN_CACHE_DIR
+ * (exported by pam_oauth at login); $XDG_RUNTIME_DIR/pam-oauth;
+ * $XDG_CACHE_HOME/pam-oauth; ~/.cache/pam-oauth.  The environment is not
+ * consulted when AT_SECURE.
+ *
+ * NAME.json is a JSON object:
+ *     {"version":1, "profile":..., "token_url":..., "client_id":...,
+ *      "username":..., "access_token":..., "token_type":...,
+ *      "refresh_token":..., "scope":..., "id_token":..., "obtained_at":N,
+ *      "expires_at":N, "has_expires_in":B, "extra":{...},
+ *      "budget_month":"YYYY-MM", "budget_count":N}
+ * A token is only used when token_url, client_id and username match the
+ * profile (so two profiles never share a token).  Files are written to a
+ * temporary file in the same directory, fsync'd, renamed into place and the
+ * directory fsync'd, so a reader sees the old or the new state, never a
+ * mix.  Every open uses O_NOFOLLOW.
+ */
+#ifndef PO_CACHE_H
+#define PO_CACHE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "config.h"
+#include "err.h"
+#include "oauth.h"
+
+#define PO_CACHE_FILE_MAX (256 * 1024)
+
+typedef struct po_cache_entry {
+    po_token token;      /* token.access_token NULL: none cached       */
+    char *username;      /* the user the token was issued to, or NULL  */
+    char budget_month[8];/* "YYYY-MM" (UTC) of budget_count, "" if none */
+    long budget_count;   /* token requests that month                   */
+} po_cache_entry;
+
+/* Free an entry's contents (cleansed); e is zeroed. */
+void po_cache_entry_free(po_cache_entry *e);
+
+/* The cache directory for the current user and profile p (see above),
+ * malloc'd.  Does not create it. */
+po_rc po_cache_dir(const po_profile *p, char **out, po_err *err);
+
+/* The cache directory pam_oauth uses for a user being logged in: the
+ * profile's cache_dir (with %u -> user name, %U -> uid, %h -> home
+ * expanded), else /run/user/UID/pam-oauth when /run/user/UID exists and is
+ * owned by uid, else HOME/.cache/pam-oauth.  malloc'd. */
+po_rc po_cache_user_dir(const po_profile *p, const char *user, uid_t uid,
+                        const char *home, char **out, po_err *err);
+
+/* Create dir (and missing parents, 0700) and check that it is a directory
+ * owned by the effective (fs) uid and not writable by group or others.  A
+ * symlinked or foreign directory is PO_IO with a message saying why. */
+po_rc po_cache_ensure_dir(const char *dir, po_err *err);
+
+/* Read profile p's entry.  Returns PO_OK with an empty entry when there is
+ * no file; when the file is unusable (corrupt, truncated, a symlink, not
+ * owned by the effective uid, group/world-writable) it logs a warning
+ * naming the file and the reason and returns PO_OK with an empty entry.
+ * A token for another token_url/client_id/username is dropped (the budget
+ * counter is kept).  Other failures (out of memory) are errors. */
+po_rc po_cache_read(const char *dir, const po_profile *p, const po_log *log,
+                    po_cache_entry *out, po_err *err);
+
+/* Write profile p's entry atomically (temp file 0600, fsync, rename, fsync
+ * of the directory).  username may be NULL. */
+po_rc po_cache_write(const char *dir, const po_profile *p,
+                     const po_cache_entry *e, po_err *err);
+
+/* Remove profile p's entry file (not the lock).  No file is not an error. */
+po_rc po_cache_remove(const char *dir, const po_profile *p, po_err *err);
+
+/* The full path of profile p's entry file, malloc'd. */
+po_rc po_cache_file(const char *dir, const po_profile *p, char **out,
+                    po_err *err);
+
+/* An exclusive lock on profile p's lock file.  Waits at most timeout_ms;
+ * after that PO_LOCKED with a message naming the lock file ("held by
+ * another process for more than N ms").  Never returns without the lock on
+ * PO_OK. */
+typedef struct po_lock {
+    int fd;
+} po_lock;
+po_rc po_cache_lock(const char *dir, const po_profile *p, long timeout_ms,
+                    po_lock *out, po_err *err);
+
+/* Release (no-op on an unlocked po_lock with fd -1). */
+void po_cache_unlock(po_lock *l);
+
+/* For pam_oauth, running as root: store token t for the user uid:gid in
+ * dir, with every file system access made as that user (setfsuid and
+ * setfsgid, restored before returning), so no link or directory the user
+ * controls can make root write elsewhere.  Takes the lock, keeps the
+ * budget counter, writes atomically. */
+po_rc po_cache_store_as(const char *dir, const po_profile *p,
+                        const po_token *t, const char *username, uid_t uid,
+                        gid_t gid, long lock_timeout_ms, po_err *err);
+
+/* Remove profile p's entry in dir as the user uid:gid (close_session). */
+po_rc po_cache_remove_as(const char *dir, const po_profile *p, uid_t uid,
+                         gid_t gid, po_err *err);
+
+#endif

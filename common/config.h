@@ -1,0 +1,228 @@
+/*
+ * config.h - the configuration file and its profiles, shared by the PAM
+ * module and the helper.
+ *
+ * Format (INI style, documented in pam-oauth.conf(5)):
+ *
+ *     # comment            ; comment
+ *     [profile-name]
+ *     key = value
+ *     key = "value with \"quotes\" and  leading spaces"
+ *     param.NAME = value   # an extra request parameter
+ *
+ * Profile names match [A-Za-z0-9_.-]{1,64} and do not start with '.'.
+ * Files are read in order; a section seen again (in the same or a later
+ * file) merges into the profile, a key seen again overrides it.  Every
+ * error names file:line and the key.
+ *
+ * Every key is a row of one option table (po_options()), which both
+ * frontends, --help and the man page mirror.  Overrides from PAM arguments
+ * and command-line flags go through po_profile_set() like file lines.
+ */
+#ifndef PO_CONFIG_H
+#define PO_CONFIG_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include "err.h"
+
+#ifndef PO_SYSCONFDIR
+#define PO_SYSCONFDIR "/etc"
+#endif
+/* The system file; the user file is $XDG_CONFIG_HOME/pam-oauth/pam-oauth.conf
+ * (default ~/.config/pam-oauth/pam-oauth.conf). */
+#define PO_SYSTEM_CONFIG PO_SYSCONFDIR "/pam-oauth/pam-oauth.conf"
+#define PO_USER_CONFIG_REL "pam-oauth/pam-oauth.conf"
+
+#define PO_PROFILE_NAME_MAX 64
+#define PO_CONFIG_FILE_MAX (256 * 1024) /* bytes                         */
+#define PO_CONFIG_LINE_MAX 4096         /* bytes, including the newline  */
+#define PO_SECRET_MAX 4096              /* a client secret, in bytes     */
+
+typedef enum po_grant {
+    PO_GRANT_CLIENT_CREDENTIALS = 0,
+    PO_GRANT_PASSWORD,
+    PO_GRANT_REFRESH_TOKEN
+} po_grant;
+
+typedef enum po_client_auth {
+    PO_CLIENT_AUTH_BASIC = 0, /* client_secret_basic, RFC 6749 2.3.1 */
+    PO_CLIENT_AUTH_POST,      /* client_secret_post: in the parameters */
+    PO_CLIENT_AUTH_NONE       /* public client: client_id only        */
+} po_client_auth;
+
+typedef enum po_body_style {
+    PO_BODY_FORM = 0, /* application/x-www-form-urlencoded body      */
+    PO_BODY_JSON,     /* application/json body (Froomle)             */
+    PO_BODY_QUERY     /* parameters in the query string of a POST     */
+} po_body_style;
+
+/* An extra request parameter, from "param.NAME = value". */
+typedef struct po_param {
+    char *name;
+    char *value;
+} po_param;
+
+/* One profile.  Strings are malloc'd or NULL when unset.  Durations and
+ * times are in seconds, timeouts in milliseconds. */
+typedef struct po_profile {
+    char *name;
+    char *source;             /* "file:line" of the section header     */
+
+    /* the token endpoint */
+    char *token_url;          /* https://... (required)                 */
+    int allow_http;           /* bool: http:// allowed for loopback     */
+    po_grant grant;           /* primary grant                          */
+    char *client_id;
+    char *client_secret;      /* secret; set inline or by po_profile_load_secret */
+    char *client_secret_file;
+    char *client_secret_command;
+    po_client_auth client_auth;
+    po_body_style body;
+    char *audience;
+    char *scope;
+    char *resource;
+    po_param *params;         /* extra parameters, in file order        */
+    size_t nparams;
+    char *username;           /* password grant: default user (helper)  */
+
+    /* lifetimes and policy */
+    long default_lifetime;    /* s, when expires_in is absent; 3600     */
+    long refresh_margin;      /* s before expiry; -1 = auto (10 % of
+                                 the lifetime, within 5 s .. 300 s)      */
+    long refresh_interval;    /* s; 0 = off (Froomle: 600)              */
+    long budget;              /* token requests per calendar month (UTC);
+                                 0 = unlimited (Wave: 1000)              */
+
+    /* HTTP */
+    char *ca_file;
+    long connect_timeout_ms;  /* default 5000                           */
+    long timeout_ms;          /* whole operation, retries included;
+                                 default 20000                           */
+    int retries;              /* extra attempts; default 2              */
+
+    /* cache and helper */
+    char *cache_dir;          /* overrides the default location         */
+    long lock_timeout_ms;     /* bound on waiting for the lock; 10000   */
+    char *match;              /* git: "https://host/path-prefix" list    */
+    char *git_username;       /* old git: username= answer; "oauth2"    */
+
+    /* PAM */
+    long minimum_uid;         /* default 1000                           */
+    char *username_format;    /* e.g. "%u@example.com"; default "%u"    */
+    int store_token;          /* bool: hand the token to the session    */
+    int remove_on_close;      /* bool: remove it at close_session       */
+    char *require_scope;      /* space-separated list                   */
+    char *require_roles;      /* space-separated list                   */
+    char *roles_claim;        /* response field or JWT claim path;
+                                 default "Roles"                         */
+} po_profile;
+
+/* A set of profiles read from one or more files. */
+typedef struct po_config {
+    po_profile *profiles;
+    size_t nprofiles;
+} po_config;
+
+/* Who reads a key: shown in --help and the man page. */
+#define PO_FOR_PAM 1u
+#define PO_FOR_HELPER 2u
+#define PO_FOR_BOTH (PO_FOR_PAM | PO_FOR_HELPER)
+
+typedef enum po_opt_type {
+    PO_OPT_STRING,
+    PO_OPT_SECRET,   /* like STRING, cleansed, file permission checked */
+    PO_OPT_BOOL,     /* yes/no, true/false, on/off, 1/0                */
+    PO_OPT_LONG,     /* decimal integer, range-checked                 */
+    PO_OPT_DURATION, /* seconds: 90, 90s, 10m, 24h, 1d                 */
+    PO_OPT_MILLIS,   /* milliseconds: 500ms, 5s, 1m, or a plain number
+                        of milliseconds                                */
+    PO_OPT_ENUM      /* one of enum_values, stored as its index        */
+} po_opt_type;
+
+typedef struct po_option {
+    const char *name;
+    po_opt_type type;
+    size_t offset;                  /* into po_profile                */
+    const char *def;                /* default as text, NULL = unset  */
+    unsigned who;                   /* PO_FOR_*                       */
+    const char *const *enum_values; /* PO_OPT_ENUM, NULL-terminated   */
+    long min, max;                  /* LONG/DURATION/MILLIS bounds    */
+    const char *doc;                /* one line                       */
+} po_option;
+
+/* The option table, sorted by name; *n receives its length.  Keys of the
+ * form "param.NAME" are not rows: they add extra request parameters. */
+const po_option *po_options(size_t *n);
+
+/* Diagnostics for po_config_check(): one call per problem. */
+typedef void (*po_diag_fn)(void *ctx, const char *msg);
+
+/* Load flags. */
+#define PO_CFG_MISSING_OK 1u   /* a file that does not exist is skipped  */
+#define PO_CFG_STRICT_OWNER 2u /* refuse a file not owned by root or by
+                                  the effective uid, or writable by group
+                                  or others (used by the PAM module)     */
+
+/* Initialise an empty configuration. */
+void po_config_init(po_config *cfg);
+
+/* Read one file into cfg.  Refuses symlinks, non-regular files and files
+ * over PO_CONFIG_FILE_MAX.  A file that sets client_secret and is readable
+ * by group or others is refused (PO_CONFIG, message says why and how to
+ * fix).  On error cfg keeps what it had before this file. */
+po_rc po_config_load_file(po_config *cfg, const char *path, unsigned flags,
+                          po_err *err);
+
+/* Check a file: like po_config_load_file followed by po_profile_validate on
+ * each profile, but reports every problem through diag instead of stopping
+ * at the first.  Returns PO_OK only when there is none. */
+po_rc po_config_check(const char *path, unsigned flags, po_diag_fn diag,
+                      void *ctx);
+
+/* The default search list, malloc'd, NULL-terminated: the system file,
+ * then the user file (omitted when AT_SECURE or include_user is 0).  Free
+ * with po_config_free_paths. */
+po_rc po_config_default_paths(int include_user, char ***out, po_err *err);
+void po_config_free_paths(char **paths);
+
+/* The profile named name, or NULL. */
+po_profile *po_config_find(po_config *cfg, const char *name);
+
+/* Free everything in cfg, cleansing secrets; cfg is left empty. */
+void po_config_free(po_config *cfg);
+
+/* Fill p with the table's defaults and the given name (validated). */
+po_rc po_profile_init(po_profile *p, const char *name, po_err *err);
+
+/* Deep copy src into dst (dst uninitialised). */
+po_rc po_profile_copy(po_profile *dst, const po_profile *src, po_err *err);
+
+/* Free a profile's contents, cleansing secrets. */
+void po_profile_free(po_profile *p);
+
+/* Set key to value.  where names the origin for messages ("file:line",
+ * "PAM argument 'timeout=x'", "option -o").  Unknown keys, bad values and
+ * out-of-range numbers are PO_CONFIG with a message naming where and key.
+ * A secret value never appears in a message. */
+po_rc po_profile_set(po_profile *p, const char *key, const char *value,
+                     const char *where, po_err *err);
+
+/* Is key a known option (or param.NAME)? */
+int po_option_known(const char *key);
+
+/* Check that p can make requests: token_url present and allowed (https,
+ * or http to a loopback host with allow_http), client_id present, a secret
+ * source when client_auth is not none, no two secret sources, and so on.
+ * Messages name the profile and its source. */
+po_rc po_profile_validate(const po_profile *p, po_err *err);
+
+/* Resolve the client secret when it comes from client_secret_file (the
+ * file's first line; the file must not be readable by group or others) or
+ * client_secret_command (its first stdout line; run with /bin/sh -c,
+ * stdin from /dev/null, a minimal environment, bounded in time and size).
+ * Does nothing when client_secret is set or client_auth is none.  Call it
+ * only when a request is about to be made. */
+po_rc po_profile_load_secret(po_profile *p, const po_log *log, po_err *err);
+
+#endif

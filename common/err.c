@@ -1,0 +1,73 @@
+/* err.c - result names, error recording and the logging sink. */
+#include "err.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+static const char *const rc_names[PO_RC_COUNT] = {
+    [PO_OK] = "ok",
+    [PO_INVALID_GRANT] = "invalid_grant",
+    [PO_INVALID_CLIENT] = "invalid_client",
+    [PO_UNAUTHORIZED_CLIENT] = "unauthorized_client",
+    [PO_INVALID_SCOPE] = "invalid_scope",
+    [PO_INVALID_REQUEST] = "invalid_request",
+    [PO_RATE_LIMITED] = "rate_limited",
+    [PO_SERVER_ERROR] = "server_error",
+    [PO_NETWORK] = "network",
+    [PO_TIMEOUT] = "timeout",
+    [PO_TLS] = "tls",
+    [PO_MALFORMED_RESPONSE] = "malformed_response",
+    [PO_CONFIG] = "config",
+    [PO_NOMEM] = "out_of_memory",
+    [PO_IO] = "io",
+    [PO_TOO_LARGE] = "too_large",
+    [PO_LOCKED] = "locked",
+    [PO_BUDGET] = "budget_exhausted",
+    [PO_NOT_FOUND] = "not_found",
+    [PO_USAGE] = "usage",
+};
+
+const char *po_rc_name(po_rc rc)
+{
+    if ((int)rc < 0 || rc >= PO_RC_COUNT || rc_names[rc] == NULL)
+        return "unknown";
+    return rc_names[rc];
+}
+
+po_rc po_fail(po_err *err, po_rc rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL)
+        return rc;
+    err->rc = rc;
+    va_start(ap, fmt);
+    (void)vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void po_err_clear(po_err *err)
+{
+    if (err == NULL)
+        return;
+    err->rc = PO_OK;
+    err->http_status = 0;
+    err->msg[0] = '\0';
+}
+
+void po_logf(const po_log *log, int priority, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+
+    if (log == NULL || log->fn == NULL)
+        return;
+    if (priority == LOG_DEBUG && !log->debug)
+        return;
+    va_start(ap, fmt);
+    (void)vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    log->fn(log->ctx, priority, line);
+}

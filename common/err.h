@@ -1,0 +1,94 @@
+/*
+ * err.h - the one result type of pam-oauth, and the logging sink.
+ *
+ * Every function in common/ that can fail returns a po_rc and, when it is
+ * given a non-NULL po_err, fills it with the same code and a message for a
+ * human.  The idiom in every function is:
+ *
+ *     po_rc rc = PO_OK;
+ *     if ((rc = step(..., err)) != PO_OK) goto out;
+ *   out:
+ *     cleanup;
+ *     return rc;
+ *
+ * A po_err message never holds a password, client secret, access token or
+ * refresh token: callers format only names, paths, keys, URLs without query
+ * strings, HTTP status codes and the server's error/error_description.
+ */
+#ifndef PO_ERR_H
+#define PO_ERR_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#if defined(__GNUC__)
+#define PO_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define PO_WARN_UNUSED __attribute__((warn_unused_result))
+#else
+#define PO_PRINTF(f, a)
+#define PO_WARN_UNUSED
+#endif
+
+/* The typed outcome.  The first block is what a token request can end in
+ * (issue 2's list); the second block is local conditions. */
+typedef enum po_rc {
+    PO_OK = 0,
+    PO_INVALID_GRANT,       /* bad user credentials or refresh token      */
+    PO_INVALID_CLIENT,      /* client authentication failed               */
+    PO_UNAUTHORIZED_CLIENT, /* client may not use this grant              */
+    PO_INVALID_SCOPE,       /* scope unknown or not allowed               */
+    PO_INVALID_REQUEST,     /* invalid_request, unsupported_grant_type,
+                               other 4xx the server explains              */
+    PO_RATE_LIMITED,        /* HTTP 429, slow_down                        */
+    PO_SERVER_ERROR,        /* HTTP 5xx, server_error,
+                               temporarily_unavailable                    */
+    PO_NETWORK,             /* DNS, connect, reset, closed mid-response   */
+    PO_TIMEOUT,             /* a deadline passed                          */
+    PO_TLS,                 /* certificate or handshake failure           */
+    PO_MALFORMED_RESPONSE,  /* not what RFC 6749 5.1/5.2 allows           */
+    PO_CONFIG,              /* bad or unreadable configuration            */
+    /* local conditions */
+    PO_NOMEM,
+    PO_IO,          /* a local file or process could not be used          */
+    PO_TOO_LARGE,   /* a bounded buffer would overflow its cap            */
+    PO_LOCKED,      /* the cache lock was not obtained within its bound   */
+    PO_BUDGET,      /* the monthly token budget is used up                */
+    PO_NOT_FOUND,   /* no such profile, no cached token                   */
+    PO_USAGE,       /* a caller passed an invalid argument                */
+    PO_RC_COUNT
+} po_rc;
+
+typedef struct po_err {
+    po_rc rc;
+    long http_status; /* 0 when no HTTP response was involved          */
+    char msg[512];    /* human-readable, never holds a secret          */
+} po_err;
+
+/* Stable lower-case name of rc ("invalid_grant", "timeout", ...). */
+const char *po_rc_name(po_rc rc);
+
+/* Record rc and a formatted message in err (when err is not NULL), and
+ * return rc, so that callers can write `return po_fail(err, PO_IO, ...)`.
+ * The message is truncated to fit; it must not contain secrets. */
+po_rc po_fail(po_err *err, po_rc rc, const char *fmt, ...) PO_PRINTF(3, 4);
+
+/* Clear err to PO_OK with an empty message. */
+void po_err_clear(po_err *err);
+
+/*
+ * The logging sink.  The frontend supplies fn: syslog for the PAM module,
+ * stderr for the helper.  priority is a syslog priority (LOG_ERR ...).
+ * debug enables LOG_DEBUG lines.  A NULL po_log or NULL fn drops lines.
+ */
+typedef void (*po_log_fn)(void *ctx, int priority, const char *msg);
+typedef struct po_log {
+    po_log_fn fn;
+    void *ctx;
+    int debug;
+} po_log;
+
+/* Format and send one line to log.  LOG_DEBUG lines go out only when
+ * log->debug is set.  Never pass a secret as an argument. */
+void po_logf(const po_log *log, int priority, const char *fmt, ...) PO_PRINTF(3, 4);
+
+#endif

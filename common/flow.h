@@ -1,0 +1,80 @@
+/*
+ * flow.h - getting a valid token: the cache, the refresh policy, the
+ * budget and single-flight, once for both frontends.
+ *
+ * po_flow_get:
+ *   1. read the cache without the lock; a fresh token is returned at once
+ *      (no lock, no network, libcurl never loaded);
+ *   2. otherwise take the profile's lock (bounded by lock_timeout_ms),
+ *      read again (another process may have refreshed meanwhile);
+ *   3. with a cached refresh token, use the refresh_token grant; when it is
+ *      rejected (invalid_grant), drop it and fall back to the primary
+ *      grant (client_credentials) or, for the password grant, fail with
+ *      PO_INVALID_GRANT telling the user to run `oauth-token login`;
+ *   4. write the new entry (rotated refresh token included) atomically,
+ *      then release the lock.
+ * A token is fresh while now < expires_at - margin and, when
+ * refresh_interval is set, now < obtained_at + refresh_interval.
+ */
+#ifndef PO_FLOW_H
+#define PO_FLOW_H
+
+#include <stdint.h>
+#include "cache.h"
+#include "config.h"
+#include "err.h"
+#include "oauth.h"
+
+typedef int64_t (*po_clock_fn)(void *ctx); /* wall clock, seconds */
+
+typedef struct po_flow {
+    po_profile *profile;   /* client secret loaded only when needed  */
+    const char *cache_dir; /* NULL = po_cache_dir(profile)           */
+    const po_log *log;
+    po_clock_fn clock;     /* NULL = time(NULL)                      */
+    void *clock_ctx;
+    uint64_t deadline_ms;  /* absolute po_mono_ms(); 0 = now +
+                              profile->timeout_ms                    */
+} po_flow;
+
+#define PO_FLOW_FORCE_NEW 1u     /* request a new token even if fresh   */
+#define PO_FLOW_IGNORE_BUDGET 2u /* --force: request beyond the budget  */
+#define PO_FLOW_CACHE_ONLY 4u    /* never request; PO_NOT_FOUND if stale */
+
+/* The refresh margin in seconds that applies to t under p. */
+long po_flow_margin(const po_profile *p, const po_token *t);
+
+/* Whether t is fresh at now under p (see above). */
+int po_flow_is_fresh(const po_profile *p, const po_token *t, int64_t now);
+
+/* A fresh token for f->profile, per the steps above.  On PO_OK out holds a
+ * copy the caller frees with po_token_free.  PO_BUDGET when the monthly
+ * budget is used up (unless PO_FLOW_IGNORE_BUDGET); a warning is logged
+ * when a request takes the count past 80 % of it. */
+po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out,
+                  po_err *err);
+
+/* The password grant for username/password, under the lock, and the result
+ * stored in the cache (only the tokens: the password is never stored). */
+po_rc po_flow_login(const po_flow *f, const char *username,
+                    const char *password, unsigned flags, po_token *out,
+                    po_err *err);
+
+/* Under the lock: when token is NULL or equals the cached access token,
+ * drop the cached access token (keeping the refresh token and the budget)
+ * and set *done to 1; otherwise leave the cache alone (a newer token
+ * fetched by another process survives) and set *done to 0. */
+po_rc po_flow_invalidate(const po_flow *f, const char *token, int *done,
+                         po_err *err);
+
+/* Under the lock: drop the cached access and refresh tokens, keeping the
+ * budget counter. */
+po_rc po_flow_erase(const po_flow *f, po_err *err);
+
+/* Read the entry for status display (no lock, no network). */
+po_rc po_flow_status(const po_flow *f, po_cache_entry *out, po_err *err);
+
+/* The current month "YYYY-MM" (UTC) of wall time now, into buf[8]. */
+void po_flow_month(int64_t now, char buf[8]);
+
+#endif

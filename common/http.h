@@ -1,0 +1,77 @@
+/*
+ * http.h - HTTPS requests with libcurl, for code loaded into other
+ * programs.
+ *
+ * libcurl is not linked: it is loaded with dlopen("libcurl.so.4") the
+ * first time a request is made, and curl_global_init runs exactly once
+ * (pthread_once).  A program that never makes a request (a cache hit)
+ * never loads the network stack.  curl_global_cleanup is never called.
+ *
+ * Every transfer: TLS verification on, protocols limited to https (http
+ * only for a loopback host when allowed), no redirects, CURLOPT_NOSIGNAL,
+ * SIGPIPE blocked in the calling thread and the caller's mask restored
+ * (with any SIGPIPE raised meanwhile consumed), response body capped at
+ * PO_HTTP_BODY_MAX, proxies from the environment unless AT_SECURE,
+ * SSLKEYLOGFILE ignored when AT_SECURE, User-Agent "pam-oauth/VERSION".
+ */
+#ifndef PO_HTTP_H
+#define PO_HTTP_H
+
+#include <stdint.h>
+#include "err.h"
+#include "secret.h"
+
+#define PO_HTTP_BODY_MAX (1024 * 1024)
+
+typedef struct po_http_opts {
+    const char *ca_file;      /* NULL = system store                  */
+    long connect_timeout_ms;  /* per attempt                          */
+    uint64_t deadline_ms;     /* absolute, po_mono_ms(): bounds every
+                                 attempt, backoff and Retry-After     */
+    int retries;              /* extra attempts after the first       */
+    int allow_http;           /* http:// allowed to a loopback host   */
+    const po_log *log;
+} po_http_opts;
+
+typedef struct po_http_req {
+    const char *method;       /* "POST" or "GET"                      */
+    const char *url;          /* may carry secrets in its query: it is
+                                 never logged whole                     */
+    const char *content_type; /* NULL for no body                     */
+    const char *body;         /* may hold secrets                     */
+    size_t body_len;
+    const char *authorization;/* whole header value, e.g. "Basic ..."
+                                 (secret), or NULL                     */
+} po_http_req;
+
+typedef struct po_http_resp {
+    long status;              /* HTTP status of the last attempt      */
+    po_buf body;              /* secret buffer, at most PO_HTTP_BODY_MAX */
+    char content_type[128];
+    long retry_after;         /* seconds from Retry-After, -1 if none */
+    int attempts;             /* how many attempts were made          */
+} po_http_resp;
+
+/* Check that url is an https URL, or an http URL to a loopback host
+ * (127.0.0.0/8, ::1, localhost) when allow_http is set.  The message names
+ * the URL without its query string. */
+po_rc po_http_check_url(const char *url, int allow_http, po_err *err);
+
+/* Write into out (size n) the URL without query string and userinfo, for
+ * messages and logs. */
+void po_http_redact_url(const char *url, char *out, size_t n);
+
+/* Make the request, retrying connection failures, HTTP 5xx and 429 with
+ * exponential backoff and Retry-After, all within opts->deadline_ms.
+ * PO_OK means an HTTP response was received (any status: the caller
+ * interprets it); resp must be freed with po_http_resp_free.  Otherwise:
+ * PO_NETWORK, PO_TIMEOUT, PO_TLS, PO_MALFORMED_RESPONSE (body over the
+ * cap, a redirect), PO_CONFIG (URL refused, libcurl not loadable), with
+ * resp->status set when a response was seen. */
+po_rc po_http_request(const po_http_opts *opts, const po_http_req *req,
+                      po_http_resp *resp, po_err *err);
+
+/* Free the response body (cleansed). */
+void po_http_resp_free(po_http_resp *resp);
+
+#endif

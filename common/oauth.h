@@ -1,0 +1,92 @@
+/*
+ * oauth.h - OAuth 2.0 token requests (RFC 6749 sections 4.3, 4.4, 6) and
+ * responses (5.1, 5.2), with the vendors' variants.
+ *
+ * Request building and response parsing are pure functions, unit-tested
+ * without a network; po_oauth_token_request ties them to po_http_request.
+ */
+#ifndef PO_OAUTH_H
+#define PO_OAUTH_H
+
+#include <stdint.h>
+#include "config.h"
+#include "err.h"
+#include "http.h"
+
+/* A token and what came with it.  Strings are malloc'd or NULL. */
+typedef struct po_token {
+    char *access_token;  /* secret                                   */
+    char *refresh_token; /* secret, NULL when none                   */
+    char *token_type;    /* as sent, e.g. "bearer"                   */
+    char *scope;         /* granted scope, or NULL                   */
+    char *id_token;      /* secret, NULL when none                   */
+    int64_t obtained_at; /* wall clock, s                            */
+    int64_t expires_at;  /* wall clock, s (expires_in, or the
+                            profile's default_lifetime)              */
+    int has_expires_in;  /* whether the server sent expires_in       */
+    char *extra_json;    /* the other response members as a JSON object
+                            text (Fluent's Retailer_id, Roles, ...), or
+                            NULL; never holds the tokens             */
+} po_token;
+
+/* Free a token's contents, cleansing the secrets; t is zeroed. */
+void po_token_free(po_token *t);
+
+/* Deep copy (dst uninitialised). */
+po_rc po_token_copy(po_token *dst, const po_token *src, po_err *err);
+
+/* What to ask for. */
+typedef struct po_grant_input {
+    po_grant grant;
+    const char *username;      /* password grant                     */
+    const char *password;      /* password grant (secret)            */
+    const char *refresh_token; /* refresh_token grant (secret)       */
+} po_grant_input;
+
+/* A built request: every member is owned and may hold secrets. */
+typedef struct po_oauth_req {
+    char *url;           /* token_url, plus the parameters for query style */
+    char *content_type;  /* NULL for query style (no body)              */
+    char *body;          /* NULL for query style                        */
+    size_t body_len;
+    char *authorization; /* "Basic base64(enc(id):enc(secret))" or NULL */
+} po_oauth_req;
+
+/* Append to out the application/x-www-form-urlencoded encoding of s:
+ * ALPHA DIGIT - . _ * kept, space as '+', every other byte %XX. */
+po_rc po_form_encode(po_buf *out, const char *s);
+
+/* Append to out s as a JSON string literal (quotes included), escaping
+ * '"', '\\' and control characters; bytes >= 0x80 pass through. */
+po_rc po_json_quote(po_buf *out, const char *s);
+
+/* Build the request for profile p and grant g: grant_type, the grant's
+ * parameters, client authentication (basic | post | none), audience,
+ * scope, resource and param.* in p's body style.  The client secret must
+ * already be loaded (po_profile_load_secret).  PO_CONFIG when something
+ * the grant needs is missing. */
+po_rc po_oauth_build(const po_profile *p, const po_grant_input *g,
+                     po_oauth_req *out, po_err *err);
+
+/* Cleanse and free a built request. */
+void po_oauth_req_free(po_oauth_req *r);
+
+/* Interpret an HTTP response from a token endpoint.  now is the wall clock
+ * when the request was sent and default_lifetime applies when expires_in
+ * is absent.  On HTTP 200 with a valid body: PO_OK and *out filled.  On an
+ * error body (RFC 6749 5.2, Fluent's {"errors":[{"code","message":{...}}]},
+ * or no/non-JSON body) the typed outcome from the error code or, failing
+ * that, the HTTP status; err->msg carries the server's error and
+ * error_description.  A 200 without access_token, a token_type that is not
+ * bearer (case-insensitive), or a nonsensical expires_in (negative, not a
+ * number, over 10 years) is PO_MALFORMED_RESPONSE. */
+po_rc po_oauth_parse(long status, const char *body, size_t len, int64_t now,
+                     long default_lifetime, po_token *out, po_err *err);
+
+/* Build, send and parse one token request within deadline_ms (absolute,
+ * po_mono_ms()).  now is the wall clock used for obtained_at/expires_at. */
+po_rc po_oauth_token_request(const po_profile *p, const po_grant_input *g,
+                             uint64_t deadline_ms, int64_t now,
+                             const po_log *log, po_token *out, po_err *err);
+
+#endif

@@ -1,0 +1,125 @@
+/* util.c - clocks, safe file reading and the environment. */
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "secret.h"
+
+uint64_t po_mono_ms(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void po_sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+const char *po_secure_getenv(const char *name)
+{
+    if (getauxval(AT_SECURE) != 0)
+        return NULL;
+    return getenv(name);
+}
+
+po_rc po_read_file(const char *path, size_t max, int secret, char **out,
+                   size_t *len, struct stat *st_out, po_err *err)
+{
+    po_rc rc = PO_OK;
+    struct stat st;
+    char *buf = NULL;
+    size_t used = 0;
+    int fd = -1;
+
+    *out = NULL;
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd == -1) {
+        if (errno == ENOENT)
+            rc = po_fail(err, PO_NOT_FOUND, "%s: no such file", path);
+        else if (errno == ELOOP)
+            rc = po_fail(err, PO_IO, "%s: is a symbolic link, refused", path);
+        else
+            rc = po_fail(err, PO_IO, "%s: cannot open: %s", path,
+                         strerror(errno));
+        goto out;
+    }
+    if (fstat(fd, &st) == -1) {
+        rc = po_fail(err, PO_IO, "%s: cannot stat: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = po_fail(err, PO_IO, "%s: not a regular file", path);
+        goto out;
+    }
+    if ((uint64_t)st.st_size > max) {
+        rc = po_fail(err, PO_TOO_LARGE, "%s: larger than %zu bytes", path, max);
+        goto out;
+    }
+    if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+        rc = po_fail(err, PO_NOMEM, "out of memory reading %s", path);
+        goto out;
+    }
+    /* The file may grow between fstat and read: read at most st_size. */
+    while (used < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + used, (size_t)st.st_size - used);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1) {
+            rc = po_fail(err, PO_IO, "%s: read error: %s", path,
+                         strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        used += (size_t)n;
+    }
+    buf[used] = '\0';
+    *out = buf;
+    buf = NULL;
+    if (len != NULL)
+        *len = used;
+    if (st_out != NULL)
+        *st_out = st;
+out:
+    if (buf != NULL) {
+        if (secret)
+            po_cleanse(buf, (size_t)st.st_size + 1);
+        free(buf);
+    }
+    if (fd != -1)
+        close(fd);
+    return rc;
+}
+
+po_rc po_home_dir(char **out, po_err *err)
+{
+    const char *home = po_secure_getenv("HOME");
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+
+    if (home == NULL || home[0] != '/') {
+        if (getpwuid_r(geteuid(), &pw, buf, sizeof(buf), &res) != 0 ||
+            res == NULL || pw.pw_dir == NULL || pw.pw_dir[0] != '/')
+            return po_fail(err, PO_IO,
+                           "cannot find the home directory of uid %lu",
+                           (unsigned long)geteuid());
+        home = pw.pw_dir;
+    }
+    if ((*out = strdup(home)) == NULL)
+        return po_fail(err, PO_NOMEM, "out of memory");
+    return PO_OK;
+}

@@ -1,0 +1,37 @@
+/*
+ * util.h - clocks, safe file access and the process environment.
+ */
+#ifndef PO_UTIL_H
+#define PO_UTIL_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include "err.h"
+
+/* Milliseconds on CLOCK_MONOTONIC: for deadlines. */
+uint64_t po_mono_ms(void);
+
+/* Sleep ms milliseconds (restarting after signals). */
+void po_sleep_ms(uint64_t ms);
+
+/* getenv(name), or NULL when the process runs with elevated privileges
+ * (getauxval(AT_SECURE): setuid/setgid/capabilities), so that nothing a
+ * caller controls through the environment is trusted there. */
+const char *po_secure_getenv(const char *name);
+
+/* Read the whole regular file at path into a NUL-terminated malloc'd
+ * buffer, refusing symlinks (O_NOFOLLOW), non-regular files and files
+ * larger than max bytes.  When secret is set the buffer is treated as a
+ * secret (cleansed on error paths).  On success *out and *len are set; st
+ * (when not NULL) receives the fstat of the opened file. */
+struct stat;
+po_rc po_read_file(const char *path, size_t max, int secret, char **out,
+                   size_t *len, struct stat *st, po_err *err);
+
+/* A directory path for the current user, malloc'd, or NULL with err set:
+ * the home directory from $HOME (unless AT_SECURE) or the password
+ * database. */
+po_rc po_home_dir(char **out, po_err *err);
+
+#endif
