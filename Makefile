@@ -69,7 +69,7 @@ GITHELPER := $(B)/curl_helper/git-credential-oauth-token
 UNIT_BIN := $(UNIT_SRC:%.c=$(B)/%)
 TOOL_BIN := $(TOOL_SRC:%.c=$(B)/%)
 
-.PHONY: all check unit-tests test-tools install uninstall clean bench demo deps format
+.PHONY: all check check-run unit-tests test-tools install uninstall clean bench demo demo-run deps format
 all: $(MODULE) $(HELPER) $(GITHELPER)
 
 $(B)/%.o: %.c
@@ -108,15 +108,24 @@ $(B)/tests/tools/%: tests/tools/%.c $(LIBCORE)
 unit-tests: $(UNIT_BIN)
 test-tools: $(TOOL_BIN)
 
-check: all unit-tests test-tools
+# check and demo first make sure the Debian packages are there (installing
+# them as root), then re-run make so that pkg-config sees them.
+check:
 	@tests/check-deps
+	@$(MAKE) --no-print-directory check-run
+
+check-run: all unit-tests test-tools
 	PO_BUILD_DIR=$(abspath $(B)) PO_SANITIZE=$(SANITIZE) CC=$(CC) \
 	  python3 tests/run-tests $(TESTS)
 
 bench: all
 	@bench/run
 
-demo: all
+demo:
+	@tests/check-deps
+	@$(MAKE) --no-print-directory demo-run
+
+demo-run: all
 	@tests/demo
 
 install: all
