@@ -1,0 +1,1082 @@
+#!/usr/bin/env python3
+"""HTTPS test authorization server for pam-oauth's tests (standard library only).
+
+    python3 authserver.py --dir DIR [--watch-stdin]
+
+At start it generates, with the openssl CLI, a test CA (DIR/ca.pem), a server
+certificate for 127.0.0.1 and localhost signed by it, and an unrelated CA with
+its own certificate for the "wrong certificate" listener.  It listens on two
+ephemeral ports of 127.0.0.1 and then writes DIR/server.json:
+{"port", "wrong_cert_port", "ca_file", "pid"}.  It runs until SIGTERM/SIGINT
+(or, with --watch-stdin, until its standard input reaches end of file, so it
+never outlives the test process that started it).  Requests are logged, without
+query strings, to DIR/server.log.
+
+Token endpoints (POST), one per emulated vendor, sharing one user, client and
+token store (see VENDORS):
+  /generic/token        strict RFC 6749: form, JSON or query parameters; client
+                        auth by HTTP Basic or in the parameters
+  /froomle/oauth/token  JSON body only, client_credentials, 24 h tokens
+  /wave/oauth/token     form body, client_credentials, required audience
+  /bloom/oauth/token    form body, client_credentials, required audience
+  /fluent/oauth/token   every parameter in the query string of a POST, password
+                        and refresh_token grants, Fluent's response extras
+Protected resource: GET|POST /api/resource and /demo/resource.
+git over HTTPS: /git/<repo>.git/... through `git http-backend`.
+Test control, without authentication: /_admin/{reset,stats,fault,clear-faults,
+revoke,expire,client,user,git-init}; tests/integration/harness.py wraps them.
+"""
+
+import argparse
+import base64
+import copy
+import dataclasses
+import hmac
+import json
+import os
+import re
+import secrets
+import select
+import signal
+import socket
+import socketserver
+import ssl
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HOST = "127.0.0.1"
+
+WAVE_AUDIENCE = "https://api.wave.test"
+BLOOM_AUDIENCE = "https://api.bloom.test"
+# Bloom's token response lists the API permissions granted to the client.
+BLOOM_SCOPE = "read:consumers write:consumers"
+
+GRANTS = ("client_credentials", "password", "refresh_token")
+
+DEFAULT_USERS = {
+    "alice": {"password": "alice-pass", "roles": ["admin", "dev"]},
+    "bob": {"password": "b0b p@ss+w0rd&=%", "roles": ["dev"]},
+    # Every character that breaks naive form encoding, quoting or UTF-8 handling.
+    "carol": {"password": "p &=+%\"'\\ü€😀;#?/", "roles": []},
+}
+
+# Options a client carries; POST /_admin/client may set any of them.
+CLIENT_DEFAULTS = {
+    "secret": None,               # None: a public client (RFC 6749 2.1)
+    "grants": list(GRANTS),       # others answer unauthorized_client
+    "auth_methods": ["client_secret_basic", "client_secret_post"],
+    "expires_in": None,           # access token lifetime; None: the endpoint's
+    "omit_expires_in": False,     # leave expires_in out of the response
+    "lowercase_bearer": False,    # token_type "bearer" instead of "Bearer"
+    "single_use_refresh": True,   # rotate refresh tokens (Glewlwyd, Fluent)
+    "roles_in_response": False,   # add the user's "roles" (generic endpoint)
+    "audience": None,             # required audience; None: the endpoint's
+    "scopes": None,               # allowed scope tokens; None: any
+    "fixed_roles": None,          # Fluent "Roles" whatever the user's roles
+    "retailer_id": 1,             # Fluent "Retailer_id"
+}
+
+DEFAULT_CLIENTS = {
+    "test-client": {"secret": "test-secret"},
+    # RFC 6749 2.3.1: Basic credentials are form-encoded before base64, so
+    # this id and secret only survive a client that encodes them.
+    "c li:ent&=": {"secret": "s%e:c+r&et é"},
+    "public-client": {"grants": ["password", "refresh_token"]},
+    "froomle-client": {"secret": "froomle-secret", "grants": ["client_credentials"]},
+    "wave-client": {"secret": "wave-secret", "grants": ["client_credentials"]},
+    "bloom-client": {"secret": "bloom-secret", "grants": ["client_credentials"],
+                     "scopes": BLOOM_SCOPE.split()},
+    # Fluent's API client: password grant, scope "api".
+    "fluent-api": {"secret": "fluent-secret", "grants": ["password", "refresh_token"],
+                   "scopes": ["api"]},
+    # Fluent's FLUENT_INTEGRATION client has no secret, scope "retailer", and
+    # answers with the RETAILER role, retailer 5 and a 1799 s lifetime.
+    "FLUENT_INTEGRATION": {"grants": ["password", "refresh_token"], "scopes": ["retailer"],
+                           "fixed_roles": ["RETAILER"], "retailer_id": 5,
+                           "expires_in": 1799},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Vendor:
+    """How one token endpoint behaves."""
+    name: str
+    expires_in: int          # default access token lifetime
+    token_type: str
+    grants: tuple            # grant types the endpoint knows
+    sources: tuple           # where parameters may be: "query", "form", "json"
+    basic_auth: bool = False  # client authentication by HTTP Basic accepted
+    audience: str = None     # required audience parameter
+    default_scope: str = None  # scope granted when none is requested
+    fluent: bool = False     # Fluent's error envelope and response extras
+
+
+VENDORS = {
+    "/generic/token": Vendor("generic", 3600, "Bearer", GRANTS,
+                             ("query", "form", "json"), basic_auth=True),
+    # Froomle: JSON body, client credentials, "valid for 24 hours".
+    "/froomle/oauth/token": Vendor("froomle", 86400, "Bearer", ("client_credentials",),
+                                   ("json",)),
+    # Wave and Bloom (both Auth0): form body with an audience.
+    "/wave/oauth/token": Vendor("wave", 86400, "Bearer", ("client_credentials",),
+                                ("form",), audience=WAVE_AUDIENCE),
+    "/bloom/oauth/token": Vendor("bloom", 86400, "Bearer", ("client_credentials",),
+                                 ("form",), audience=BLOOM_AUDIENCE,
+                                 default_scope=BLOOM_SCOPE),
+    # Fluent: "[POST] /oauth/token?{API Credentials}", lowercase "bearer",
+    # expires_in 86386 in every example.
+    "/fluent/oauth/token": Vendor("fluent", 86386, "bearer", ("password", "refresh_token"),
+                                  ("query",), fluent=True),
+}
+
+RESOURCES = ("/api/resource", "/demo/resource")
+
+FAULT_KINDS = ("stall", "status", "429", "garbage", "huge", "empty", "redirect",
+               "close", "reset")
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+MAX_BODY = 64 << 20
+LAST_REQUESTS = 50
+# RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+REPO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class OAuthError(Exception):
+    """An RFC 6749 5.2 error response."""
+
+    def __init__(self, status, error, description, headers=None, envelope=False):
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description
+        self.headers = headers or {}
+        self.envelope = envelope
+
+    def body(self):
+        message = {"error": self.error, "error_description": self.description}
+        if self.envelope:
+            # Fluent's "Example Error Response" for bad user credentials.
+            return {"errors": [{"code": str(self.status), "message": message}]}
+        return message
+
+
+def invalid_request(description):
+    return OAuthError(400, "invalid_request", description)
+
+
+# ---------------------------------------------------------------- parameters
+
+class _Pairs(list):
+    """A JSON object kept as its list of members, to spot repeated names."""
+
+
+def unique_params(pairs):
+    """Pairs as a dict; RFC 6749 3.2: no parameter may appear twice."""
+    params = {}
+    for name, value in pairs:
+        if name in params:
+            raise invalid_request(f"parameter {name} repeated")
+        params[name] = value
+    return params
+
+
+def form_params(text):
+    try:
+        pairs = urllib.parse.parse_qsl(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise invalid_request("parameters are not UTF-8") from None
+    return unique_params(pairs)
+
+
+def json_params(body):
+    try:
+        obj = json.loads(body, object_pairs_hook=_Pairs)
+    except ValueError:
+        raise invalid_request("malformed JSON body") from None
+    if not isinstance(obj, _Pairs) or not all(isinstance(v, str) for _, v in obj):
+        raise invalid_request("the JSON body must be an object of strings")
+    return unique_params(obj)
+
+
+def media_type(content_type):
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def read_params(vendor, query, content_type, body):
+    """The request's parameters, from the places the vendor takes them."""
+    params = form_params(query) if "query" in vendor.sources else {}
+    media = media_type(content_type)
+    body_sources = [s for s in vendor.sources if s != "query"]
+    if not body_sources:
+        # Fluent: the parameters belong in the query string, the body is empty.
+        if body:
+            raise invalid_request("parameters must be sent in the query string")
+        return params
+    # Body-only endpoints insist on their Content-Type even for an empty body.
+    if "query" not in vendor.sources or body:
+        kinds = {FORM: "form", JSON: "json"}
+        if kinds.get(media) not in body_sources:
+            expected = " or ".join(k for k, v in kinds.items() if v in body_sources)
+            raise OAuthError(415, "invalid_request", f"Content-Type must be {expected}")
+    if body:
+        if media == JSON:
+            from_body = json_params(body)
+        else:
+            try:
+                from_body = form_params(body.decode("ascii"))
+            except UnicodeDecodeError:
+                raise invalid_request("form body is not ASCII") from None
+        repeated = params.keys() & from_body.keys()
+        if repeated:
+            raise invalid_request(f"parameter {sorted(repeated)[0]} repeated")
+        params.update(from_body)
+    return params
+
+
+def parse_basic(header):
+    """Client credentials of an HTTP Basic header, or None without one.
+
+    RFC 6749 2.3.1: the client id and secret are form-encoded, joined with
+    ':' and base64-encoded; the first ':' of the decoded text separates them.
+    """
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        text = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        client_id, sep, secret = text.partition(":")
+        if not sep:
+            raise ValueError
+        return (urllib.parse.unquote_plus(client_id, errors="strict"),
+                urllib.parse.unquote_plus(secret, errors="strict"))
+    except ValueError:
+        raise invalid_request("malformed Basic credentials") from None
+
+
+def presented_token(header):
+    """The access token in an Authorization header: Bearer, or the password of
+    Basic credentials (how git sends a token it got as a password)."""
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
+        except ValueError:
+            return None
+    return None
+
+
+def secret_matches(expected, given):
+    if expected is None:  # public client: nothing, or an empty secret
+        return not given
+    return given is not None and hmac.compare_digest(expected.encode(), given.encode())
+
+
+def granted_scope(requested, allowed, default):
+    """The scope to grant: the request, checked against the allowed tokens
+    (None: any), or the default when nothing was requested."""
+    if requested is None:
+        return default
+    tokens = requested.split(" ")
+    if not all(SCOPE_TOKEN.fullmatch(t) for t in tokens):
+        raise OAuthError(400, "invalid_scope", "malformed scope")
+    if allowed is not None and not set(tokens) <= set(allowed):
+        raise OAuthError(400, "invalid_scope", f"scope not allowed: {requested}")
+    return requested
+
+
+# ---------------------------------------------------------------- the store
+
+@dataclasses.dataclass
+class AccessToken:
+    client_id: str
+    username: str
+    scope: str
+    expires_at: float
+    revoked: bool = False
+
+
+@dataclasses.dataclass
+class RefreshToken:
+    client_id: str
+    username: str
+    scope: str
+    family: str       # every token rotated from the same grant
+    used: bool = False
+    revoked: bool = False
+
+
+@dataclasses.dataclass
+class Issued:
+    access_token: str
+    expires_in: int
+    scope: str
+    username: str
+    refresh_token: str = None
+
+
+class Store:
+    """Users, clients, tokens, faults and statistics, behind one lock."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        with self.lock:
+            self.users = copy.deepcopy(DEFAULT_USERS)
+            self.clients = {cid: {**copy.deepcopy(CLIENT_DEFAULTS), **copy.deepcopy(opts)}
+                            for cid, opts in DEFAULT_CLIENTS.items()}
+            self.access = {}
+            self.refresh = {}
+            self.faults = []
+            self.stats = {"token_requests": {}, "by_grant": {}, "by_path": {}, "total": 0,
+                          "resource_requests": 0, "git_requests": 0, "tokens_issued": 0}
+            self.last_requests = deque(maxlen=LAST_REQUESTS)
+
+    # clients and users
+
+    def client(self, client_id):
+        with self.lock:
+            return copy.deepcopy(self.clients.get(client_id))
+
+    def set_client(self, client_id, options):
+        unknown = options.keys() - CLIENT_DEFAULTS.keys()
+        if unknown:
+            raise ValueError(f"unknown client option {sorted(unknown)[0]}")
+        if not set(options.get("grants", ())) <= set(GRANTS):
+            raise ValueError("unknown grant type")
+        with self.lock:
+            client = self.clients.setdefault(client_id, copy.deepcopy(CLIENT_DEFAULTS))
+            client.update(copy.deepcopy(options))
+
+    def set_user(self, username, password, roles=None):
+        with self.lock:
+            user = self.users.setdefault(username, {"roles": []})
+            user["password"] = password
+            if roles is not None:
+                user["roles"] = list(roles)
+
+    def roles(self, username):
+        with self.lock:
+            return list(self.users.get(username, {}).get("roles", []))
+
+    # grants
+
+    def _issue(self, client_id, username, scope, expires_in, family=None):
+        """A new access token, and a refresh token when given its family."""
+        token = secrets.token_urlsafe(32)
+        self.access[token] = AccessToken(client_id, username, scope, time.time() + expires_in)
+        self.stats["tokens_issued"] += 1
+        issued = Issued(token, expires_in, scope, username)
+        if family is not None:
+            issued.refresh_token = secrets.token_urlsafe(32)
+            self.refresh[issued.refresh_token] = RefreshToken(client_id, username, scope, family)
+        return issued
+
+    def client_credentials(self, client_id, scope, expires_in):
+        with self.lock:
+            return self._issue(client_id, None, scope, expires_in)
+
+    def password(self, client_id, username, password, scope, expires_in):
+        """None when the user's credentials are wrong."""
+        with self.lock:
+            user = self.users.get(username)
+            if user is None or not secret_matches(user["password"], password):
+                return None
+            return self._issue(client_id, username, scope, expires_in,
+                               family=secrets.token_hex(8))
+
+    def refresh_grant(self, client_id, refresh_token, requested_scope, expires_in, single_use):
+        with self.lock:
+            old = self.refresh.get(refresh_token)
+            if old is None or old.revoked or old.client_id != client_id:
+                raise OAuthError(400, "invalid_grant", "Invalid refresh token")
+            if old.used:
+                # Replay of a rotated token: like Glewlwyd, distrust the whole
+                # family, including the newest token rotated from this one.
+                for token in self.refresh.values():
+                    if token.family == old.family:
+                        token.revoked = True
+                raise OAuthError(400, "invalid_grant", "Invalid refresh token")
+            # RFC 6749 6: the scope may shrink, never grow.
+            scope = granted_scope(requested_scope, (old.scope or "").split(), old.scope)
+            old.used = single_use
+            # Without rotation the old refresh token stays valid and the
+            # response carries none (RFC 6749 6 makes a new one optional).
+            return self._issue(client_id, old.username, scope, expires_in,
+                               family=old.family if single_use else None)
+
+    # access tokens
+
+    def valid_access_token(self, token):
+        with self.lock:
+            record = self.access.get(token)
+            if record is None or record.revoked or record.expires_at <= time.time():
+                return None
+            return copy.copy(record)
+
+    @staticmethod
+    def _records(tables, token, everything):
+        """Every record of the tables, or those under the given token."""
+        if everything:
+            return [record for table in tables for record in table.values()]
+        return [table[token] for table in tables if token in table]
+
+    def revoke(self, token=None, everything=False):
+        """Revoke an access or refresh token, or every access token."""
+        with self.lock:
+            tables = (self.access,) if everything else (self.access, self.refresh)
+            records = self._records(tables, token, everything)
+            for record in records:
+                record.revoked = True
+            return len(records)
+
+    def expire(self, token=None, everything=False):
+        with self.lock:
+            records = self._records((self.access,), token, everything)
+            for record in records:
+                record.expires_at = time.time() - 1
+            return len(records)
+
+    # faults
+
+    def add_fault(self, fault):
+        with self.lock:
+            self.faults.append(fault)
+
+    def clear_faults(self):
+        with self.lock:
+            self.faults.clear()
+
+    def take_fault(self, path):
+        """The first queued fault for this path, consuming one of its uses."""
+        with self.lock:
+            for fault in self.faults:
+                if fault["path"] in (path, "*"):
+                    if fault["count"] > 0:
+                        fault["count"] -= 1
+                        if fault["count"] == 0:
+                            self.faults.remove(fault)
+                    return dict(fault)
+            return None
+
+    # statistics
+
+    def count(self, name):
+        with self.lock:
+            self.stats[name] += 1
+
+    def record_token_request(self, path, client_id, grant, summary):
+        with self.lock:
+            stats = self.stats
+            stats["total"] += 1
+            for table, key in (("token_requests", client_id), ("by_grant", grant),
+                               ("by_path", path)):
+                stats[table][key] = stats[table].get(key, 0) + 1
+            self.last_requests.append(summary)
+
+    def snapshot(self):
+        with self.lock:
+            return {**copy.deepcopy(self.stats), "last_requests": list(self.last_requests)}
+
+
+# ---------------------------------------------------------------- git
+
+GIT_ENV = {
+    "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "HOME": os.devnull,
+}
+
+
+def init_repo(root, name):
+    """A bare repository ROOT/NAME.git with one commit on main (idempotent)."""
+    repo = os.path.join(root, name + ".git")
+    if os.path.isdir(repo):
+        return
+    env = {**GIT_ENV, "GIT_DIR": repo + ".tmp",
+           "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
+           "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
+           "GIT_COMMITTER_DATE": "2024-01-01T00:00:00Z"}
+
+    def git(*args, text=None):
+        return subprocess.run(("git",) + args, input=text, env=env, check=True, text=True,
+                              capture_output=True).stdout.strip()
+
+    git("init", "--bare", "--quiet", "--initial-branch=main", repo + ".tmp")
+    blob = git("hash-object", "-w", "--stdin", text=f"Test repository {name}\n")
+    tree = git("mktree", text=f"100644 blob {blob}\tREADME\n")
+    commit = git("commit-tree", tree, "-m", "Initial commit")
+    git("update-ref", "refs/heads/main", commit)
+    os.rename(repo + ".tmp", repo)
+
+
+def read_cgi_headers(stream):
+    """Status code and headers of a CGI response (RFC 3875 6.2)."""
+    status, headers = 200, []
+    while True:
+        line = stream.readline().decode("latin-1").rstrip("\r\n")
+        if not line:
+            return status, headers
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "status":
+            status = int(value.split()[0])
+        else:
+            headers.append((name.strip(), value.strip()))
+
+
+# ---------------------------------------------------------------- HTTP
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"   # keep-alive, as real servers do
+    server_version = "pam-oauth-authserver"
+    timeout = 120
+    disable_nagle_algorithm = True
+
+    # plumbing
+
+    @property
+    def store(self):
+        return self.server.state.store
+
+    def do_POST(self):
+        url = urllib.parse.urlsplit(self.path)
+        try:
+            body = self.read_body()
+        except ValueError:
+            self.close_connection = True
+            self.send_json(400, {"error": "invalid_request", "error_description": "bad body"})
+            return
+        path = url.path
+        if path.startswith("/_admin/"):
+            self.admin(path[len("/_admin/"):], body)
+            return
+        if path in VENDORS:
+            self.record_token_request(url, body)
+        elif path in RESOURCES:
+            self.store.count("resource_requests")
+        elif path.startswith("/git/"):
+            self.store.count("git_requests")
+        fault = self.store.take_fault(path)
+        if fault is not None and self.apply_fault(fault, url):
+            return
+        if path in VENDORS:
+            self.token(VENDORS[path], url.query, body)
+        elif path in RESOURCES:
+            self.resource()
+        elif path.startswith("/git/"):
+            self.git(path[len("/git"):], url.query, body)
+        else:
+            self.send_json(404, {"error": "not_found"})
+
+    do_GET = do_POST
+
+    def read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            body = bytearray()
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline().strip():  # trailers
+                        pass
+                    return bytes(body)
+                body += self.rfile.read(size)
+                self.rfile.readline()
+                if len(body) > MAX_BODY:
+                    raise ValueError("body too large")
+        length = int(self.headers.get("Content-Length") or 0)
+        if not 0 <= length <= MAX_BODY:
+            raise ValueError("bad Content-Length")
+        return self.rfile.read(length)
+
+    def send_body(self, status, body, content_type=None, headers=None):
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_json(self, status, obj, headers=None):
+        self.send_body(status, json.dumps(obj).encode(), JSON, headers)
+
+    def drop_connection(self, reset):
+        """Close the socket now; with reset, abort it with a TCP RST."""
+        self.close_connection = True
+        if reset:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+        self.rfile.close()  # its makefile() reference would keep the socket open
+        self.connection.close()
+
+    def log_request(self, code="-", size="-"):
+        # Path only: Fluent-style query strings carry secrets.
+        path = urllib.parse.urlsplit(self.path).path
+        self.log_message("%s %s %s", self.command, path, code)
+
+    def log_message(self, fmt, *args):
+        self.server.state.log(f"{self.address_string()} {fmt % args}")
+
+    # faults
+
+    def apply_fault(self, fault, url):
+        """Misbehave as the fault says; False when the request goes on."""
+        kind, extra = fault["kind"], fault.get("headers") or {}
+        if kind == "stall":
+            # Each connection has its own thread: only this request waits.  A
+            # client that gives up closes the connection, which turns readable:
+            # the request is then dropped, and issues no token after the test
+            # that stalled it has moved on.
+            gone, _, _ = select.select([self.connection], [], [],
+                                       float(fault.get("seconds", 30)))
+            if gone:
+                self.drop_connection(reset=False)
+            return bool(gone)
+        if kind == "reset":
+            self.drop_connection(reset=True)
+        elif kind == "close":
+            partial = b'{"access_token":"truncated-'
+            self.send_response(200)
+            self.send_header("Content-Type", JSON)
+            self.send_header("Content-Length", str(len(partial) + 4096))
+            self.end_headers()
+            self.wfile.write(partial)
+            self.drop_connection(reset=False)
+        elif kind == "status":
+            body = fault.get("body", {"error": "server_error",
+                                      "error_description": "injected fault"})
+            if not isinstance(body, str):
+                body = json.dumps(body)
+            try:
+                json.loads(body)
+                content_type = JSON
+            except ValueError:
+                content_type = "text/plain"
+            self.send_body(int(fault.get("status", 500)), body.encode(),
+                           fault.get("content_type", content_type), extra)
+        elif kind == "429":
+            self.send_json(429, {"error": "too_many_requests",
+                                 "error_description": "Rate limit exceeded"},
+                           {"Retry-After": str(fault.get("retry_after", 1)), **extra})
+        elif kind == "garbage":
+            # A proxy's HTML error page served as JSON.
+            body = fault.get("body", "<html><body><h1>502 Bad Gateway</h1></body></html>")
+            self.send_body(200, body.encode(), JSON, extra)
+        elif kind == "huge":
+            # Well-formed JSON, so only a response size limit can refuse it.
+            size = int(fault.get("size", 3 << 20))
+            body = b'{"access_token":"huge","token_type":"Bearer","expires_in":3600,"padding":"'
+            self.send_body(200, body + b"x" * size + b'"}', JSON, extra)
+        elif kind == "empty":
+            # Glewlwyd answers a bad password with an empty 403.
+            self.send_body(int(fault.get("status", 403)), b"", None, extra)
+        elif kind == "redirect":
+            location = fault.get("location") or self.server.base_url + self.path
+            self.send_body(int(fault.get("status", 302)), b"", None,
+                           {"Location": location, **extra})
+        return True
+
+    # token endpoints
+
+    def record_token_request(self, url, body):
+        """Statistics, kept before any fault so that retries can be counted."""
+        vendor = VENDORS[url.path]
+        # Parsed as leniently as the generic endpoint, whatever the vendor.
+        try:
+            basic = parse_basic(self.headers.get("Authorization")) if vendor.basic_auth else None
+        except OAuthError:
+            basic = None
+        try:
+            params = read_params(VENDORS["/generic/token"], url.query,
+                                 self.headers.get("Content-Type", ""), body)
+        except OAuthError:
+            params = {}
+        client_id = basic[0] if basic else params.get("client_id", "")
+        self.store.record_token_request(
+            url.path, client_id, params.get("grant_type", ""),
+            {"path": url.path, "method": self.command, "query": url.query,
+             "content_type": self.headers.get("Content-Type"),
+             "headers": dict(self.headers.items()),
+             "body": body.decode("utf-8", "replace")})
+
+    def token(self, vendor, query, body):
+        no_store = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # RFC 6749 5.1
+        try:
+            if self.command != "POST":
+                raise OAuthError(405, "invalid_request", "use POST", {"Allow": "POST"})
+            params = read_params(vendor, query, self.headers.get("Content-Type", ""), body)
+            basic = parse_basic(self.headers.get("Authorization")) if vendor.basic_auth else None
+            client_id, client = self.authenticate_client(params, basic)
+            issued = self.grant(vendor, client_id, client, params)
+        except OAuthError as e:
+            self.send_json(e.status, e.body(), {**e.headers, **no_store})
+            return
+        response = {"access_token": issued.access_token,
+                    "token_type": "bearer" if client["lowercase_bearer"] else vendor.token_type}
+        if not client["omit_expires_in"]:
+            response["expires_in"] = issued.expires_in
+        if issued.refresh_token:
+            response["refresh_token"] = issued.refresh_token
+        if issued.scope:
+            response["scope"] = issued.scope
+        if vendor.fluent:
+            # Fluent's "Response Model" extras.
+            roles = client["fixed_roles"]
+            if roles is None:
+                roles = self.store.roles(issued.username)
+            response.update({"Retailer_id": client["retailer_id"],
+                             "FirstName": issued.username.capitalize(), "LastName": "Test",
+                             "Roles": roles})
+        elif client["roles_in_response"]:
+            response["roles"] = self.store.roles(issued.username)
+        self.send_json(200, response, no_store)
+
+    def authenticate_client(self, params, basic):
+        """RFC 6749 2.3: Basic credentials or client_id/client_secret
+        parameters, never both; a public client sends client_id alone."""
+        if basic is not None:
+            if "client_secret" in params:
+                raise invalid_request("more than one client authentication method")
+            if params.get("client_id", basic[0]) != basic[0]:
+                raise invalid_request("client_id does not match the Basic credentials")
+            (client_id, secret), method = basic, "client_secret_basic"
+        elif "client_id" in params:
+            client_id, secret = params["client_id"], params.get("client_secret")
+            method = "client_secret_post"
+        else:
+            raise OAuthError(401, "invalid_client", "Bad client credentials")
+        client = self.store.client(client_id)
+        if (client is None or not secret_matches(client["secret"], secret)
+                or (client["secret"] is not None and method not in client["auth_methods"])):
+            # Fluent's wording; RFC 6749 5.2 asks for the challenge after Basic.
+            headers = {"WWW-Authenticate": 'Basic realm="test"'} if basic else {}
+            raise OAuthError(401, "invalid_client", "Bad client credentials", headers)
+        return client_id, client
+
+    def grant(self, vendor, client_id, client, params):
+        grant_type = params.get("grant_type")
+        if not grant_type:
+            raise invalid_request("missing grant_type")
+        if grant_type not in vendor.grants:
+            raise OAuthError(400, "unsupported_grant_type", f"unsupported grant {grant_type}")
+        if grant_type not in client["grants"]:
+            raise OAuthError(400, "unauthorized_client", f"{grant_type} not allowed for client")
+        expires_in = vendor.expires_in if client["expires_in"] is None else client["expires_in"]
+        if grant_type == "refresh_token":
+            return self.store.refresh_grant(client_id, self.required(params, "refresh_token"),
+                                            params.get("scope"), expires_in,
+                                            client["single_use_refresh"])
+        audience = client["audience"] or vendor.audience
+        if audience and params.get("audience") != audience:
+            raise invalid_request("missing or unknown audience")
+        default_scope = " ".join(client["scopes"]) if client["scopes"] else vendor.default_scope
+        scope = granted_scope(params.get("scope"), client["scopes"], default_scope)
+        if grant_type == "client_credentials":
+            return self.store.client_credentials(client_id, scope, expires_in)
+        issued = self.store.password(client_id, self.required(params, "username"),
+                                     self.required(params, "password"), scope, expires_in)
+        if issued is None:
+            raise OAuthError(400, "invalid_grant", "Bad credentials", envelope=vendor.fluent)
+        return issued
+
+    @staticmethod
+    def required(params, name):
+        if not params.get(name):
+            raise invalid_request(f"missing {name}")
+        return params[name]
+
+    # protected resources
+
+    def valid_token(self):
+        token = presented_token(self.headers.get("Authorization"))
+        return self.store.valid_access_token(token) if token else None
+
+    def resource(self):
+        record = self.valid_token()
+        if record is None:
+            # RFC 6750 3.1: no error code when no credentials were sent.
+            challenge = 'Bearer realm="test"'
+            if self.headers.get("Authorization"):
+                challenge += ', error="invalid_token"'
+            self.send_json(401, {"ok": False, "error": "invalid_token"},
+                           {"WWW-Authenticate": challenge})
+            return
+        self.send_json(200, {"ok": True, "client": record.client_id, "user": record.username,
+                             "scope": record.scope})
+
+    def git(self, path_info, query, body):
+        """CGI bridge to git http-backend (RFC 3875)."""
+        record = self.valid_token()
+        if record is None:
+            # A Basic challenge makes git ask its credential helper.
+            self.send_json(401, {"error": "invalid_token"},
+                           {"WWW-Authenticate": 'Basic realm="test"'})
+            return
+        env = {**GIT_ENV, "GIT_PROJECT_ROOT": self.server.state.git_root,
+               "GIT_HTTP_EXPORT_ALL": "1",
+               "GATEWAY_INTERFACE": "CGI/1.1", "SERVER_PROTOCOL": self.request_version,
+               "REQUEST_METHOD": self.command, "PATH_INFO": path_info, "QUERY_STRING": query,
+               "REMOTE_ADDR": self.client_address[0],
+               "REMOTE_USER": record.username or record.client_id,
+               "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+               "CONTENT_LENGTH": str(len(body))}
+        for name, value in self.headers.items():
+            key = name.upper().replace("-", "_")
+            # Content-Encoding (gzip) and Git-Protocol pass through as HTTP_*.
+            if key not in ("AUTHORIZATION", "CONTENT_TYPE", "CONTENT_LENGTH",
+                           "TRANSFER_ENCODING"):
+                env["HTTP_" + key] = value
+        proc = subprocess.Popen(["git", "http-backend"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=self.server.state.log_file, env=env)
+
+        def feed():
+            try:
+                with proc.stdin:
+                    proc.stdin.write(body)
+            except BrokenPipeError:  # http-backend refused the request early
+                pass
+        threading.Thread(target=feed, daemon=True).start()
+        try:
+            status, headers = read_cgi_headers(proc.stdout)
+            self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
+            chunked = not any(n.lower() == "content-length" for n, _ in headers)
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            while data := proc.stdout.read1(65536):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        finally:
+            proc.stdout.close()
+            proc.wait()
+
+    # admin API
+
+    def admin(self, name, body):
+        action = ADMIN_ACTIONS.get(name)
+        if action is None:
+            self.send_json(404, {"error": f"unknown admin action {name}"})
+            return
+        try:
+            args = json.loads(body) if body else {}
+            if not isinstance(args, dict):
+                raise ValueError("expected a JSON object")
+            self.send_json(200, action(self, args))
+        except (ValueError, KeyError, TypeError) as e:
+            self.send_json(400, {"error": f"{type(e).__name__}: {e}"})
+
+    def admin_reset(self, args):
+        self.store.reset()
+        return {"ok": True}
+
+    def admin_stats(self, args):
+        return self.store.snapshot()
+
+    def admin_fault(self, args):
+        fault = {"path": "*", "count": 1, **args}
+        if fault.get("kind") not in FAULT_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(FAULT_KINDS)}")
+        if not (fault["count"] == -1 or fault["count"] > 0):
+            raise ValueError("count must be positive, or -1 for every request")
+        self.store.add_fault(fault)
+        return {"ok": True}
+
+    def admin_clear_faults(self, args):
+        self.store.clear_faults()
+        return {"ok": True}
+
+    def admin_revoke(self, args):
+        return {"ok": True, "count": self.store.revoke(args.get("token"),
+                                                              bool(args.get("all")))}
+
+    def admin_expire(self, args):
+        return {"ok": True, "count": self.store.expire(args.get("token"),
+                                                              bool(args.get("all")))}
+
+    def admin_client(self, args):
+        client_id = args.pop("client_id")
+        self.store.set_client(client_id, args)
+        return {"ok": True}
+
+    def admin_user(self, args):
+        self.store.set_user(args["username"], args["password"], args.get("roles"))
+        return {"ok": True}
+
+    def admin_git_init(self, args):
+        name = args["name"].removesuffix(".git")
+        if not REPO_NAME.fullmatch(name):
+            raise ValueError("bad repository name")
+        state = self.server.state
+        with state.git_lock:
+            init_repo(state.git_root, name)
+        return {"ok": True, "url": f"{self.server.base_url}/git/{name}.git"}
+
+
+ADMIN_ACTIONS = {
+    "reset": Handler.admin_reset,
+    "stats": Handler.admin_stats,
+    "fault": Handler.admin_fault,
+    "clear-faults": Handler.admin_clear_faults,
+    "revoke": Handler.admin_revoke,
+    "expire": Handler.admin_expire,
+    "client": Handler.admin_client,
+    "user": Handler.admin_user,
+    "git-init": Handler.admin_git_init,
+}
+
+
+class State:
+    """What both listeners share: the store, the git root and the log."""
+
+    def __init__(self, directory):
+        self.store = Store()
+        self.git_root = os.path.join(directory, "git")
+        self.git_lock = threading.Lock()
+        os.makedirs(self.git_root, mode=0o700, exist_ok=True)
+        self.log_file = open(os.path.join(directory, "server.log"), "a", buffering=1)
+        self._log_lock = threading.Lock()
+
+    def log(self, line):
+        with self._log_lock:
+            self.log_file.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+
+
+class TLSServer(ThreadingHTTPServer):
+    """One HTTPS listener on an ephemeral port of 127.0.0.1."""
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def __init__(self, context, state):
+        self.context = context
+        self.state = state
+        super().__init__((HOST, 0), Handler)
+        self.base_url = f"https://{HOST}:{self.server_address[1]}"
+
+    def server_bind(self):
+        # HTTPServer.server_bind would resolve a host name; nothing needs it.
+        socketserver.TCPServer.server_bind(self)
+
+    def process_request_thread(self, request, client_address):
+        # The TLS handshake runs in the connection's own thread, so a slow or
+        # broken client never holds up accept().
+        request.settimeout(Handler.timeout)
+        try:
+            request = self.context.wrap_socket(request, server_side=True)
+        except OSError as e:
+            self.state.log(f"{client_address[0]} TLS handshake failed: {e}")
+            request.close()
+            return
+        super().process_request_thread(request, client_address)
+
+    def handle_error(self, request, client_address):
+        self.state.log(f"{client_address[0]} connection error: {sys.exc_info()[1]!r}")
+
+
+# ---------------------------------------------------------------- start-up
+
+OPENSSL_CONFIG = """\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
+def make_certificates(directory):
+    """Generate the test CA and its server certificate, then an unrelated CA
+    and its own server certificate; returns their (cert, key) pairs."""
+    config = os.path.join(directory, "openssl.cnf")
+    with open(config, "w") as f:
+        f.write(OPENSSL_CONFIG)
+
+    def req(name, subject, extensions, *signer):
+        cert, key = (os.path.join(directory, name + s) for s in (".pem", ".key"))
+        subprocess.run(["openssl", "req", "-config", config, "-x509", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:P-256", "-noenc", "-days", "7",
+                        "-keyout", key, "-out", cert, "-subj", subject,
+                        "-extensions", extensions, *signer],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return cert, key
+
+    def server_pair(prefix, ca_name):
+        ca, ca_key = req(prefix + "ca", f"/CN={ca_name}", "ca")
+        return req(prefix + "server", "/CN=127.0.0.1", "server", "-CA", ca, "-CAkey", ca_key)
+
+    return server_pair("", "pam-oauth test CA"), server_pair("wrong-", "unrelated test CA")
+
+
+def tls_context(cert, key):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", required=True, help="directory for certificates, state, logs")
+    parser.add_argument("--watch-stdin", action="store_true",
+                        help="exit when standard input reaches end of file")
+    args = parser.parse_args()
+    directory = os.path.abspath(args.dir)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+
+    server_cert, wrong_cert = make_certificates(directory)
+    state = State(directory)
+    main_server = TLSServer(tls_context(*server_cert), state)
+    wrong_server = TLSServer(tls_context(*wrong_cert), state)
+    for server in (main_server, wrong_server):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    info = {"port": main_server.server_address[1],
+            "wrong_cert_port": wrong_server.server_address[1],
+            "ca_file": os.path.join(directory, "ca.pem"), "pid": os.getpid()}
+    with open(os.path.join(directory, "server.json.tmp"), "w") as f:
+        json.dump(info, f)
+    os.replace(os.path.join(directory, "server.json.tmp"), os.path.join(directory, "server.json"))
+    state.log(f"listening on {info['port']}, wrong certificate on {info['wrong_cert_port']}")
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if args.watch_stdin:
+        def watch_stdin():
+            # os.read, not sys.stdin: a daemon thread blocked inside a
+            # buffered reader would abort the interpreter's shutdown.
+            while os.read(0, 4096):
+                pass
+            stop.set()
+        threading.Thread(target=watch_stdin, daemon=True).start()
+    stop.wait()
+    state.log("stopping")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Shared helpers for pam-oauth's Python integration tests.
+
+    import harness
+    srv = harness.server()      # the test authorization server, started once
+    srv.url("/generic/token")   # https://127.0.0.1:PORT/generic/token
+    srv.ca_file                 # CA that signed its certificate
+
+The server is tests/authserver/authserver.py (see its docstring for every
+endpoint).  It runs in a temporary directory, is stopped at exit, and stops by
+itself if this process dies (it watches its standard input).
+"""
+
+import atexit
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "authserver"))
+import authserver  # noqa: E402  (the single source of the default accounts)
+
+# username -> password of the server's default users.  bob's and carol's
+# passwords hold the characters that break naive encoding: carol's is
+# 'p &=+%"\'\\ü€😀;#?/' (space & = + % " ' backslash, non-ASCII, emoji, ; # ? /).
+USERS = {name: user["password"] for name, user in authserver.DEFAULT_USERS.items()}
+# client_id -> secret (None for a public client) of the default clients.
+CLIENTS = {cid: opts.get("secret") for cid, opts in authserver.DEFAULT_CLIENTS.items()}
+# The client whose id and secret need RFC 6749 2.3.1 encoding in Basic auth.
+SPECIAL_CLIENT_ID = "c li:ent&="
+SPECIAL_CLIENT_SECRET = CLIENTS[SPECIAL_CLIENT_ID]
+WAVE_AUDIENCE = authserver.WAVE_AUDIENCE
+BLOOM_AUDIENCE = authserver.BLOOM_AUDIENCE
+BLOOM_SCOPE = authserver.BLOOM_SCOPE
+
+STARTUP_TIMEOUT = 20
+
+
+def build_dir():
+    """Where the built binaries are (curl_helper/oauth-token, pam_oauth/pam_oauth.so)."""
+    return os.environ.get("PO_BUILD_DIR") or REPO_ROOT
+
+
+def tmpdir():
+    """A fresh private directory, removed at exit unless PO_KEEP_TMP=1."""
+    path = tempfile.mkdtemp(prefix="pam-oauth-test-")
+    os.chmod(path, 0o700)
+    if os.environ.get("PO_KEEP_TMP") != "1":
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def write_file(path, text, mode=0o600):
+    """Write text (str or bytes) to path with the given mode; returns path."""
+    data = text.encode() if isinstance(text, str) else text
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, mode)
+    return path
+
+
+class AuthServer:
+    """A running authserver.py and its admin API."""
+
+    def __init__(self, directory, info, process):
+        self.dir = directory
+        self.process = process
+        self.pid = info["pid"]
+        self.port = info["port"]
+        self.wrong_cert_port = info["wrong_cert_port"]
+        self.ca_file = info["ca_file"]
+        self.base_url = f"https://127.0.0.1:{self.port}"
+        self._opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}),
+            urllib.request.HTTPSHandler(context=self.ssl_context()))
+
+    def url(self, path):
+        return self.base_url + path
+
+    def wrong_cert_url(self, path):
+        """The same server behind a certificate from an unrelated CA."""
+        return f"https://127.0.0.1:{self.wrong_cert_port}{path}"
+
+    def ssl_context(self):
+        """A client context trusting only the test CA."""
+        return ssl.create_default_context(cafile=self.ca_file)
+
+    def admin(self, action, payload=None):
+        """Call /_admin/<action> (POST with a JSON payload, GET without)."""
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(self.url("/_admin/" + action), data=data,
+                                         headers={"Content-Type": "application/json"})
+        with self._opener.open(request, timeout=10) as response:
+            return json.load(response)
+
+    def reset(self):
+        """Default users and clients; no tokens, faults or statistics."""
+        self.admin("reset", {})
+
+    def stats(self):
+        """{"token_requests": {client_id: n}, "by_grant": {grant: n},
+        "by_path": {path: n}, "total", "tokens_issued", "resource_requests",
+        "git_requests", "last_requests": [{"path", "method", "query",
+        "content_type", "headers", "body"}, ...]} (the last 50)."""
+        return self.admin("stats")
+
+    def fault(self, path, kind, count=1, **kw):
+        """Queue a fault for path ("*": any non-admin path) for count requests
+        (-1: until cleared).  kind and its keywords: stall (seconds=30),
+        status (status=500, body), 429 (retry_after=1), garbage (body),
+        huge (size=3 MiB), empty (status=403), redirect (location, status=302),
+        close, reset; any kind but stall, close and reset takes headers={}."""
+        self.admin("fault", {"path": path, "kind": kind, "count": count, **kw})
+
+    def clear_faults(self):
+        self.admin("clear-faults", {})
+
+    def revoke(self, token=None, all=False):
+        """Revoke one access or refresh token, or all access tokens."""
+        return self.admin("revoke", {"token": token, "all": all})["count"]
+
+    def expire(self, token=None, all=False):
+        """Make one or all access tokens expired."""
+        return self.admin("expire", {"token": token, "all": all})["count"]
+
+    def client(self, client_id, **opts):
+        """Create or update a client; options are authserver.CLIENT_DEFAULTS'
+        keys: secret, grants, auth_methods, expires_in, omit_expires_in,
+        lowercase_bearer, single_use_refresh, roles_in_response, audience,
+        scopes, fixed_roles, retailer_id."""
+        self.admin("client", {"client_id": client_id, **opts})
+
+    def user(self, username, password, roles=None):
+        """Create a user or change its password (and roles, when given)."""
+        self.admin("user", {"username": username, "password": password, "roles": roles})
+
+    def git_init(self, name):
+        """Create a bare repository with one commit; returns its clone URL."""
+        return self.admin("git-init", {"name": name})["url"]
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+_server = None
+
+
+def server():
+    """The authorization server of this process, started on first use."""
+    global _server
+    if _server is None:
+        directory = tmpdir()
+        with open(os.path.join(directory, "stderr.log"), "wb") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, os.path.join(REPO_ROOT, "tests", "authserver", "authserver.py"),
+                 "--dir", directory, "--watch-stdin"],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr)
+        info_path = os.path.join(directory, "server.json")
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not os.path.exists(info_path):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                with open(os.path.join(directory, "stderr.log")) as f:
+                    raise RuntimeError("authserver did not start:\n" + f.read())
+            time.sleep(0.01)
+        with open(info_path) as f:
+            _server = AuthServer(directory, json.load(f), process)
+        atexit.register(_server.stop)
+    return _server
