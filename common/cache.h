@@ -84,7 +84,8 @@ po_rc po_cache_file(const char *dir, const po_profile *p, char **out,
 /* An exclusive lock on profile p's lock file.  Waits at most timeout_ms;
  * after that PO_LOCKED with a message naming the lock file ("held by
  * another process for more than N ms").  Never returns without the lock on
- * PO_OK. */
+ * PO_OK.  Once it holds the lock it removes p's temporary files
+ * (NAME.json.XXXXXX) left by a writer that was killed. */
 typedef struct po_lock {
     int fd;
 } po_lock;

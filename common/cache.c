@@ -1,0 +1,1123 @@
+/* cache.c - the per-user token cache: where it lives, reading it without
+ * trusting it, atomic writes, the lock, and writing as another user. */
+#define _GNU_SOURCE /* asprintf */
+#include "cache.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/fsuid.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "secret.h"
+#include "util.h"
+
+#define CACHE_VERSION 1
+#define TMP_SUFFIX_LEN 6 /* NAME.json.XXXXXX */
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                       */
+
+/* The file system uid of the calling thread: setfsuid() with an invalid
+ * id changes nothing and returns the current value.  Normally geteuid();
+ * inside po_cache_store_as, the user's uid. */
+static uid_t current_fsuid(void)
+{
+    return (uid_t)setfsuid((uid_t)-1);
+}
+
+static gid_t current_fsgid(void)
+{
+    return (gid_t)setfsgid((gid_t)-1);
+}
+
+/* A profile name becomes part of a file name: refuse anything that could
+ * leave the directory (config.c validates names; this is the backstop). */
+static po_rc check_name(const po_profile *p, po_err *err)
+{
+    if (p == NULL || p->name == NULL || p->name[0] == '\0' ||
+        p->name[0] == '.' || strchr(p->name, '/') != NULL ||
+        strlen(p->name) > PO_PROFILE_NAME_MAX)
+        return po_fail(err, PO_USAGE,
+                       "invalid profile name for the token "
+                       "cache");
+    return PO_OK;
+}
+
+/* dir + "/" + name + suffix, malloc'd. */
+static po_rc join(const char *dir, const char *name, const char *suffix,
+                  char **out, po_err *err)
+{
+    size_t dl = strlen(dir);
+
+    while (dl > 1 && dir[dl - 1] == '/')
+        dl--;
+    if (asprintf(out, "%.*s/%s%s", (int)dl, dir, name, suffix) < 0) {
+        *out = NULL;
+        return po_fail(err, PO_NOMEM, "out of memory");
+    }
+    return PO_OK;
+}
+
+/* A copy of dir without trailing slashes (a trailing slash would make
+ * O_NOFOLLOW follow a symlink). */
+static po_rc dir_copy(const char *dir, char **out, po_err *err)
+{
+    size_t dl;
+
+    if (dir == NULL || dir[0] == '\0')
+        return po_fail(err, PO_USAGE, "empty token cache directory");
+    dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/')
+        dl--;
+    if ((*out = po_strndup(dir, dl)) == NULL)
+        return po_fail(err, PO_NOMEM, "out of memory");
+    return PO_OK;
+}
+
+void po_cache_entry_free(po_cache_entry *e)
+{
+    if (e == NULL)
+        return;
+    po_token_free(&e->token);
+    free(e->username);
+    memset(e, 0, sizeof(*e));
+}
+
+po_rc po_cache_file(const char *dir, const po_profile *p, char **out,
+                    po_err *err)
+{
+    po_rc rc;
+
+    *out = NULL;
+    if ((rc = check_name(p, err)) != PO_OK)
+        return rc;
+    return join(dir, p->name, ".json", out, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* locations                                                           */
+
+/* Expand %u (user), %U (uid), %h (home) and %% in tmpl. */
+static po_rc expand_dir(const char *tmpl, const char *user, uid_t uid,
+                        const char *home, char **out, po_err *err)
+{
+    po_rc rc = PO_OK;
+    po_buf b;
+    const char *s;
+
+    *out = NULL;
+    po_buf_init(&b, 4096, 0);
+    for (s = tmpl; *s != '\0'; s++) {
+        if (*s != '%') {
+            rc = po_buf_append(&b, s, 1);
+        } else if (s[1] == 'u' && user != NULL) {
+            rc = po_buf_puts(&b, user);
+            s++;
+        } else if (s[1] == 'U') {
+            rc = po_buf_printf(&b, "%lu", (unsigned long)uid);
+            s++;
+        } else if (s[1] == 'h' && home != NULL) {
+            rc = po_buf_puts(&b, home);
+            s++;
+        } else if (s[1] == '%') {
+            rc = po_buf_append(&b, "%", 1);
+            s++;
+        } else {
+            rc = po_fail(err, PO_CONFIG,
+                         "cache_dir '%s': '%%%c' cannot be expanded (use %%u, "
+                         "%%U, %%h or %%%%)",
+                         tmpl, s[1] ? s[1] : ' ');
+            goto out;
+        }
+        if (rc != PO_OK) {
+            rc = po_fail(err, rc, "cache_dir '%s': expansion too long", tmpl);
+            goto out;
+        }
+    }
+    if ((rc = po_buf_detach(&b, out)) != PO_OK) {
+        rc = po_fail(err, rc, "out of memory");
+        goto out;
+    }
+    if ((*out)[0] != '/') {
+        rc = po_fail(err, PO_CONFIG, "cache_dir '%s' is not an absolute path",
+                     tmpl);
+        free(*out);
+        *out = NULL;
+        goto out;
+    }
+out:
+    po_buf_free(&b);
+    return rc;
+}
+
+/* An absolute path from the environment, or NULL (relative paths are
+ * ignored, as the XDG base directory specification says). */
+static const char *env_dir(const char *name)
+{
+    const char *v = po_secure_getenv(name);
+
+    return v != NULL && v[0] == '/' ? v : NULL;
+}
+
+po_rc po_cache_dir(const po_profile *p, char **out, po_err *err)
+{
+    po_rc rc = PO_OK;
+    struct passwd pw, *res = NULL;
+    char pwbuf[4096];
+    const char *user = NULL, *v;
+    char *home = NULL;
+
+    *out = NULL;
+    if (p != NULL && p->cache_dir != NULL && p->cache_dir[0] != '\0') {
+        if (strstr(p->cache_dir, "%u") != NULL) {
+            if (getpwuid_r(geteuid(), &pw, pwbuf, sizeof(pwbuf), &res) != 0 ||
+                res == NULL) {
+                rc = po_fail(err, PO_IO,
+                             "cache_dir '%s': no user name for uid %lu",
+                             p->cache_dir, (unsigned long)geteuid());
+                goto out;
+            }
+            user = pw.pw_name;
+        }
+        if (strstr(p->cache_dir, "%h") != NULL &&
+            (rc = po_home_dir(&home, err)) != PO_OK)
+            goto out;
+        rc = expand_dir(p->cache_dir, user, geteuid(), home, out, err);
+        goto out;
+    }
+    if ((v = env_dir("OAUTH_TOKEN_CACHE_DIR")) != NULL) {
+        if ((*out = po_strdup(v)) == NULL)
+            rc = po_fail(err, PO_NOMEM, "out of memory");
+        goto out;
+    }
+    if ((v = env_dir("XDG_RUNTIME_DIR")) != NULL) {
+        rc = join(v, "pam-oauth", "", out, err);
+        goto out;
+    }
+    if ((v = env_dir("XDG_CACHE_HOME")) != NULL) {
+        rc = join(v, "pam-oauth", "", out, err);
+        goto out;
+    }
+    if ((rc = po_home_dir(&home, err)) != PO_OK)
+        goto out;
+    rc = join(home, ".cache/pam-oauth", "", out, err);
+out:
+    free(home);
+    return rc;
+}
+
+po_rc po_cache_user_dir(const po_profile *p, const char *user, uid_t uid,
+                        const char *home, char **out, po_err *err)
+{
+    char run[64];
+    struct stat st;
+
+    *out = NULL;
+    if (p != NULL && p->cache_dir != NULL && p->cache_dir[0] != '\0')
+        return expand_dir(p->cache_dir, user, uid, home, out, err);
+    (void)snprintf(run, sizeof(run), "/run/user/%lu", (unsigned long)uid);
+    if (lstat(run, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == uid)
+        return join(run, "pam-oauth", "", out, err);
+    if (home == NULL || home[0] != '/')
+        return po_fail(err, PO_IO,
+                       "no token cache directory for user %s: no %s and no "
+                       "absolute home directory",
+                       user != NULL ? user : "?", run);
+    return join(home, ".cache/pam-oauth", "", out, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* the directory                                                       */
+
+/* Open dir (no symlink as its last component) and check that it is a
+ * directory owned by uid and not writable by group or others.  *dfd is
+ * set on PO_OK.  PO_NOT_FOUND when it does not exist. */
+static po_rc open_dir_checked(const char *dir, uid_t uid, int *dfd, po_err *err)
+{
+    po_rc rc = PO_OK;
+    struct stat st;
+    int fd = -1, e;
+
+    *dfd = -1;
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd == -1) {
+        e = errno;
+        if (e == ENOENT)
+            rc = po_fail(err, PO_NOT_FOUND, "cache directory %s does not exist",
+                         dir);
+        else if (e == ELOOP || (lstat(dir, &st) == 0 && S_ISLNK(st.st_mode)))
+            rc = po_fail(err, PO_IO,
+                         "cache directory %s is a symbolic link; refusing to "
+                         "use it",
+                         dir);
+        else if (e == ENOTDIR)
+            rc = po_fail(err, PO_IO,
+                         "cache directory %s is not a directory; refusing to "
+                         "use it",
+                         dir);
+        else
+            rc = po_fail(err, PO_IO, "cannot open cache directory %s: %s", dir,
+                         strerror(e));
+        goto out;
+    }
+    if (fstat(fd, &st) == -1) {
+        rc = po_fail(err, PO_IO, "cannot stat cache directory %s: %s", dir,
+                     strerror(errno));
+        goto out;
+    }
+    if (st.st_uid != uid) {
+        rc = po_fail(err, PO_IO,
+                     "cache directory %s is owned by uid %lu, not %lu; "
+                     "refusing to use it",
+                     dir, (unsigned long)st.st_uid, (unsigned long)uid);
+        goto out;
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        rc = po_fail(err, PO_IO,
+                     "cache directory %s is writable by others (mode %04o); "
+                     "refusing to use it",
+                     dir, (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
+    *dfd = fd;
+    fd = -1;
+out:
+    if (fd != -1)
+        close(fd);
+    return rc;
+}
+
+/* Create the missing components of dir (0700), then check it. */
+static po_rc ensure_dir_uid(const char *dir, uid_t uid, po_err *err)
+{
+    po_rc rc = PO_OK;
+    struct stat st;
+    char *path = NULL, *s;
+    int dfd = -1;
+
+    if ((rc = dir_copy(dir, &path, err)) != PO_OK)
+        goto out;
+    if (lstat(path, &st) == -1 && errno == ENOENT) {
+        /* Walk forward: keep what exists, create what does not. */
+        for (s = path + 1;; s++) {
+            if (*s != '/' && *s != '\0')
+                continue;
+            char c = *s;
+            *s = '\0';
+            if (lstat(path, &st) == -1) {
+                if (errno != ENOENT) {
+                    rc = po_fail(err, PO_IO,
+                                 "cannot create cache directory %s: %s: %s",
+                                 dir, path, strerror(errno));
+                    goto out;
+                }
+                if (mkdir(path, 0700) == -1 && errno != EEXIST) {
+                    rc = po_fail(err, PO_IO,
+                                 "cannot create cache directory %s: mkdir "
+                                 "%s: %s",
+                                 dir, path, strerror(errno));
+                    goto out;
+                }
+            }
+            *s = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    rc = open_dir_checked(path, uid, &dfd, err);
+out:
+    if (dfd != -1)
+        close(dfd);
+    free(path);
+    return rc;
+}
+
+po_rc po_cache_ensure_dir(const char *dir, po_err *err)
+{
+    return ensure_dir_uid(dir, current_fsuid(), err);
+}
+
+/* ------------------------------------------------------------------ */
+/* reading                                                             */
+
+/* Overwrite every string in the tree v, in place, before it is freed:
+ * json-c keeps its own copies of the token strings. */
+static void cleanse_tree(json_object *v)
+{
+    size_t i, n;
+
+    switch (json_object_get_type(v)) {
+    case json_type_string: {
+        const char *s = json_object_get_string(v);
+        int len = json_object_get_string_len(v);
+        if (s != NULL && len > 0)
+            po_cleanse((void *)(uintptr_t)s, (size_t)len);
+        break;
+    }
+    case json_type_object: {
+        json_object_object_foreach(v, key, child)
+        {
+            (void)key;
+            cleanse_tree(child);
+        }
+        break;
+    }
+    case json_type_array:
+        n = json_object_array_length(v);
+        for (i = 0; i < n; i++)
+            cleanse_tree(json_object_array_get_idx(v, i));
+        break;
+    default:
+        break;
+    }
+}
+
+/* Optional string member key of o into *dst (NULL when absent or null).
+ * PO_IO with the reason when it has another type. */
+static po_rc get_str(json_object *o, const char *key, char **dst, po_err *err)
+{
+    json_object *v;
+
+    *dst = NULL;
+    if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+        return PO_OK;
+    if (!json_object_is_type(v, json_type_string))
+        return po_fail(err, PO_IO, "\"%s\" is not a string", key);
+    if ((*dst = po_strndup(json_object_get_string(v),
+                           (size_t)json_object_get_string_len(v))) == NULL)
+        return po_fail(err, PO_NOMEM, "out of memory");
+    return PO_OK;
+}
+
+static po_rc get_i64(json_object *o, const char *key, int64_t *dst, po_err *err)
+{
+    json_object *v;
+
+    *dst = 0;
+    if (!json_object_object_get_ex(o, key, &v) || v == NULL)
+        return PO_OK;
+    if (!json_object_is_type(v, json_type_int))
+        return po_fail(err, PO_IO, "\"%s\" is not an integer", key);
+    *dst = json_object_get_int64(v);
+    return PO_OK;
+}
+
+/* Do a and b (both may be NULL) hold the same string? */
+static int same_str(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+/* Fill e from the parsed object o.  PO_IO (with the reason) when a member
+ * has the wrong type or the version is unknown. */
+static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
+                          const po_log *log, po_cache_entry *e, po_err *err)
+{
+    po_rc rc = PO_OK;
+    json_object *v;
+    int64_t n;
+    char *month = NULL, *url = NULL, *client = NULL;
+
+    if (!json_object_is_type(o, json_type_object)) {
+        rc = po_fail(err, PO_IO, "not a JSON object");
+        goto out;
+    }
+    if (!json_object_object_get_ex(o, "version", &v) ||
+        !json_object_is_type(v, json_type_int) ||
+        json_object_get_int64(v) != CACHE_VERSION) {
+        rc = po_fail(err, PO_IO, "\"version\" is missing or not %d",
+                     CACHE_VERSION);
+        goto out;
+    }
+    if ((rc = get_str(o, "access_token", &e->token.access_token, err)) ||
+        (rc = get_str(o, "refresh_token", &e->token.refresh_token, err)) ||
+        (rc = get_str(o, "token_type", &e->token.token_type, err)) ||
+        (rc = get_str(o, "scope", &e->token.scope, err)) ||
+        (rc = get_str(o, "id_token", &e->token.id_token, err)) ||
+        (rc = get_str(o, "username", &e->username, err)) ||
+        (rc = get_str(o, "budget_month", &month, err)) ||
+        (rc = get_str(o, "token_url", &url, err)) ||
+        (rc = get_str(o, "client_id", &client, err)) ||
+        (rc = get_i64(o, "obtained_at", &e->token.obtained_at, err)) ||
+        (rc = get_i64(o, "expires_at", &e->token.expires_at, err)) ||
+        (rc = get_i64(o, "budget_count", &n, err)))
+        goto out;
+    if (n < 0 || n > 1000000000L) {
+        rc = po_fail(err, PO_IO, "\"budget_count\" is out of range");
+        goto out;
+    }
+    e->budget_count = (long)n;
+    if (month != NULL) {
+        if (strlen(month) != 7 || month[4] != '-') {
+            rc = po_fail(err, PO_IO, "\"budget_month\" is not YYYY-MM");
+            goto out;
+        }
+        memcpy(e->budget_month, month, 8);
+    }
+    if (json_object_object_get_ex(o, "has_expires_in", &v) && v != NULL) {
+        if (!json_object_is_type(v, json_type_boolean)) {
+            rc = po_fail(err, PO_IO, "\"has_expires_in\" is not a boolean");
+            goto out;
+        }
+        e->token.has_expires_in = json_object_get_boolean(v);
+    }
+    if (json_object_object_get_ex(o, "extra", &v) && v != NULL) {
+        if (!json_object_is_type(v, json_type_object)) {
+            rc = po_fail(err, PO_IO, "\"extra\" is not an object");
+            goto out;
+        }
+        e->token.extra_json = po_strdup(json_object_to_json_string_ext(
+            v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        if (e->token.extra_json == NULL) {
+            rc = po_fail(err, PO_NOMEM, "out of memory");
+            goto out;
+        }
+    }
+    /* A token is only used by the endpoint and client it was issued by;
+     * the budget counter is kept either way. */
+    if (e->token.access_token != NULL || e->token.refresh_token != NULL) {
+        if (!same_str(url, p->token_url) || !same_str(client, p->client_id)) {
+            po_logf(log, LOG_INFO,
+                    "token cache %s holds a token for another token_url or "
+                    "client_id; not using it",
+                    path);
+            po_token_free(&e->token);
+            free(e->username);
+            e->username = NULL;
+        }
+    }
+out:
+    free(month);
+    free(url);
+    free(client);
+    return rc;
+}
+
+/* Read and check the file; on PO_IO, err holds the reason it is unusable
+ * (the caller logs it); a missing file is PO_NOT_FOUND. */
+static po_rc load_file(const char *path, uid_t uid, char **out, size_t *len,
+                       po_err *err)
+{
+    po_rc rc = PO_OK;
+    struct stat st;
+    char *buf = NULL;
+    size_t used = 0, size = 0;
+    int fd = -1, e;
+
+    *out = NULL;
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd == -1) {
+        e = errno;
+        if (e == ENOENT)
+            rc = po_fail(err, PO_NOT_FOUND, "no file");
+        else if (e == ELOOP)
+            rc = po_fail(err, PO_IO, "it is a symbolic link");
+        else
+            rc = po_fail(err, PO_IO, "cannot open it: %s", strerror(e));
+        goto out;
+    }
+    if (fstat(fd, &st) == -1) {
+        rc = po_fail(err, PO_IO, "cannot stat it: %s", strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = po_fail(err, PO_IO, "not a regular file");
+        goto out;
+    }
+    if (st.st_uid != uid) {
+        rc = po_fail(err, PO_IO, "owned by uid %lu, not %lu",
+                     (unsigned long)st.st_uid, (unsigned long)uid);
+        goto out;
+    }
+    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+        rc = po_fail(err, PO_IO,
+                     "mode %04o gives group or others access (must be 0600)",
+                     (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
+    if (st.st_size > PO_CACHE_FILE_MAX) {
+        rc = po_fail(err, PO_IO, "larger than %d bytes", PO_CACHE_FILE_MAX);
+        goto out;
+    }
+    size = (size_t)st.st_size;
+    if ((buf = malloc(size + 1)) == NULL) {
+        rc = po_fail(err, PO_NOMEM, "out of memory");
+        goto out;
+    }
+    while (used < size) {
+        ssize_t n = read(fd, buf + used, size - used);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1) {
+            rc = po_fail(err, PO_IO, "read error: %s", strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        used += (size_t)n;
+    }
+    buf[used] = '\0';
+    *out = buf;
+    *len = used;
+    buf = NULL;
+out:
+    if (buf != NULL) {
+        po_cleanse(buf, size + 1);
+        free(buf);
+    }
+    if (fd != -1)
+        close(fd);
+    return rc;
+}
+
+/* Parse text into e; PO_IO with the reason when it is not a usable entry. */
+static po_rc parse_entry(const char *text, size_t len, const po_profile *p,
+                         const char *path, const po_log *log, po_cache_entry *e,
+                         po_err *err)
+{
+    po_rc rc = PO_OK;
+    json_tokener *tok = NULL;
+    json_object *o = NULL;
+    enum json_tokener_error jerr;
+    size_t end;
+    int i;
+
+    if (len == 0) {
+        rc = po_fail(err, PO_IO, "empty file");
+        goto out;
+    }
+    if (len > (size_t)PO_CACHE_FILE_MAX) {
+        rc = po_fail(err, PO_IO, "larger than %d bytes", PO_CACHE_FILE_MAX);
+        goto out;
+    }
+    if ((tok = json_tokener_new_ex(16)) == NULL) {
+        rc = po_fail(err, PO_NOMEM, "out of memory");
+        goto out;
+    }
+    o = json_tokener_parse_ex(tok, text, (int)len);
+    jerr = json_tokener_get_error(tok);
+    if (o == NULL || jerr != json_tokener_success) {
+        if (jerr == json_tokener_continue)
+            rc = po_fail(err, PO_IO, "truncated JSON");
+        else
+            rc = po_fail(err, PO_IO, "invalid JSON: %s",
+                         json_tokener_error_desc(jerr));
+        goto out;
+    }
+    for (end = json_tokener_get_parse_end(tok); end < len; end++) {
+        if (strchr(" \t\r\n", text[end]) == NULL) {
+            rc = po_fail(err, PO_IO, "data after the JSON object");
+            goto out;
+        }
+    }
+    rc = decode_entry(o, p, path, log, e, err);
+out:
+    if (o != NULL) {
+        cleanse_tree(o);
+        json_object_put(o);
+    }
+    if (tok != NULL) {
+        /* After a failed parse the partial tree is still on the tokener's
+         * stack (json-c 0.16 frees it in json_tokener_free); and the
+         * tokener accumulates every string it parses in pb. */
+        for (i = 0; i <= tok->depth && i < tok->max_depth; i++)
+            if (tok->stack[i].current != NULL)
+                cleanse_tree(tok->stack[i].current);
+        if (tok->pb != NULL && tok->pb->buf != NULL && tok->pb->size > 0)
+            po_cleanse(tok->pb->buf, (size_t)tok->pb->size);
+        json_tokener_free(tok);
+    }
+    if (rc != PO_OK)
+        po_cache_entry_free(e);
+    return rc;
+}
+
+static po_rc cache_read_uid(const char *dir, const po_profile *p, uid_t uid,
+                            const po_log *log, po_cache_entry *out, po_err *err)
+{
+    po_rc rc = PO_OK;
+    po_err why;
+    char *path = NULL, *text = NULL;
+    size_t len = 0;
+
+    memset(out, 0, sizeof(*out));
+    po_err_clear(&why);
+    if ((rc = po_cache_file(dir, p, &path, err)) != PO_OK)
+        goto out;
+    rc = load_file(path, uid, &text, &len, &why);
+    if (rc == PO_OK)
+        rc = parse_entry(text, len, p, path, log, out, &why);
+    if (rc == PO_NOT_FOUND) {
+        rc = PO_OK;
+    } else if (rc == PO_IO) {
+        po_logf(log, LOG_WARNING,
+                "token cache %s ignored: %s; fetching a new token", path,
+                why.msg);
+        rc = PO_OK;
+    } else if (rc != PO_OK) {
+        rc = po_fail(err, rc, "cannot read token cache %s: %s", path, why.msg);
+    }
+out:
+    if (text != NULL) {
+        po_cleanse(text, len);
+        free(text);
+    }
+    free(path);
+    return rc;
+}
+
+po_rc po_cache_read(const char *dir, const po_profile *p, const po_log *log,
+                    po_cache_entry *out, po_err *err)
+{
+    return cache_read_uid(dir, p, current_fsuid(), log, out, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* writing                                                             */
+
+static po_rc put_str(po_buf *b, const char *key, const char *val)
+{
+    po_rc rc;
+
+    if ((rc = po_buf_printf(b, ",\"%s\":", key)) != PO_OK)
+        return rc;
+    if (val == NULL)
+        return po_buf_puts(b, "null");
+    return po_json_quote(b, val);
+}
+
+/* The extra members, re-serialised by json-c so that a malformed text can
+ * never corrupt the file; "null" when there is none or it is not an
+ * object. */
+static po_rc put_extra(po_buf *b, const char *extra)
+{
+    json_object *o = NULL;
+    po_rc rc;
+
+    if ((rc = po_buf_puts(b, ",\"extra\":")) != PO_OK)
+        return rc;
+    if (extra != NULL)
+        o = json_tokener_parse(extra);
+    if (o == NULL || !json_object_is_type(o, json_type_object))
+        rc = po_buf_puts(b, "null");
+    else
+        rc = po_buf_puts(
+            b, json_object_to_json_string_ext(
+                   o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    if (o != NULL)
+        json_object_put(o);
+    return rc;
+}
+
+/* The entry as JSON text, into the secret buffer b. */
+static po_rc encode_entry(const po_profile *p, const po_cache_entry *e,
+                          po_buf *b)
+{
+    const po_token *t = &e->token;
+    po_rc rc;
+
+    if ((rc = po_buf_printf(b, "{\"version\":%d", CACHE_VERSION)) ||
+        (rc = put_str(b, "profile", p->name)) ||
+        (rc = put_str(b, "token_url", p->token_url)) ||
+        (rc = put_str(b, "client_id", p->client_id)) ||
+        (rc = put_str(b, "username", e->username)) ||
+        (rc = put_str(b, "access_token", t->access_token)) ||
+        (rc = put_str(b, "token_type", t->token_type)) ||
+        (rc = put_str(b, "refresh_token", t->refresh_token)) ||
+        (rc = put_str(b, "scope", t->scope)) ||
+        (rc = put_str(b, "id_token", t->id_token)) ||
+        (rc = po_buf_printf(b,
+                            ",\"obtained_at\":%" PRId64
+                            ",\"expires_at\":%" PRId64 ",\"has_expires_in\":%s",
+                            t->obtained_at, t->expires_at,
+                            t->has_expires_in ? "true" : "false")) ||
+        (rc = put_extra(b, t->extra_json)) ||
+        (rc = put_str(b, "budget_month",
+                      e->budget_month[0] ? e->budget_month : NULL)) ||
+        (rc = po_buf_printf(b, ",\"budget_count\":%ld}\n",
+                            e->budget_count < 0 ? 0 : e->budget_count)))
+        return rc;
+    return PO_OK;
+}
+
+/* Write len bytes of data to fd. */
+static int write_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* name.XXXXXX with a random suffix, into out (size n). */
+static void temp_name(const char *name, char *out, size_t n)
+{
+    static const char alnum[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char r[TMP_SUFFIX_LEN];
+    char sfx[TMP_SUFFIX_LEN + 1];
+    size_t i;
+
+    if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+        uint64_t x = po_mono_ms() ^ ((uint64_t)getpid() << 20) ^
+                     (uint64_t)(uintptr_t)out;
+        for (i = 0; i < sizeof(r); i++, x = x * 6364136223846793005u + 1)
+            r[i] = (unsigned char)(x >> 56);
+    }
+    for (i = 0; i < TMP_SUFFIX_LEN; i++)
+        sfx[i] = alnum[r[i] % (sizeof(alnum) - 1)];
+    sfx[TMP_SUFFIX_LEN] = '\0';
+    (void)snprintf(out, n, "%s.%s", name, sfx);
+}
+
+/* Replace dir/name with data: a temporary file in the same directory
+ * (O_EXCL, 0600), fsync, rename, fsync of the directory.  On failure the
+ * temporary file is removed and the old file is left as it was. */
+static po_rc write_atomic(const char *dir, const char *name, const char *data,
+                          size_t len, po_err *err)
+{
+    po_rc rc = PO_OK;
+    char tmp[PO_PROFILE_NAME_MAX + 32];
+    int dfd = -1, fd = -1, tries, created = 0;
+
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd == -1) {
+        rc = po_fail(err, PO_IO, "cannot open cache directory %s: %s", dir,
+                     strerror(errno));
+        goto out;
+    }
+    for (tries = 0; tries < 100; tries++) {
+        temp_name(name, tmp, sizeof(tmp));
+        fd = openat(dfd, tmp,
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd != -1 || errno != EEXIST)
+            break;
+    }
+    if (fd == -1) {
+        rc = po_fail(err, PO_IO, "cannot create a temporary file in %s: %s",
+                     dir, strerror(errno));
+        goto out;
+    }
+    created = 1;
+    if (fchmod(fd, 0600) == -1 || write_all(fd, data, len) == -1 ||
+        fsync(fd) == -1) {
+        rc = po_fail(err, PO_IO, "cannot write token cache %s/%s: %s", dir,
+                     name, strerror(errno));
+        goto out;
+    }
+    if (close(fd) == -1) {
+        fd = -1;
+        rc = po_fail(err, PO_IO, "cannot write token cache %s/%s: %s", dir,
+                     name, strerror(errno));
+        goto out;
+    }
+    fd = -1;
+    if (renameat(dfd, tmp, dfd, name) == -1) {
+        rc = po_fail(err, PO_IO, "cannot rename %s/%s to %s: %s", dir, tmp,
+                     name, strerror(errno));
+        goto out;
+    }
+    created = 0;
+    if (fsync(dfd) == -1 && errno != EINVAL) {
+        rc = po_fail(err, PO_IO, "cannot sync cache directory %s: %s", dir,
+                     strerror(errno));
+        goto out;
+    }
+out:
+    if (fd != -1)
+        close(fd);
+    if (created)
+        (void)unlinkat(dfd, tmp, 0);
+    if (dfd != -1)
+        close(dfd);
+    return rc;
+}
+
+po_rc po_cache_write(const char *dir, const po_profile *p,
+                     const po_cache_entry *e, po_err *err)
+{
+    po_rc rc = PO_OK;
+    po_buf b;
+    char *d = NULL, *name = NULL;
+
+    po_buf_init(&b, PO_CACHE_FILE_MAX, 1);
+    if ((rc = check_name(p, err)) != PO_OK ||
+        (rc = dir_copy(dir, &d, err)) != PO_OK)
+        goto out;
+    if (asprintf(&name, "%s.json", p->name) < 0) {
+        name = NULL;
+        rc = po_fail(err, PO_NOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = encode_entry(p, e, &b)) != PO_OK) {
+        rc = po_fail(err, rc,
+                     "cannot write token cache %s/%s: the entry is larger "
+                     "than %d bytes or out of memory",
+                     d, name, PO_CACHE_FILE_MAX);
+        goto out;
+    }
+    rc = write_atomic(d, name, b.data, b.len, err);
+out:
+    po_buf_free(&b);
+    free(name);
+    free(d);
+    return rc;
+}
+
+po_rc po_cache_remove(const char *dir, const po_profile *p, po_err *err)
+{
+    po_rc rc = PO_OK;
+    char *path = NULL;
+
+    if ((rc = po_cache_file(dir, p, &path, err)) != PO_OK)
+        goto out;
+    if (unlink(path) == -1 && errno != ENOENT && errno != ENOTDIR)
+        rc = po_fail(err, PO_IO, "cannot remove token cache %s: %s", path,
+                     strerror(errno));
+out:
+    free(path);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* the lock                                                            */
+
+/* Under the lock no writer is active, so temporary files of p's entry
+ * that are still there were left by a writer that was killed: remove
+ * them. */
+static void remove_stale_temps(const char *dir, const po_profile *p)
+{
+    DIR *d;
+    struct dirent *de;
+    size_t nl = strlen(p->name), i;
+    int dfd;
+
+    if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) ==
+        -1)
+        return;
+    if ((d = fdopendir(dfd)) == NULL) {
+        close(dfd);
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        if (strncmp(n, p->name, nl) != 0 || strncmp(n + nl, ".json.", 6) != 0 ||
+            strlen(n + nl + 6) != TMP_SUFFIX_LEN)
+            continue;
+        for (i = 0; i < TMP_SUFFIX_LEN; i++)
+            if (!((n[nl + 6 + i] >= 'A' && n[nl + 6 + i] <= 'Z') ||
+                  (n[nl + 6 + i] >= 'a' && n[nl + 6 + i] <= 'z') ||
+                  (n[nl + 6 + i] >= '0' && n[nl + 6 + i] <= '9')))
+                break;
+        if (i == TMP_SUFFIX_LEN)
+            (void)unlinkat(dirfd(d), n, 0);
+    }
+    closedir(d);
+}
+
+po_rc po_cache_lock(const char *dir, const po_profile *p, long timeout_ms,
+                    po_lock *out, po_err *err)
+{
+    po_rc rc = PO_OK;
+    char *path = NULL;
+    struct stat st;
+    uint64_t start, now, step = 2, left;
+    int fd = -1;
+
+    out->fd = -1;
+    if ((rc = check_name(p, err)) != PO_OK ||
+        (rc = join(dir, p->name, ".lock", &path, err)) != PO_OK)
+        goto out;
+    fd = open(path,
+              O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
+              0600);
+    if (fd == -1) {
+        rc =
+            po_fail(err, PO_IO, "cannot open token cache lock %s: %s", path,
+                    errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+        goto out;
+    }
+    if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+        rc = po_fail(err, PO_IO, "token cache lock %s is not a regular file",
+                     path);
+        goto out;
+    }
+    start = po_mono_ms();
+    for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            break;
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            rc = po_fail(err, PO_IO, "cannot lock %s: %s", path,
+                         strerror(errno));
+            goto out;
+        }
+        now = po_mono_ms();
+        if (timeout_ms <= 0 || now - start >= (uint64_t)timeout_ms) {
+            rc = po_fail(err, PO_LOCKED,
+                         "token cache lock %s is held by another process for "
+                         "more than %ld ms (a stopped or hung oauth-token?)",
+                         path, timeout_ms < 0 ? 0 : timeout_ms);
+            goto out;
+        }
+        left = (uint64_t)timeout_ms - (now - start);
+        po_sleep_ms(step < left ? step : left);
+        if (step < 50)
+            step = step * 2 > 50 ? 50 : step * 2;
+    }
+    out->fd = fd;
+    fd = -1;
+    remove_stale_temps(dir, p);
+out:
+    if (fd != -1)
+        close(fd);
+    free(path);
+    return rc;
+}
+
+void po_cache_unlock(po_lock *l)
+{
+    if (l == NULL || l->fd == -1)
+        return;
+    (void)flock(l->fd, LOCK_UN);
+    close(l->fd);
+    l->fd = -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* acting as the user                                                  */
+
+/* The thread's file system ids before switching. */
+typedef struct fsids {
+    uid_t uid;
+    gid_t gid;
+} fsids;
+
+/* Switch the calling thread's fsgid, then fsuid, to gid/uid, checking
+ * that both took effect.  Only file system access changes: the real and
+ * effective ids, and the supplementary groups, stay root's (so a file
+ * whose group is one of root's groups is accessible through its group
+ * permission bits; the cache directory and files are 0700/0600, so this
+ * does not widen access to them).  On failure nothing is changed. */
+static po_rc fsids_enter(uid_t uid, gid_t gid, fsids *saved, po_err *err)
+{
+    saved->gid = (gid_t)setfsgid(gid);
+    if (current_fsgid() != gid) {
+        (void)setfsgid(saved->gid);
+        return po_fail(err, PO_IO,
+                       "cannot switch the file system gid to %lu (not "
+                       "running as root?); refusing to write the token cache",
+                       (unsigned long)gid);
+    }
+    saved->uid = (uid_t)setfsuid(uid);
+    if (current_fsuid() != uid) {
+        (void)setfsuid(saved->uid);
+        (void)setfsgid(saved->gid);
+        return po_fail(err, PO_IO,
+                       "cannot switch the file system uid to %lu (not "
+                       "running as root?); refusing to write the token cache",
+                       (unsigned long)uid);
+    }
+    return PO_OK;
+}
+
+static po_rc fsids_leave(const fsids *saved, po_err *err)
+{
+    (void)setfsuid(saved->uid);
+    (void)setfsgid(saved->gid);
+    if (current_fsuid() != saved->uid || current_fsgid() != saved->gid)
+        return po_fail(err, PO_IO,
+                       "cannot restore the file system uid/gid to %lu/%lu",
+                       (unsigned long)saved->uid, (unsigned long)saved->gid);
+    return PO_OK;
+}
+
+po_rc po_cache_store_as(const char *dir, const po_profile *p, const po_token *t,
+                        const char *username, uid_t uid, gid_t gid,
+                        long lock_timeout_ms, po_err *err)
+{
+    po_rc rc = PO_OK, rc2;
+    po_cache_entry e;
+    po_lock lk = {-1};
+    fsids saved;
+    int switched = 0;
+
+    memset(&e, 0, sizeof(e));
+    if (t == NULL || t->access_token == NULL) {
+        rc = po_fail(err, PO_USAGE, "no token to store");
+        goto out;
+    }
+    if ((rc = check_name(p, err)) != PO_OK ||
+        (rc = fsids_enter(uid, gid, &saved, err)) != PO_OK)
+        goto out;
+    switched = 1;
+    if ((rc = ensure_dir_uid(dir, uid, err)) != PO_OK ||
+        (rc = po_cache_lock(dir, p, lock_timeout_ms, &lk, err)) != PO_OK ||
+        (rc = cache_read_uid(dir, p, uid, NULL, &e, err)) != PO_OK)
+        goto out;
+    /* Keep the budget counter, replace the rest. */
+    po_token_free(&e.token);
+    free(e.username);
+    e.username = NULL;
+    if ((rc = po_token_copy(&e.token, t, err)) != PO_OK)
+        goto out;
+    if (username != NULL && (e.username = po_strdup(username)) == NULL) {
+        rc = po_fail(err, PO_NOMEM, "out of memory");
+        goto out;
+    }
+    rc = po_cache_write(dir, p, &e, err);
+out:
+    po_cache_unlock(&lk);
+    po_cache_entry_free(&e);
+    if (switched && (rc2 = fsids_leave(&saved, err)) != PO_OK)
+        rc = rc2;
+    return rc;
+}
+
+po_rc po_cache_remove_as(const char *dir, const po_profile *p, uid_t uid,
+                         gid_t gid, po_err *err)
+{
+    po_rc rc = PO_OK, rc2;
+    po_lock lk = {-1};
+    fsids saved;
+    int switched = 0, dfd = -1;
+
+    if ((rc = check_name(p, err)) != PO_OK ||
+        (rc = fsids_enter(uid, gid, &saved, err)) != PO_OK)
+        goto out;
+    switched = 1;
+    rc = open_dir_checked(dir, uid, &dfd, err);
+    if (rc == PO_NOT_FOUND) {
+        rc = PO_OK; /* nothing cached */
+        goto out;
+    }
+    if (rc != PO_OK ||
+        (rc = po_cache_lock(dir, p, p->lock_timeout_ms, &lk, err)) != PO_OK)
+        goto out;
+    rc = po_cache_remove(dir, p, err);
+out:
+    if (dfd != -1)
+        close(dfd);
+    po_cache_unlock(&lk);
+    if (switched && (rc2 = fsids_leave(&saved, err)) != PO_OK)
+        rc = rc2;
+    return rc;
+}
