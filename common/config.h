@@ -222,7 +222,10 @@ po_rc po_profile_validate(const po_profile *p, po_err *err);
  * client_secret_command (its first stdout line; run with /bin/sh -c,
  * stdin from /dev/null, a minimal environment, bounded in time and size).
  * Does nothing when client_secret is set or client_auth is none.  Call it
- * only when a request is about to be made. */
+ * only when a request is about to be made.  On success client_secret holds
+ * the secret and client_secret_file/client_secret_command are cleared, so
+ * the profile still passes po_profile_validate and a second call does
+ * nothing. */
 po_rc po_profile_load_secret(po_profile *p, const po_log *log, po_err *err);
 
 #endif
