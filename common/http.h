@@ -13,6 +13,9 @@
  * (with any SIGPIPE raised meanwhile consumed), response body capped at
  * PO_HTTP_BODY_MAX, proxies from the environment unless AT_SECURE,
  * SSLKEYLOGFILE ignored when AT_SECURE, User-Agent "pam-oauth/VERSION".
+ * (Release builds of libcurl do read SSLKEYLOGFILE, with getenv, when
+ * curl_global_init runs: when AT_SECURE and it is set, libcurl is not
+ * loaded and every request fails with PO_CONFIG saying why.)
  */
 #ifndef PO_HTTP_H
 #define PO_HTTP_H
