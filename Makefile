@@ -156,4 +156,5 @@ clean:
 	  curl_helper/git-credential-oauth-token tests/unit/*.d \
 	  $(UNIT_SRC:%.c=%) $(TOOL_SRC:%.c=%) tests/tools/*.d
 
--include $(COMMON_OBJ:.o=.d) $(PAM_OBJ:.o=.d) $(HELPER_OBJ:.o=.d)
+-include $(COMMON_OBJ:.o=.d) $(PAM_OBJ:.o=.d) $(HELPER_OBJ:.o=.d) \
+  $(UNIT_BIN:=.d) $(TOOL_BIN:=.d)
