@@ -48,7 +48,7 @@ endif
 
 CFLAGS  ?= $(OPTFLAGS)
 ALL_CFLAGS = -std=gnu11 -fPIC -fstack-protector-strong -fvisibility=hidden \
-             $(WARN) $(SANFLAGS) $(CFLAGS) -Icommon $(DEP_CFLAGS) \
+             $(WARN) $(SANFLAGS) $(CPPFLAGS) $(CFLAGS) -Icommon $(DEP_CFLAGS) \
              -DPO_VERSION='"$(VERSION)"' -DPO_SYSCONFDIR='"$(SYSCONFDIR)"' -MMD -MP
 ALL_LDFLAGS = -Wl,-z,relro,-z,now -Wl,--as-needed $(SANFLAGS) $(LDFLAGS)
 
@@ -126,7 +126,7 @@ demo:
 	@$(MAKE) --no-print-directory demo-run
 
 demo-run: all
-	@tests/demo
+	@PO_BUILD_DIR=$(abspath $(B)) tests/demo
 
 install: all
 	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(BINDIR) \
