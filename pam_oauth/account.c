@@ -1,0 +1,140 @@
+/*
+ * account.c - pam_sm_acct_mgmt: optional checks on the token obtained at
+ * authentication.
+ *
+ *   require_scope: every listed scope is in the granted scope (the
+ *     response's "scope", or the requested scope when the server omitted
+ *     it, as RFC 6749 5.1 says it then equals the request);
+ *   require_roles: every listed role is in the roles_claim member of the
+ *     token response (default "Roles").
+ * No check configured: PAM_SUCCESS.  A failed check: PAM_PERM_DENIED with
+ * the reason in syslog.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "claims.h"
+#include "internal.h"
+
+#define DEFAULT_ROLES_CLAIM "Roles"
+
+/* Every word of required must be in have; the first missing one is put in
+ * *missing (pointing into the list, valid until it is freed). */
+static int all_present(const po_pam_strlist *required,
+                       const po_pam_strlist *have, const char **missing)
+{
+    size_t i;
+
+    for (i = 0; i < required->n; i++) {
+        if (!po_pam_strlist_has(have, required->v[i])) {
+            *missing = required->v[i];
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int check_scope(const po_pam_args *args, const po_pam_state *st,
+                       const char *require, const char *shown)
+{
+    po_pam_strlist req = {NULL, 0}, have = {NULL, 0};
+    const char *granted =
+        st->token.scope != NULL ? st->token.scope : st->requested_scope;
+    const char *missing = NULL;
+    int pamret = PAM_SUCCESS;
+
+    if (po_pam_split_words(require, &req) != PO_OK ||
+        po_pam_split_words(granted, &have) != PO_OK) {
+        po_logf(&args->log, LOG_CRIT, "out of memory");
+        pamret = PAM_BUF_ERR;
+        goto out;
+    }
+    if (!all_present(&req, &have, &missing)) {
+        po_logf(&args->log, LOG_NOTICE,
+                "access denied to user %s: require_scope: scope \"%s\" "
+                "was not granted (granted: \"%s\")",
+                shown, missing, granted != NULL ? granted : "");
+        pamret = PAM_PERM_DENIED;
+        goto out;
+    }
+    po_logf(&args->log, LOG_DEBUG, "require_scope \"%s\": granted", require);
+out:
+    po_pam_strlist_free(&req);
+    po_pam_strlist_free(&have);
+    return pamret;
+}
+
+static int check_roles(const po_pam_args *args, const po_pam_state *st,
+                       const char *require, const char *claim,
+                       const char *shown)
+{
+    po_pam_strlist req = {NULL, 0}, have = {NULL, 0};
+    const char *missing = NULL;
+    int pamret = PAM_SUCCESS;
+    po_err err;
+    po_rc rc;
+
+    po_err_clear(&err);
+    if (claim == NULL || claim[0] == '\0')
+        claim = DEFAULT_ROLES_CLAIM;
+    if (po_pam_split_words(require, &req) != PO_OK) {
+        po_logf(&args->log, LOG_CRIT, "out of memory");
+        pamret = PAM_BUF_ERR;
+        goto out;
+    }
+    rc = po_pam_claim(st, claim, &have, &err);
+    if (rc == PO_NOMEM) {
+        po_logf(&args->log, LOG_CRIT, "out of memory");
+        pamret = PAM_BUF_ERR;
+        goto out;
+    }
+    if (rc != PO_OK) {
+        po_logf(&args->log, LOG_NOTICE,
+                "access denied to user %s: require_roles: %s", shown, err.msg);
+        pamret = PAM_PERM_DENIED;
+        goto out;
+    }
+    if (!all_present(&req, &have, &missing)) {
+        po_logf(&args->log, LOG_NOTICE,
+                "access denied to user %s: require_roles: role \"%s\" is "
+                "not in \"%s\"",
+                shown, missing, claim);
+        pamret = PAM_PERM_DENIED;
+        goto out;
+    }
+    po_logf(&args->log, LOG_DEBUG, "require_roles \"%s\": present in \"%s\"",
+            require, claim);
+out:
+    po_pam_strlist_free(&req);
+    po_pam_strlist_free(&have);
+    return pamret;
+}
+
+int po_pam_acct_mgmt(po_pam_args *args)
+{
+    const po_pam_state *st = po_pam_state_for_user(args);
+    const po_profile *p;
+    char shown[80];
+    int pamret;
+
+    if (st == NULL) {
+        po_logf(&args->log, LOG_DEBUG,
+                "the user did not authenticate through pam_oauth: ignored");
+        return PAM_IGNORE;
+    }
+    po_pam_printable(st->user, shown, sizeof(shown));
+    if ((pamret = po_pam_load_state_profile(args, st)) != PAM_SUCCESS)
+        return pamret;
+    p = args->profile;
+    if (p->require_scope != NULL && p->require_scope[0] != '\0' &&
+        (pamret = check_scope(args, st, p->require_scope, shown)) !=
+            PAM_SUCCESS)
+        return pamret;
+    if (p->require_roles != NULL && p->require_roles[0] != '\0' &&
+        (pamret = check_roles(args, st, p->require_roles, p->roles_claim,
+                              shown)) != PAM_SUCCESS)
+        return pamret;
+    po_logf(&args->log, LOG_DEBUG, "account checks passed for user %s", shown);
+    return PAM_SUCCESS;
+}

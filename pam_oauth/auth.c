@@ -1,0 +1,413 @@
+/*
+ * auth.c - pam_sm_authenticate: the user's password checked with the
+ * password grant at the profile's token endpoint.
+ *
+ * Order, so that nothing reaches the network that can be refused locally:
+ * the PAM user name (length, control characters), the configuration, the
+ * IdP user name (username_format, ambiguity), the local account (unknown
+ * -> PAM_USER_UNKNOWN, uid < minimum_uid -> PAM_IGNORE), the password
+ * (empty or too long -> PAM_AUTH_ERR), the client secret, then one token
+ * request bounded by the profile's timeout, retries included.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <security/pam_ext.h>
+
+#include "internal.h"
+#include "secret.h"
+#include "util.h"
+
+#define DEFAULT_TIMEOUT_MS 20000L
+#define IDP_USER_MAX 4096
+
+/* Characters that separate a user from a domain or realm in an IdP user
+ * name.  When username_format puts one around %u, a PAM user name that
+ * contains it could name a different IdP user, so it is refused. */
+static const char separators[] = "@\\/";
+
+int po_pam_map_rc(const po_pam_args *args, po_rc rc, const po_err *err,
+                  const char *what)
+{
+    const char *msg = err != NULL && err->msg[0] != '\0' ? err->msg : "";
+    const char *name = po_rc_name(rc);
+
+    switch (rc) {
+    case PO_OK:
+        return PAM_SUCCESS;
+    case PO_INVALID_GRANT:
+        po_logf(&args->log, LOG_NOTICE,
+                "%s: the identity provider rejected the credentials "
+                "(invalid_grant): %s",
+                what, msg);
+        return PAM_AUTH_ERR;
+    case PO_INVALID_CLIENT:
+    case PO_UNAUTHORIZED_CLIENT:
+        po_logf(&args->log, LOG_CRIT,
+                "%s: the identity provider rejected the OAuth client "
+                "(%s): %s; nobody can log in through this profile until "
+                "its client_id, secret or grants are fixed",
+                what, name, msg);
+        return PAM_SERVICE_ERR;
+    case PO_INVALID_SCOPE:
+    case PO_INVALID_REQUEST:
+    case PO_CONFIG:
+        po_logf(&args->log, LOG_ERR, "%s: configuration error (%s): %s", what,
+                name, msg);
+        return PAM_SERVICE_ERR;
+    case PO_RATE_LIMITED:
+    case PO_SERVER_ERROR:
+    case PO_NETWORK:
+    case PO_TIMEOUT:
+    case PO_TLS:
+    case PO_MALFORMED_RESPONSE:
+        po_logf(&args->log, LOG_ERR,
+                "%s: the identity provider is unavailable (%s): %s", what, name,
+                msg);
+        return PAM_AUTHINFO_UNAVAIL;
+    case PO_NOMEM:
+        po_logf(&args->log, LOG_CRIT, "%s: out of memory", what);
+        return PAM_BUF_ERR;
+    default:
+        po_logf(&args->log, LOG_ERR, "%s: %s: %s", what, name, msg);
+        return PAM_SERVICE_ERR;
+    }
+}
+
+/* The PAM user name must be usable as a local name, in a log line and in
+ * a request: not empty, no control characters, at most PO_PAM_USER_MAX
+ * bytes. */
+static int check_user_name(const po_pam_args *args, const char *user)
+{
+    size_t i;
+
+    for (i = 0; user[i] != '\0'; i++) {
+        if (i >= PO_PAM_USER_MAX) {
+            po_logf(&args->log, LOG_NOTICE,
+                    "user name refused: longer than %d bytes", PO_PAM_USER_MAX);
+            return PAM_USER_UNKNOWN;
+        }
+        if ((unsigned char)user[i] < 0x20 || user[i] == 0x7f) {
+            po_logf(&args->log, LOG_NOTICE,
+                    "user name refused: it contains control characters");
+            return PAM_USER_UNKNOWN;
+        }
+    }
+    if (i == 0) {
+        po_logf(&args->log, LOG_NOTICE, "user name refused: empty");
+        return PAM_USER_UNKNOWN;
+    }
+    return PAM_SUCCESS;
+}
+
+int po_pam_map_user(const po_pam_args *args, const char *fmt, const char *user,
+                    char **out)
+{
+    char used[sizeof(separators)] = "", shown[80];
+    const char *f;
+    size_t nused = 0;
+    int has_u = 0, pamret = PAM_SUCCESS;
+    po_buf b;
+
+    *out = NULL;
+    po_buf_init(&b, IDP_USER_MAX, 0);
+    if (fmt == NULL || fmt[0] == '\0')
+        fmt = "%u";
+    /* Check the format; note which separators it puts around %u. */
+    for (f = fmt; *f != '\0'; f++) {
+        if (*f == '%') {
+            if (f[1] == 'u')
+                has_u = 1;
+            else if (f[1] != '%') {
+                po_logf(&args->log, LOG_ERR,
+                        "username_format \"%s\": unknown conversion '%%%c' "
+                        "(only %%u and %%%% are allowed)",
+                        fmt, f[1] != '\0' ? f[1] : ' ');
+                pamret = PAM_SERVICE_ERR;
+                goto out;
+            }
+            f++;
+            continue;
+        }
+        if (strchr(separators, *f) != NULL && strchr(used, *f) == NULL) {
+            used[nused++] = *f;
+            used[nused] = '\0';
+        }
+    }
+    if (!has_u) {
+        po_logf(&args->log, LOG_ERR,
+                "username_format \"%s\" has no %%u: every user would map "
+                "to the same IdP user, refused",
+                fmt);
+        pamret = PAM_SERVICE_ERR;
+        goto out;
+    }
+    for (f = used; *f != '\0'; f++) {
+        if (strchr(user, *f) != NULL) {
+            po_pam_printable(user, shown, sizeof(shown));
+            po_logf(&args->log, LOG_NOTICE,
+                    "user name %s refused: it contains '%c', which "
+                    "username_format \"%s\" puts around it (ambiguous)",
+                    shown, *f, fmt);
+            pamret = PAM_USER_UNKNOWN;
+            goto out;
+        }
+    }
+    for (f = fmt; *f != '\0'; f++) {
+        po_rc rc;
+
+        if (*f == '%') {
+            f++;
+            rc = *f == 'u' ? po_buf_puts(&b, user) : po_buf_puts(&b, "%");
+        } else {
+            rc = po_buf_append(&b, f, 1);
+        }
+        if (rc != PO_OK) {
+            po_logf(&args->log, rc == PO_NOMEM ? LOG_CRIT : LOG_NOTICE,
+                    "cannot map the user name: %s", po_rc_name(rc));
+            pamret = rc == PO_NOMEM ? PAM_BUF_ERR : PAM_USER_UNKNOWN;
+            goto out;
+        }
+    }
+    if (po_buf_detach(&b, out) != PO_OK) {
+        po_logf(&args->log, LOG_CRIT, "out of memory");
+        pamret = PAM_BUF_ERR;
+    }
+out:
+    po_buf_free(&b);
+    return pamret;
+}
+
+/* The password: PAM_AUTHTOK from an earlier module (use_first_pass: only
+ * that; try_first_pass: that when set) or a prompt, whose answer becomes
+ * PAM_AUTHTOK for the modules after this one.  *out is a copy that the
+ * caller frees with po_secret_free. */
+static int get_password(const po_pam_args *args, char **out)
+{
+    const void *item = NULL;
+    char *resp = NULL;
+    int pamret;
+
+    *out = NULL;
+    if (args->use_first_pass || args->try_first_pass) {
+        pamret = pam_get_item(args->pamh, PAM_AUTHTOK, &item);
+        if (pamret != PAM_SUCCESS) {
+            po_logf(&args->log, LOG_ERR, "cannot read PAM_AUTHTOK: %s",
+                    pam_strerror(args->pamh, pamret));
+            return pamret;
+        }
+        if (item != NULL) {
+            po_logf(&args->log, LOG_DEBUG,
+                    "using the password of a previous module");
+            if ((*out = po_strdup(item)) == NULL) {
+                po_logf(&args->log, LOG_CRIT, "out of memory");
+                return PAM_BUF_ERR;
+            }
+            return PAM_SUCCESS;
+        }
+        if (args->use_first_pass) {
+            po_logf(&args->log, LOG_NOTICE,
+                    "use_first_pass: no password from a previous module");
+            return PAM_AUTH_ERR;
+        }
+    }
+    pamret = pam_prompt(args->pamh, PAM_PROMPT_ECHO_OFF, &resp, "Password: ");
+    if (pamret == PAM_CONV_AGAIN)
+        return PAM_INCOMPLETE;
+    if (pamret != PAM_SUCCESS || resp == NULL) {
+        po_logf(&args->log, LOG_ERR, "cannot prompt for the password: %s",
+                pam_strerror(args->pamh,
+                             pamret != PAM_SUCCESS ? pamret : PAM_CONV_ERR));
+        po_secret_free(resp);
+        return pamret != PAM_SUCCESS ? pamret : PAM_CONV_ERR;
+    }
+    pamret = pam_set_item(args->pamh, PAM_AUTHTOK, resp);
+    if (pamret != PAM_SUCCESS) {
+        po_logf(&args->log, LOG_ERR, "cannot set PAM_AUTHTOK: %s",
+                pam_strerror(args->pamh, pamret));
+        po_secret_free(resp);
+        return pamret;
+    }
+    *out = resp;
+    return PAM_SUCCESS;
+}
+
+/* Load the client secret, telling an unprivileged caller that cannot read
+ * the secret file apart from a broken configuration. */
+static int load_secret(const po_pam_args *args, po_profile *p)
+{
+    po_err err;
+    po_rc rc;
+
+    po_err_clear(&err);
+    if (p->client_secret == NULL && p->client_secret_file != NULL &&
+        p->client_auth != PO_CLIENT_AUTH_NONE &&
+        faccessat(AT_FDCWD, p->client_secret_file, R_OK, AT_EACCESS) == -1 &&
+        errno == EACCES) {
+        po_logf(&args->log, LOG_ERR,
+                "%s: permission denied for uid %lu: this program cannot read "
+                "the client secret of profile [%s], so OAuth authentication "
+                "is unavailable to it",
+                p->client_secret_file, (unsigned long)geteuid(), p->name);
+        return PAM_AUTHINFO_UNAVAIL;
+    }
+    rc = po_profile_load_secret(p, &args->log, &err);
+    if (rc == PO_OK)
+        return PAM_SUCCESS;
+    po_logf(&args->log, rc == PO_NOMEM ? LOG_CRIT : LOG_ERR,
+            "profile [%s]: cannot load the client secret: %s", p->name,
+            err.msg);
+    if (rc == PO_NOMEM)
+        return PAM_BUF_ERR;
+    return rc == PO_TIMEOUT ? PAM_AUTHINFO_UNAVAIL : PAM_SERVICE_ERR;
+}
+
+/* Keep what the later calls need on the handle; takes *tok. */
+static int keep_state(const po_pam_args *args, const char *user,
+                      const char *idp_user, uid_t uid, gid_t gid,
+                      const char *home, po_token *tok)
+{
+    po_pam_state *st = calloc(1, sizeof(*st));
+
+    if (st == NULL)
+        goto nomem;
+    st->uid = uid;
+    st->gid = gid;
+    st->token = *tok;
+    memset(tok, 0, sizeof(*tok));
+    if ((st->user = strdup(user)) == NULL ||
+        (st->idp_user = strdup(idp_user)) == NULL ||
+        (st->profile_name = strdup(args->profile->name)) == NULL ||
+        (st->home = strdup(home)) == NULL ||
+        (args->profile->scope != NULL &&
+         (st->requested_scope = strdup(args->profile->scope)) == NULL))
+        goto nomem;
+    return po_pam_state_set(args->pamh, st);
+nomem:
+    po_pam_state_free(st);
+    po_logf(&args->log, LOG_CRIT, "out of memory");
+    return PAM_BUF_ERR;
+}
+
+int po_pam_authenticate(po_pam_args *args)
+{
+    const char *user = NULL;
+    char *idp_user = NULL, *password = NULL, *home = NULL;
+    char shown[80], what[256];
+    po_profile *p;
+    po_token tok;
+    po_grant_input g;
+    po_err err;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    uint64_t deadline;
+    long timeout_ms;
+    size_t len;
+    int pamret;
+    po_rc rc;
+
+    memset(&tok, 0, sizeof(tok));
+    po_err_clear(&err);
+    /* A new authentication on this handle forgets the previous one. */
+    po_pam_state_clear(args->pamh);
+
+    pamret = pam_get_user(args->pamh, &user, NULL);
+    if (pamret == PAM_CONV_AGAIN) {
+        pamret = PAM_INCOMPLETE;
+        goto out;
+    }
+    if (pamret != PAM_SUCCESS || user == NULL) {
+        po_logf(&args->log, LOG_ERR, "cannot get the user name: %s",
+                pam_strerror(args->pamh, pamret != PAM_SUCCESS
+                                             ? pamret
+                                             : PAM_USER_UNKNOWN));
+        if (pamret == PAM_SUCCESS)
+            pamret = PAM_USER_UNKNOWN;
+        goto out;
+    }
+    if ((pamret = check_user_name(args, user)) != PAM_SUCCESS)
+        goto out;
+    po_pam_printable(user, shown, sizeof(shown));
+
+    if ((pamret = po_pam_load_profile(args)) != PAM_SUCCESS)
+        goto out;
+    p = args->profile;
+
+    if ((pamret = po_pam_map_user(args, p->username_format, user, &idp_user)) !=
+        PAM_SUCCESS)
+        goto out;
+    if ((pamret = po_pam_lookup_user(args, user, &uid, &gid, &home)) !=
+        PAM_SUCCESS)
+        goto out;
+    if (p->minimum_uid > 0 && (long long)uid < (long long)p->minimum_uid) {
+        po_logf(&args->log, LOG_DEBUG,
+                "ignoring user %s: uid %lu is below minimum_uid %ld", shown,
+                (unsigned long)uid, p->minimum_uid);
+        pamret = PAM_IGNORE;
+        goto out;
+    }
+
+    if ((pamret = get_password(args, &password)) != PAM_SUCCESS)
+        goto out;
+    len = strlen(password);
+    if (len == 0) {
+        po_logf(&args->log, LOG_NOTICE,
+                "authentication failure for user %s: empty password, no "
+                "request sent",
+                shown);
+        pamret = PAM_AUTH_ERR;
+        goto out;
+    }
+    if (len > PAM_MAX_RESP_SIZE - 1) {
+        po_logf(&args->log, LOG_NOTICE,
+                "authentication failure for user %s: password longer than "
+                "%d bytes, no request sent",
+                shown, PAM_MAX_RESP_SIZE - 1);
+        pamret = PAM_AUTH_ERR;
+        goto out;
+    }
+
+    /* One deadline for the rest of the login: the secret, every attempt,
+     * every backoff.  The prompt above is not counted. */
+    timeout_ms = p->timeout_ms > 0 ? p->timeout_ms : DEFAULT_TIMEOUT_MS;
+    deadline = po_mono_ms() + (uint64_t)timeout_ms;
+    if ((pamret = load_secret(args, p)) != PAM_SUCCESS)
+        goto out;
+
+    g.grant = PO_GRANT_PASSWORD;
+    g.username = idp_user;
+    g.password = password;
+    g.refresh_token = NULL;
+    (void)snprintf(what, sizeof(what), "user %s (as %s), profile [%s]", shown,
+                   idp_user, p->name);
+    po_logf(&args->log, LOG_DEBUG, "%s: password grant", what);
+    rc = po_oauth_token_request(p, &g, deadline, (int64_t)time(NULL),
+                                &args->log, &tok, &err);
+    po_secret_clear(&password);
+    if (rc != PO_OK) {
+        pamret = po_pam_map_rc(args, rc, &err, what);
+        goto out;
+    }
+    if ((pamret = keep_state(args, user, idp_user, uid, gid, home, &tok)) !=
+        PAM_SUCCESS)
+        goto out;
+    po_logf(&args->log, LOG_INFO, "user %s authenticated as %s (profile [%s])",
+            shown, idp_user, p->name);
+
+out:
+    po_secret_clear(&password);
+    po_token_free(&tok);
+    free(idp_user);
+    free(home);
+    if (pamret != PAM_SUCCESS && pamret != PAM_IGNORE &&
+        pamret != PAM_INCOMPLETE && args->fail_delay_ms > 0)
+        (void)pam_fail_delay(args->pamh,
+                             (unsigned int)args->fail_delay_ms * 1000u);
+    return pamret;
+}

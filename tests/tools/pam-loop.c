@@ -1,0 +1,224 @@
+/*
+ * pam-loop - run many PAM transactions in one process, for valgrind and
+ * for memory growth checks of pam_oauth.so.
+ *
+ *   pam-loop [-n CYCLES] [-a] [-s] [-o OPS] [-e CODE] SERVICE USER < password
+ *
+ * Each cycle is pam_start, pam_authenticate (the conversation answers
+ * every echo-off prompt with the password read from standard input, first
+ * line), then, when it succeeded, the operations of OPS in order, then
+ * pam_end.  OPS is a comma-separated list of acct (pam_acct_mgmt), estab
+ * (pam_setcred PAM_ESTABLISH_CRED), refresh (PAM_REFRESH_CRED), open
+ * (pam_open_session), close (pam_close_session) and delete (pam_setcred
+ * PAM_DELETE_CRED: pamtester cannot send that flag).  -a is "-o acct", -s
+ * is "-o estab,open,close,delete".  Each operation's result is printed as
+ * "OP CODE" on the first cycle.  After cycles 1, 10, 100
+ * and every 100th it prints "cycle N VmRSS K" (kB, from /proc/self/status).
+ * Every pam_authenticate must return CODE (default 0, PAM_SUCCESS); the
+ * exit status is 0 when all did, 1 otherwise, 2 on a usage error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <security/pam_appl.h>
+
+struct conv_data {
+    const char *password;
+};
+
+static void free_responses(struct pam_response *r, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        if (r[i].resp != NULL) {
+            explicit_bzero(r[i].resp, strlen(r[i].resp));
+            free(r[i].resp);
+        }
+    }
+    free(r);
+}
+
+static int conv(int n, const struct pam_message **msg,
+                struct pam_response **resp, void *appdata)
+{
+    const struct conv_data *d = appdata;
+    struct pam_response *r;
+    int i;
+
+    if (n <= 0 || n > PAM_MAX_NUM_MSG)
+        return PAM_CONV_ERR;
+    if ((r = calloc((size_t)n, sizeof(*r))) == NULL)
+        return PAM_BUF_ERR;
+    for (i = 0; i < n; i++) {
+        switch (msg[i]->msg_style) {
+        case PAM_PROMPT_ECHO_OFF:
+            if ((r[i].resp = strdup(d->password)) == NULL) {
+                free_responses(r, n);
+                return PAM_BUF_ERR;
+            }
+            break;
+        case PAM_TEXT_INFO:
+        case PAM_ERROR_MSG:
+            break;
+        default:
+            free_responses(r, n);
+            return PAM_CONV_ERR;
+        }
+    }
+    *resp = r;
+    return PAM_SUCCESS;
+}
+
+static long vm_rss_kb(void)
+{
+    char line[256];
+    long kb = -1;
+    FILE *f = fopen("/proc/self/status", "re");
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: pam-loop [-n CYCLES] [-a] [-s] [-o OPS] [-e CODE] "
+                    "SERVICE USER < password\n"
+                    "  OPS: acct,estab,refresh,open,close,delete\n");
+    return 2;
+}
+
+/* Run one operation (a name op_known accepts) on h. */
+static int run_op(pam_handle_t *h, const char *op)
+{
+    if (strcmp(op, "acct") == 0)
+        return pam_acct_mgmt(h, 0);
+    if (strcmp(op, "estab") == 0)
+        return pam_setcred(h, PAM_ESTABLISH_CRED);
+    if (strcmp(op, "refresh") == 0)
+        return pam_setcred(h, PAM_REFRESH_CRED);
+    if (strcmp(op, "open") == 0)
+        return pam_open_session(h, 0);
+    if (strcmp(op, "close") == 0)
+        return pam_close_session(h, 0);
+    if (strcmp(op, "delete") == 0)
+        return pam_setcred(h, PAM_DELETE_CRED);
+    return -1;
+}
+
+#define MAX_OPS 16
+
+static int op_known(const char *op)
+{
+    static const char *const names[] = {"acct", "estab", "refresh",
+                                        "open", "close", "delete"};
+    size_t k;
+
+    for (k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+        if (strcmp(op, names[k]) == 0)
+            return 1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    long cycles = 1000, i, failures = 0;
+    int opt, expect = PAM_SUCCESS, nops = 0, k;
+    char password[1024], opsbuf[256] = "";
+    const char *ops[MAX_OPS];
+    struct conv_data data;
+    struct pam_conv pc;
+    char *end, *tok, *save = NULL;
+    const char *add;
+    size_t len;
+
+    while ((opt = getopt(argc, argv, "n:aso:e:")) != -1) {
+        switch (opt) {
+        case 'n':
+            errno = 0;
+            cycles = strtol(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || cycles < 1)
+                return usage();
+            break;
+        case 'a':
+        case 's':
+        case 'o':
+            add = opt == 'a'   ? "acct"
+                  : opt == 's' ? "estab,open,close,delete"
+                               : optarg;
+            if (strlen(opsbuf) + strlen(add) + 2 > sizeof(opsbuf))
+                return usage();
+            if (opsbuf[0] != '\0')
+                strcat(opsbuf, ",");
+            strcat(opsbuf, add);
+            break;
+        case 'e':
+            expect = (int)strtol(optarg, &end, 10);
+            if (*end != '\0')
+                return usage();
+            break;
+        default:
+            return usage();
+        }
+    }
+    if (argc - optind != 2)
+        return usage();
+    for (tok = strtok_r(opsbuf, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (nops == MAX_OPS || !op_known(tok))
+            return usage();
+        ops[nops++] = tok;
+    }
+    if (fgets(password, sizeof(password), stdin) == NULL)
+        password[0] = '\0';
+    len = strlen(password);
+    if (len > 0 && password[len - 1] == '\n')
+        password[--len] = '\0';
+    data.password = password;
+    pc.conv = conv;
+    pc.appdata_ptr = &data;
+
+    for (i = 1; i <= cycles; i++) {
+        pam_handle_t *h = NULL;
+        int rc = pam_start(argv[optind], argv[optind + 1], &pc, &h);
+
+        if (rc != PAM_SUCCESS) {
+            fprintf(stderr, "pam-loop: pam_start: %d\n", rc);
+            return 1;
+        }
+        rc = pam_authenticate(h, 0);
+        if (i == 1)
+            printf("authenticate %d\n", rc);
+        if (rc != expect) {
+            if (failures++ < 5)
+                fprintf(stderr, "pam-loop: cycle %ld: pam_authenticate: %s\n",
+                        i, pam_strerror(h, rc));
+        } else if (rc == PAM_SUCCESS) {
+            for (k = 0; k < nops; k++) {
+                int r = run_op(h, ops[k]);
+
+                if (i == 1)
+                    printf("%s %d\n", ops[k], r);
+                if (r != PAM_SUCCESS && failures++ < 5)
+                    fprintf(stderr, "pam-loop: cycle %ld: %s: %s\n", i, ops[k],
+                            pam_strerror(h, r));
+            }
+        }
+        pam_end(h, rc);
+        if (i == 1 || i == 10 || i % 100 == 0) {
+            printf("cycle %ld VmRSS %ld\n", i, vm_rss_kb());
+            fflush(stdout);
+        }
+    }
+    explicit_bzero(password, sizeof(password));
+    printf("done %ld cycles, %ld failures\n", cycles, failures);
+    return failures == 0 ? 0 : 1;
+}
