@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "jwt.h"
 #include "secret.h"
 #include "util.h"
 
@@ -30,6 +31,9 @@
 _Static_assert(sizeof(po_grant) == sizeof(int), "po_grant is an int");
 _Static_assert(sizeof(po_client_auth) == sizeof(int), "po_client_auth");
 _Static_assert(sizeof(po_body_style) == sizeof(int), "po_body_style");
+_Static_assert(sizeof(po_verify_mode) == sizeof(int), "po_verify_mode");
+_Static_assert(sizeof(po_verify_which) == sizeof(int), "po_verify_which");
+_Static_assert(sizeof(po_roles_source) == sizeof(int), "po_roles_source");
 
 #define PARAM_PREFIX "param."
 #define PARAM_NAME_MAX 128
@@ -42,6 +46,10 @@ static const char *const grant_values[] = {"client_credentials", "password",
                                            "refresh_token", NULL};
 static const char *const client_auth_values[] = {"basic", "post", "none", NULL};
 static const char *const body_values[] = {"form", "json", "query", NULL};
+static const char *const verify_values[] = {"none", "jwt", "introspect", "auto",
+                                            NULL};
+static const char *const verify_token_values[] = {"access", "id", NULL};
+static const char *const roles_source_values[] = {"response", "token", NULL};
 
 /* One row per key, sorted by name: name, type, field, default, who,
  * enumeration, min, max, doc.  The table and the storage size of each field
@@ -82,6 +90,23 @@ static const char *const body_values[] = {"form", "json", "query", NULL};
     X("grant", PO_OPT_ENUM, grant, "client_credentials", PO_FOR_BOTH,          \
       grant_values, 0, 0,                                                      \
       "primary grant: client_credentials, password or refresh_token")          \
+    X("introspection_url", PO_OPT_STRING, introspection_url, NULL, PO_FOR_PAM, \
+      NULL, 0, 0, "RFC 7662 endpoint that vouches for opaque tokens (verify)") \
+    X("issuer", PO_OPT_STRING, issuer, NULL, PO_FOR_PAM, NULL, 0, 0,           \
+      "the token issuer (iss); its OpenID discovery finds the keys")           \
+    X("jwks_cache_dir", PO_OPT_STRING, jwks_cache_dir, NULL, PO_FOR_PAM, NULL, \
+      0, 0, "where the issuer's key sets are cached on disk")                  \
+    X("jwks_uri", PO_OPT_STRING, jwks_uri, NULL, PO_FOR_PAM, NULL, 0, 0,       \
+      "the issuer's JWK Set URL (instead of OpenID discovery)")                \
+    X("jwt_algorithms", PO_OPT_STRING, jwt_algorithms,                         \
+      "RS256 RS384 RS512 PS256 ES256 ES384 EdDSA", PO_FOR_PAM, NULL, 0, 0,     \
+      "JWS algorithms accepted (none and HS* never are)")                      \
+    X("jwt_audience", PO_OPT_STRING, jwt_audience, NULL, PO_FOR_PAM, NULL, 0,  \
+      0, "the audience a verified token must name (aud)")                      \
+    X("jwt_leeway", PO_OPT_DURATION, jwt_leeway, "60", PO_FOR_PAM, NULL, 0,    \
+      3600L, "clock skew allowed for exp, nbf and iat")                        \
+    X("jwt_typ", PO_OPT_STRING, jwt_typ, NULL, PO_FOR_PAM, NULL, 0, 0,         \
+      "the JWS header typ a verified token must have (at+jwt)")                \
     X("lock_timeout", PO_OPT_MILLIS, lock_timeout_ms, "10s", PO_FOR_BOTH,      \
       NULL, 0, 600000L, "bound on waiting for the token cache lock")           \
     X("match", PO_OPT_STRING, match, NULL, PO_FOR_HELPER, NULL, 0, 0,          \
@@ -106,6 +131,9 @@ static const char *const body_values[] = {"form", "json", "query", NULL};
       "extra attempts after a network error, HTTP 5xx or 429")                 \
     X("roles_claim", PO_OPT_STRING, roles_claim, "Roles", PO_FOR_PAM, NULL, 0, \
       0, "the response member or JWT claim path that holds the roles")         \
+    X("roles_source", PO_OPT_ENUM, roles_source, "response", PO_FOR_PAM,       \
+      roles_source_values, 0, 0,                                               \
+      "where roles_claim is read: response or token (verified)")               \
     X("scope", PO_OPT_STRING, scope, NULL, PO_FOR_BOTH, NULL, 0, 0,            \
       "the scope parameter of token requests")                                 \
     X("store_token", PO_OPT_BOOL, store_token, "no", PO_FOR_PAM, NULL, 0, 1,   \
@@ -114,10 +142,18 @@ static const char *const body_values[] = {"form", "json", "query", NULL};
       3600000L, "bound on a whole token request, retries included")            \
     X("token_url", PO_OPT_STRING, token_url, NULL, PO_FOR_BOTH, NULL, 0, 0,    \
       "the token endpoint, https:// (required)")                               \
+    X("user_claim", PO_OPT_STRING, user_claim, "preferred_username",           \
+      PO_FOR_PAM, NULL, 0, 0,                                                  \
+      "the verified claim that must equal the IdP user name")                  \
     X("username", PO_OPT_STRING, username, NULL, PO_FOR_HELPER, NULL, 0, 0,    \
       "password grant: the user name when none is given")                      \
     X("username_format", PO_OPT_STRING, username_format, "%u", PO_FOR_PAM,     \
-      NULL, 0, 0, "the OAuth user name made from the PAM user (%u)")
+      NULL, 0, 0, "the OAuth user name made from the PAM user (%u)")           \
+    X("verify", PO_OPT_ENUM, verify, "none", PO_FOR_PAM, verify_values, 0, 0,  \
+      "token verification: none, jwt, introspect or auto")                     \
+    X("verify_token", PO_OPT_ENUM, verify_token, "access", PO_FOR_PAM,         \
+      verify_token_values, 0, 0,                                               \
+      "which token is verified: access or id (the id_token)")
 
 #define AS_OPTION(n, t, f, d, w, e, lo, hi, doc)                               \
     {n, t, offsetof(po_profile, f), d, w, e, lo, hi, doc},
@@ -792,6 +828,79 @@ out:
     return rc;
 }
 
+/* A URL key of the verification settings: https (or loopback http with
+ * allow_http). */
+static po_rc check_url_key(const po_profile *p, const char *label,
+                           const char *key, const char *url, reporter *r,
+                           po_err *err)
+{
+    po_err e;
+
+    po_err_clear(&e);
+    if (url == NULL || po_http_check_url(url, p->allow_http, &e) == PO_OK)
+        return PO_OK;
+    return problem(r, err, "%s: key '%s': %s", label, key, e.msg);
+}
+
+/* verify, issuer, jwks_uri, introspection_url, jwt_algorithms,
+ * verify_token and roles_source must make sense together. */
+static po_rc check_verify(const po_profile *p, const char *label, reporter *r,
+                          po_err *err)
+{
+    static const char *const modes[] = {"none", "jwt", "introspect", "auto"};
+    const char *mode = modes[p->verify];
+    po_jwt_algset algs;
+    po_rc rc = PO_OK;
+    po_err e;
+
+    po_err_clear(&e);
+    if ((rc = check_url_key(p, label, "issuer", p->issuer, r, err)) != PO_OK ||
+        (rc = check_url_key(p, label, "jwks_uri", p->jwks_uri, r, err)) !=
+            PO_OK ||
+        (rc = check_url_key(p, label, "introspection_url", p->introspection_url,
+                            r, err)) != PO_OK)
+        goto out;
+    if (p->jwt_algorithms != NULL &&
+        po_jwt_algset_parse(p->jwt_algorithms, &algs, &e) != PO_OK &&
+        (rc = problem(r, err, "%s: key %s", label, e.msg)) != PO_OK)
+        goto out;
+    if ((p->verify == PO_VERIFY_JWT || p->verify == PO_VERIFY_AUTO) &&
+        (p->issuer == NULL || p->issuer[0] == '\0') &&
+        (rc = problem(r, err,
+                      "%s: verify is %s but issuer is not set (the issuer "
+                      "a token's iss must name, and where its keys are "
+                      "found)",
+                      label, mode)) != PO_OK)
+        goto out;
+    if (p->verify == PO_VERIFY_INTROSPECT &&
+        (p->introspection_url == NULL || p->introspection_url[0] == '\0') &&
+        (rc = problem(r, err,
+                      "%s: verify is introspect but introspection_url is "
+                      "not set",
+                      label)) != PO_OK)
+        goto out;
+    if (p->verify_token == PO_VERIFY_ID_TOKEN &&
+        p->verify == PO_VERIFY_INTROSPECT &&
+        (rc = problem(r, err,
+                      "%s: verify_token is id, which only verify jwt or "
+                      "auto can check (an id_token is not introspected)",
+                      label)) != PO_OK)
+        goto out;
+    if (p->roles_source == PO_ROLES_TOKEN && p->verify == PO_VERIFY_NONE &&
+        (rc = problem(r, err,
+                      "%s: roles_source is token but verify is none: roles "
+                      "are only read from a verified token",
+                      label)) != PO_OK)
+        goto out;
+    if (p->jwks_cache_dir != NULL && p->jwks_cache_dir[0] != '/' &&
+        (rc = problem(r, err,
+                      "%s: key 'jwks_cache_dir': must be an absolute path",
+                      label)) != PO_OK)
+        goto out;
+out:
+    return rc;
+}
+
 /* The checks of po_profile_validate; with r->fn set every problem is
  * reported, otherwise the first one is returned. */
 static po_rc validate_profile(const po_profile *p, reporter *r, po_err *err)
@@ -902,6 +1011,8 @@ static po_rc validate_profile(const po_profile *p, reporter *r, po_err *err)
             goto out;
     }
     if (p->match != NULL && (rc = check_match(p, label, r, err)) != PO_OK)
+        goto out;
+    if ((rc = check_verify(p, label, r, err)) != PO_OK)
         goto out;
 out:
     return rc;

@@ -57,6 +57,27 @@ typedef enum po_body_style {
     PO_BODY_QUERY     /* parameters in the query string of a POST     */
 } po_body_style;
 
+/* How tokens are verified (key verify; verify.h). */
+typedef enum po_verify_mode {
+    PO_VERIFY_NONE = 0,   /* not verified: TLS to token_url is all      */
+    PO_VERIFY_JWT,        /* a JWS checked with the issuer's keys       */
+    PO_VERIFY_INTROSPECT, /* RFC 7662 introspection                     */
+    PO_VERIFY_AUTO        /* jwt when it looks like one, else
+                             introspect when configured, else refused   */
+} po_verify_mode;
+
+/* Which token of a response is verified (key verify_token). */
+typedef enum po_verify_which {
+    PO_VERIFY_ACCESS_TOKEN = 0,
+    PO_VERIFY_ID_TOKEN
+} po_verify_which;
+
+/* Where require_roles reads the roles (key roles_source). */
+typedef enum po_roles_source {
+    PO_ROLES_RESPONSE = 0, /* a member of the token response            */
+    PO_ROLES_TOKEN         /* a claim of the verified token             */
+} po_roles_source;
+
 /* An extra request parameter, from "param.NAME = value". */
 typedef struct po_param {
     char *name;
@@ -116,6 +137,22 @@ typedef struct po_profile {
     char *require_roles;      /* space-separated list                   */
     char *roles_claim;        /* response field or JWT claim path;
                                  default "Roles"                         */
+    po_roles_source roles_source; /* response | token; default response */
+    char *user_claim;         /* the claim naming the user; default
+                                 "preferred_username"                    */
+
+    /* token verification (verify.h) */
+    po_verify_mode verify;    /* default none                           */
+    po_verify_which verify_token; /* access | id; default access        */
+    char *issuer;             /* iss; OpenID discovery without jwks_uri */
+    char *jwks_uri;
+    char *jwks_cache_dir;     /* where key sets are cached on disk      */
+    char *jwt_algorithms;     /* allowed algorithms                     */
+    char *jwt_audience;       /* aud required; default the audience key
+                                 (access token) or the client_id         */
+    long jwt_leeway;          /* s of clock skew; default 60            */
+    char *jwt_typ;            /* header typ required, or NULL           */
+    char *introspection_url;  /* RFC 7662 endpoint                      */
 } po_profile;
 
 /* A set of profiles read from one or more files. */

@@ -26,6 +26,19 @@ static const char *const rc_names[PO_RC_COUNT] = {
     [PO_BUDGET] = "budget_exhausted",
     [PO_NOT_FOUND] = "not_found",
     [PO_USAGE] = "usage",
+    [PO_JWT_MALFORMED] = "malformed_token",
+    [PO_JWT_ALG_REFUSED] = "algorithm_refused",
+    [PO_JWT_UNKNOWN_KEY] = "unknown_key",
+    [PO_JWT_BAD_SIGNATURE] = "bad_signature",
+    [PO_JWT_EXPIRED] = "expired",
+    [PO_JWT_NOT_YET_VALID] = "not_yet_valid",
+    [PO_JWT_WRONG_ISSUER] = "wrong_issuer",
+    [PO_JWT_WRONG_AUDIENCE] = "wrong_audience",
+    [PO_JWT_WRONG_TYPE] = "wrong_type",
+    [PO_JWT_MISSING_CLAIM] = "missing_claim",
+    [PO_TOKEN_INACTIVE] = "token_inactive",
+    [PO_TOKEN_UNVERIFIED] = "token_unverified",
+    [PO_USER_MISMATCH] = "user_mismatch",
 };
 
 const char *po_rc_name(po_rc rc)

@@ -55,6 +55,23 @@ typedef enum po_rc {
     PO_BUDGET,      /* the monthly token budget is used up                */
     PO_NOT_FOUND,   /* no such profile, no cached token                   */
     PO_USAGE,       /* a caller passed an invalid argument                */
+    /* token verification (jwt, jwks, verify) */
+    PO_JWT_MALFORMED,      /* not a well-formed JWS: segments, base64url,
+                              JSON, over PO_JWT_MAX bytes                */
+    PO_JWT_ALG_REFUSED,    /* alg none, HS*, not in jwt_algorithms, or a
+                              JWK whose alg/kty/crv/use disagrees        */
+    PO_JWT_UNKNOWN_KEY,    /* no key in the issuer's key set for the kid */
+    PO_JWT_BAD_SIGNATURE,  /* the signature does not verify              */
+    PO_JWT_EXPIRED,        /* exp (plus leeway) has passed               */
+    PO_JWT_NOT_YET_VALID,  /* nbf or iat (less leeway) in the future     */
+    PO_JWT_WRONG_ISSUER,   /* iss is not the configured issuer           */
+    PO_JWT_WRONG_AUDIENCE, /* aud does not contain the audience          */
+    PO_JWT_WRONG_TYPE,     /* typ is not the configured one              */
+    PO_JWT_MISSING_CLAIM,  /* a required claim (exp, user_claim) absent  */
+    PO_TOKEN_INACTIVE,     /* introspection: "active" is not true        */
+    PO_TOKEN_UNVERIFIED,   /* the profile requires verification and the
+                              token cannot be verified                   */
+    PO_USER_MISMATCH,      /* user_claim names another user              */
     PO_RC_COUNT
 } po_rc;
 

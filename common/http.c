@@ -436,6 +436,7 @@ static size_t header_cb(char *data, size_t size, size_t nitems, void *ud)
     /* A new status line (after a 1xx, say): forget earlier headers. */
     if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         x->resp->content_type[0] = '\0';
+        x->resp->cache_control[0] = '\0';
         x->resp->retry_after = -1;
         return n;
     }
@@ -457,6 +458,12 @@ static size_t header_cb(char *data, size_t size, size_t nitems, void *ud)
         x->resp->content_type[len] = '\0';
     } else if (name_len == 11 && strncasecmp(data, "Retry-After", 11) == 0) {
         x->resp->retry_after = parse_retry_after(v, (size_t)(end - v));
+    } else if (name_len == 13 && strncasecmp(data, "Cache-Control", 13) == 0) {
+        size_t len = (size_t)(end - v);
+        if (len >= sizeof(x->resp->cache_control))
+            len = sizeof(x->resp->cache_control) - 1;
+        memcpy(x->resp->cache_control, v, len);
+        x->resp->cache_control[len] = '\0';
     }
     return n;
 }
@@ -611,6 +618,7 @@ static po_rc attempt(const po_http_opts *opts, const po_http_req *req,
     po_buf_free(&resp->body);
     resp->status = 0;
     resp->content_type[0] = '\0';
+    resp->cache_control[0] = '\0';
     resp->retry_after = -1;
 
     if ((h = curl_fn.easy_init()) == NULL) {
@@ -761,6 +769,7 @@ po_rc po_http_request(const po_http_opts *opts, const po_http_req *req,
     resp->status = 0;
     po_buf_init(&resp->body, PO_HTTP_BODY_MAX, 1);
     resp->content_type[0] = '\0';
+    resp->cache_control[0] = '\0';
     resp->retry_after = -1;
     resp->attempts = 0;
     po_err_clear(&e);

@@ -52,6 +52,8 @@ typedef struct po_http_resp {
     po_buf body;              /* secret buffer, at most PO_HTTP_BODY_MAX */
     char content_type[128];
     long retry_after;         /* seconds from Retry-After, -1 if none */
+    char cache_control[256];  /* the Cache-Control header, truncated;
+                                 "" if none (key set lifetimes)        */
     int attempts;             /* how many attempts were made          */
 } po_http_resp;
 

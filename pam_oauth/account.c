@@ -5,8 +5,9 @@
  *   require_scope: every listed scope is in the granted scope (the
  *     response's "scope", or the requested scope when the server omitted
  *     it, as RFC 6749 5.1 says it then equals the request);
- *   require_roles: every listed role is in the roles_claim member of the
- *     token response (default "Roles").
+ *   require_roles: every listed role is in roles_claim (default "Roles")
+ *     of the token response (roles_source = response) or of the token that
+ *     verify proved at authentication (roles_source = token).
  * No check configured: PAM_SUCCESS.  A failed check: PAM_PERM_DENIED with
  * the reason in syslog.
  */
@@ -67,7 +68,7 @@ out:
 
 static int check_roles(const po_pam_args *args, const po_pam_state *st,
                        const char *require, const char *claim,
-                       const char *shown)
+                       po_roles_source source, const char *shown)
 {
     po_pam_strlist req = {NULL, 0}, have = {NULL, 0};
     const char *missing = NULL;
@@ -83,7 +84,7 @@ static int check_roles(const po_pam_args *args, const po_pam_state *st,
         pamret = PAM_BUF_ERR;
         goto out;
     }
-    rc = po_pam_claim(st, claim, &have, &err);
+    rc = po_pam_claim(st, source, claim, &have, &err);
     if (rc == PO_NOMEM) {
         po_logf(&args->log, LOG_CRIT, "out of memory");
         pamret = PAM_BUF_ERR;
@@ -133,7 +134,7 @@ int po_pam_acct_mgmt(po_pam_args *args)
         return pamret;
     if (p->require_roles != NULL && p->require_roles[0] != '\0' &&
         (pamret = check_roles(args, st, p->require_roles, p->roles_claim,
-                              shown)) != PAM_SUCCESS)
+                              p->roles_source, shown)) != PAM_SUCCESS)
         return pamret;
     po_logf(&args->log, LOG_DEBUG, "account checks passed for user %s", shown);
     return PAM_SUCCESS;

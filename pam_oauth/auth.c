@@ -23,6 +23,7 @@
 #include "internal.h"
 #include "secret.h"
 #include "util.h"
+#include "verify.h"
 
 #define DEFAULT_TIMEOUT_MS 20000L
 #define IDP_USER_MAX 4096
@@ -268,10 +269,68 @@ static int load_secret(const po_pam_args *args, po_profile *p)
     return rc == PO_TIMEOUT ? PAM_AUTHINFO_UNAVAIL : PAM_SERVICE_ERR;
 }
 
-/* Keep what the later calls need on the handle; takes *tok. */
+/* verify (common/verify.h): prove that the token came from the
+ * profile's issuer, for us, is current, and names idp_user in user_claim.
+ * Key sets are cached in PO_JWKS_SYSTEM_DIR (root's) or jwks_cache_dir.
+ * On PAM_SUCCESS *claims is the verified claims (JSON, malloc'd) or NULL
+ * when the profile does not verify.  A verdict against the token is
+ * PAM_AUTH_ERR; failing to reach one (keys unavailable, ...) is mapped
+ * like a token request failure. */
+static int verify_token(const po_pam_args *args, const po_token *tok,
+                        const char *idp_user, uint64_t deadline,
+                        const char *what, char **claims)
+{
+    const po_profile *p = args->profile;
+    po_verifier v;
+    po_verified res;
+    char *dir = NULL;
+    int pamret = PAM_SUCCESS, ready = 0;
+    po_err err;
+    po_rc rc;
+
+    *claims = NULL;
+    memset(&res, 0, sizeof(res));
+    po_err_clear(&err);
+    if (p->verify == PO_VERIFY_NONE)
+        return PAM_SUCCESS;
+    if ((rc = po_verify_cache_dir(p, 1, &dir, &err)) != PO_OK ||
+        (rc = po_verifier_init(&v, dir, &args->log, &err)) != PO_OK) {
+        pamret = po_pam_map_rc(args, rc, &err, what);
+        goto out;
+    }
+    ready = 1;
+    rc = po_verify_response(&v, p, tok, idp_user, deadline, (int64_t)time(NULL),
+                            &res, &err);
+    if (rc != PO_OK && po_verify_is_verdict(rc)) {
+        po_logf(&args->log, LOG_WARNING,
+                "%s: authentication failure: the %s token was refused "
+                "(%s): %s",
+                what, p->verify_token == PO_VERIFY_ID_TOKEN ? "id" : "access",
+                po_rc_name(rc), err.msg);
+        pamret = PAM_AUTH_ERR;
+        goto out;
+    }
+    if (rc != PO_OK) {
+        pamret = po_pam_map_rc(args, rc, &err, what);
+        goto out;
+    }
+    po_logf(&args->log, LOG_DEBUG, "%s: token verified (%s%s%s)", what,
+            res.method == PO_VERIFY_JWT ? "jwt " : "introspection", res.alg,
+            res.user[0] != '\0' ? ", user claim matches" : "");
+    *claims = res.claims_json;
+    res.claims_json = NULL;
+out:
+    po_verified_free(&res);
+    if (ready)
+        po_verifier_free(&v);
+    free(dir);
+    return pamret;
+}
+
+/* Keep what the later calls need on the handle; takes *tok and *claims. */
 static int keep_state(const po_pam_args *args, const char *user,
                       const char *idp_user, uid_t uid, gid_t gid,
-                      const char *home, po_token *tok)
+                      const char *home, po_token *tok, char **claims)
 {
     po_pam_state *st = calloc(1, sizeof(*st));
 
@@ -281,6 +340,8 @@ static int keep_state(const po_pam_args *args, const char *user,
     st->gid = gid;
     st->token = *tok;
     memset(tok, 0, sizeof(*tok));
+    st->verified_claims = *claims;
+    *claims = NULL;
     if ((st->user = strdup(user)) == NULL ||
         (st->idp_user = strdup(idp_user)) == NULL ||
         (st->profile_name = strdup(args->profile->name)) == NULL ||
@@ -298,7 +359,7 @@ nomem:
 int po_pam_authenticate(po_pam_args *args)
 {
     const char *user = NULL;
-    char *idp_user = NULL, *password = NULL, *home = NULL;
+    char *idp_user = NULL, *password = NULL, *home = NULL, *claims = NULL;
     char shown[80], what[256];
     po_profile *p;
     po_token tok;
@@ -394,8 +455,11 @@ int po_pam_authenticate(po_pam_args *args)
         pamret = po_pam_map_rc(args, rc, &err, what);
         goto out;
     }
-    if ((pamret = keep_state(args, user, idp_user, uid, gid, home, &tok)) !=
-        PAM_SUCCESS)
+    if ((pamret = verify_token(args, &tok, idp_user, deadline, what,
+                               &claims)) != PAM_SUCCESS)
+        goto out;
+    if ((pamret = keep_state(args, user, idp_user, uid, gid, home, &tok,
+                             &claims)) != PAM_SUCCESS)
         goto out;
     po_logf(&args->log, LOG_INFO, "user %s authenticated as %s (profile [%s])",
             shown, idp_user, p->name);
@@ -403,6 +467,7 @@ int po_pam_authenticate(po_pam_args *args)
 out:
     po_secret_clear(&password);
     po_token_free(&tok);
+    free(claims);
     free(idp_user);
     free(home);
     if (pamret != PAM_SUCCESS && pamret != PAM_IGNORE &&

@@ -2,15 +2,13 @@
  * claims.c - where the account checks find the user's roles.
  *
  * A claim source turns the state left by authentication into a list of
- * strings for a claim path.  There is one source today: the token
- * response's extra members (po_token.extra_json: Fluent's "Roles", a
- * server's "roles"), which came to us over the TLS connection we opened to
- * the configured token endpoint.
- *
- * Claims inside the access token (a JWT) are NOT read: without verifying
- * the token's signature they are whatever the bytes say.  When common/
- * gains JWT signature verification, a "verified access token" source is one
- * more row in the sources table below; nothing else changes.
+ * strings for a claim path; the profile's roles_source picks one:
+ *   response  the token response's extra members (po_token.extra_json:
+ *             Fluent's "Roles", a server's "roles"), which came to us over
+ *             the TLS connection we opened to the configured endpoint;
+ *   token     the claims that verify proved at authentication
+ *             (po_pam_state.verified_claims: common/verify.h).
+ * Claims inside a token that was not verified are never read.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -132,14 +130,12 @@ static po_rc claim_strings(struct json_object *v, const char *path,
     return PO_OK;
 }
 
-/* Source 1: the members of the token response beside the tokens. */
-static po_rc response_claims(const po_pam_state *st, const char *path,
-                             po_pam_strlist *out, po_err *err)
+/* The claim path of a JSON object text from source. */
+static po_rc text_claims(const char *text, const char *source, const char *path,
+                         po_pam_strlist *out, po_err *err)
 {
-    static const char source[] = "token response";
     struct json_tokener *tok = NULL;
     struct json_object *root = NULL, *v;
-    const char *text = st->token.extra_json;
     po_rc rc = PO_OK;
 
     if (text == NULL || text[0] == '\0') {
@@ -169,28 +165,38 @@ out:
     return rc;
 }
 
-typedef po_rc (*claims_fn)(const po_pam_state *st, const char *path,
-                           po_pam_strlist *out, po_err *err);
-
-/* The sources, tried in order until one has the claim.  A verified JWT
- * source goes here when common/ can verify signatures. */
-static const claims_fn sources[] = {
-    response_claims,
-};
-
-po_rc po_pam_claim(const po_pam_state *st, const char *path,
-                   po_pam_strlist *out, po_err *err)
+/* roles_source = response: the members of the token response beside the
+ * tokens, which came over the TLS connection to the token endpoint. */
+static po_rc response_claims(const po_pam_state *st, const char *path,
+                             po_pam_strlist *out, po_err *err)
 {
-    size_t i;
-    po_rc rc = PO_NOT_FOUND;
+    return text_claims(st->token.extra_json, "token response", path, out, err);
+}
+
+/* roles_source = token: the claims that verify proved at authentication
+ * (a JWT whose signature, issuer, audience and lifetime were checked, or
+ * an introspection answer).  Nothing else: an unverified JWT's claims are
+ * whatever its bytes say. */
+static po_rc token_claims(const po_pam_state *st, const char *path,
+                          po_pam_strlist *out, po_err *err)
+{
+    if (st->verified_claims == NULL)
+        return po_fail(err, PO_NOT_FOUND,
+                       "verified token: no token was verified at "
+                       "authentication (roles_source is token)");
+    return text_claims(st->verified_claims, "verified token", path, out, err);
+}
+
+po_rc po_pam_claim(const po_pam_state *st, po_roles_source source,
+                   const char *path, po_pam_strlist *out, po_err *err)
+{
+    po_rc rc;
 
     if (path == NULL || path[0] == '\0' || strlen(path) >= CLAIM_PATH_MAX)
         return po_fail(err, PO_CONFIG, "roles_claim: empty or too long");
-    for (i = 0; i < sizeof(sources) / sizeof(sources[0]); i++) {
-        rc = sources[i](st, path, out, err);
-        if (rc != PO_NOT_FOUND)
-            return rc;
+    rc = source == PO_ROLES_TOKEN ? token_claims(st, path, out, err)
+                                  : response_claims(st, path, out, err);
+    if (rc != PO_OK)
         po_pam_strlist_free(out);
-    }
     return rc;
 }

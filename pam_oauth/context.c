@@ -29,6 +29,7 @@ void po_pam_state_free(po_pam_state *st)
     free(st->requested_scope);
     free(st->home);
     free(st->cache_dir);
+    free(st->verified_claims);
     po_cleanse(st, sizeof(*st));
     free(st);
 }

@@ -58,9 +58,13 @@ typedef struct po_pam_state {
     uid_t uid;
     gid_t gid;
     char *home;
-    po_token token;  /* secrets, cleansed by the cleanup          */
-    char *cache_dir; /* where the token was stored, or NULL       */
-    int stored;      /* the token is in cache_dir                 */
+    po_token token;        /* secrets, cleansed by the cleanup          */
+    char *cache_dir;       /* where the token was stored, or NULL       */
+    int stored;            /* the token is in cache_dir                 */
+    char *verified_claims; /* JSON object of the claims verify proved
+                              (the token's or introspection's), or NULL
+                              when the profile does not verify: the only
+                              claims the account checks may read */
 } po_pam_state;
 
 #pragma GCC visibility push(hidden)

@@ -23,8 +23,18 @@ token store (see VENDORS):
                         and refresh_token grants, Fluent's response extras
 Protected resource: GET|POST /api/resource and /demo/resource.
 git over HTTPS: /git/<repo>.git/... through `git http-backend`.
+JWT issuer (jwt_issuer.py), issuer URL BASE/jwt:
+  GET  /jwt/.well-known/openid-configuration   discovery document
+  GET  /jwt/jwks        the key set, with Cache-Control: max-age (counted)
+  POST /jwt/token       like /generic/token, but the access token is a JWT
+                        (typ at+jwt) and an id_token comes with it; claims iss,
+                        aud (the client_id), sub, preferred_username, username,
+                        email, exp, iat, nbf, scope, realm_access.roles, groups
+  POST /jwt/introspect  RFC 7662 for the store's tokens (client auth required)
 Test control, without authentication: /_admin/{reset,stats,fault,clear-faults,
-revoke,expire,client,user,git-init}; tests/integration/harness.py wraps them.
+revoke,expire,client,user,git-init,jwt,jwt-stats}; tests/integration/harness.py
+wraps them.  /_admin/jwt takes {"alg", "rotate", "forge", "count", "max_age",
+"audience", "reset"} (see jwt_issuer.JwtIssuer.configure).
 """
 
 import argparse
@@ -49,6 +59,9 @@ import time
 import urllib.parse
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import jwt_issuer  # noqa: E402
 
 HOST = "127.0.0.1"
 
@@ -574,6 +587,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         if path in VENDORS:
             self.token(VENDORS[path], url.query, body)
+        elif path.startswith("/jwt/"):
+            self.jwt(path[len("/jwt"):], url.query, body)
         elif path in RESOURCES:
             self.resource()
         elif path.startswith("/git/"):
@@ -799,6 +814,72 @@ class Handler(BaseHTTPRequestHandler):
             raise invalid_request(f"missing {name}")
         return params[name]
 
+    # the JWT issuer
+
+    @property
+    def issuer(self):
+        return self.server.state.jwt
+
+    def jwt(self, path, query, body):
+        base = self.server.base_url
+        if path == "/.well-known/openid-configuration" and self.command == "GET":
+            self.send_json(200, self.issuer.discovery(base))
+        elif path == "/jwks" and self.command == "GET":
+            keys, cache_control = self.issuer.jwks()
+            self.send_json(200, keys, {"Cache-Control": cache_control})
+        elif path == "/token":
+            self.jwt_token(query, body)
+        elif path == "/introspect":
+            self.jwt_introspect(query, body)
+        else:
+            self.send_json(404, {"error": "not_found"})
+
+    def jwt_token(self, query, body):
+        """/generic/token's grants, answered with JWTs."""
+        no_store = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        vendor = VENDORS["/generic/token"]
+        try:
+            if self.command != "POST":
+                raise OAuthError(405, "invalid_request", "use POST", {"Allow": "POST"})
+            params = read_params(vendor, query, self.headers.get("Content-Type", ""), body)
+            basic = parse_basic(self.headers.get("Authorization"))
+            client_id, client = self.authenticate_client(params, basic)
+            issued = self.grant(vendor, client_id, client, params)
+        except OAuthError as e:
+            self.send_json(e.status, e.body(), {**e.headers, **no_store})
+            return
+        roles = self.store.roles(issued.username) if issued.username else []
+        tokens = self.issuer.issue(self.server.base_url, client_id, issued.username,
+                                   issued.scope, roles, issued.expires_in)
+        with self.store.lock:
+            self.store.access[tokens["access_token"]] = AccessToken(
+                client_id, issued.username, issued.scope, time.time() + issued.expires_in)
+        response = {"access_token": tokens["access_token"], "token_type": "Bearer",
+                    "expires_in": issued.expires_in, "id_token": tokens["id_token"]}
+        if issued.refresh_token:
+            response["refresh_token"] = issued.refresh_token
+        if issued.scope:
+            response["scope"] = issued.scope
+        self.send_json(200, response, no_store)
+
+    def jwt_introspect(self, query, body):
+        """RFC 7662: the resource server (a client) asks about a token."""
+        try:
+            if self.command != "POST":
+                raise OAuthError(405, "invalid_request", "use POST", {"Allow": "POST"})
+            params = read_params(VENDORS["/generic/token"], query,
+                                 self.headers.get("Content-Type", ""), body)
+            basic = parse_basic(self.headers.get("Authorization"))
+            self.authenticate_client(params, basic)
+            token = self.required(params, "token")
+        except OAuthError as e:
+            self.send_json(e.status, e.body(), e.headers)
+            return
+        record = self.store.valid_access_token(token)
+        roles = self.store.roles(record.username) if record and record.username else []
+        self.send_json(200, self.issuer.introspect(self.server.base_url, record, roles),
+                       {"Cache-Control": "no-store"})
+
     # protected resources
 
     def valid_token(self):
@@ -884,7 +965,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def admin_reset(self, args):
         self.store.reset()
+        self.issuer.reset()
         return {"ok": True}
+
+    def admin_jwt(self, args):
+        return self.issuer.configure(**args)
+
+    def admin_jwt_stats(self, args):
+        return self.issuer.snapshot()
 
     def admin_stats(self, args):
         return self.store.snapshot()
@@ -939,6 +1027,8 @@ ADMIN_ACTIONS = {
     "client": Handler.admin_client,
     "user": Handler.admin_user,
     "git-init": Handler.admin_git_init,
+    "jwt": Handler.admin_jwt,
+    "jwt-stats": Handler.admin_jwt_stats,
 }
 
 
@@ -947,6 +1037,7 @@ class State:
 
     def __init__(self, directory):
         self.store = Store()
+        self.jwt = jwt_issuer.JwtIssuer(directory)
         self.git_root = os.path.join(directory, "git")
         self.git_lock = threading.Lock()
         os.makedirs(self.git_root, mode=0o700, exist_ok=True)

@@ -11,6 +11,7 @@ itself if this process dies (it watches its standard input).
 """
 
 import atexit
+import base64
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -143,6 +145,39 @@ class AuthServer:
     def git_init(self, name):
         """Create a bare repository with one commit; returns its clone URL."""
         return self.admin("git-init", {"name": name})["url"]
+
+    # the JWT issuer (tests/authserver/jwt_issuer.py)
+
+    @property
+    def jwt_issuer(self):
+        """The issuer URL of the JWT endpoints: BASE/jwt."""
+        return self.url("/jwt")
+
+    def jwt(self, **opts):
+        """Configure the JWT issuer: alg (RS256 ... EdDSA), rotate=True (new
+        kid), forge=KIND with count=N (the next N tokens forged, see
+        jwt_issuer.FORGERIES), max_age (JWKS Cache-Control), audience,
+        reset=True.  Returns {"ok", "alg", "kid"} (kid: the current key)."""
+        return self.admin("jwt", opts)
+
+    def jwt_stats(self):
+        """{"jwks_fetches", "discovery_fetches", "tokens", "introspections",
+        "alg", "kids", "current_kid"}."""
+        return self.admin("jwt-stats", {})
+
+    def jwt_token(self, username, password, client_id="test-client", scope=None):
+        """A password-grant response from /jwt/token (as a dict)."""
+        form = {"grant_type": "password", "username": username, "password": password}
+        if scope:
+            form["scope"] = scope
+        secret = CLIENTS[client_id]
+        request = urllib.request.Request(
+            self.url("/jwt/token"), data=urllib.parse.urlencode(form).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded",
+                     "Authorization": "Basic " + base64.b64encode(
+                         f"{client_id}:{secret}".encode()).decode()})
+        with self._opener.open(request, timeout=10) as response:
+            return json.load(response)
 
     def stop(self):
         if self.process.poll() is None:

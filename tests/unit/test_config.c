@@ -223,6 +223,14 @@ static void test_table(void **state)
                                        "default_lifetime",
                                        "git_username",
                                        "grant",
+                                       "introspection_url",
+                                       "issuer",
+                                       "jwks_cache_dir",
+                                       "jwks_uri",
+                                       "jwt_algorithms",
+                                       "jwt_audience",
+                                       "jwt_leeway",
+                                       "jwt_typ",
                                        "lock_timeout",
                                        "match",
                                        "minimum_uid",
@@ -234,12 +242,16 @@ static void test_table(void **state)
                                        "resource",
                                        "retries",
                                        "roles_claim",
+                                       "roles_source",
                                        "scope",
                                        "store_token",
                                        "timeout",
                                        "token_url",
+                                       "user_claim",
                                        "username",
-                                       "username_format"};
+                                       "username_format",
+                                       "verify",
+                                       "verify_token"};
     size_t n, i, j;
     const po_option *t = po_options(&n);
     po_profile p;
