@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "http.h"
-#include "jwt.h"
+#include "jwtalg.h"
 #include "secret.h"
 #include "util.h"
 

@@ -61,6 +61,19 @@ po_rc po_fail(po_err *err, po_rc rc, const char *fmt, ...)
     return rc;
 }
 
+void po_safe_text(const char *s, char *out, size_t n)
+{
+    size_t i;
+
+    for (i = 0; s[i] != '\0' && i + 4 < n; i++)
+        out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+    if (s[i] != '\0' && i + 4 >= n) {
+        memcpy(out + i, "...", 3);
+        i += 3;
+    }
+    out[i] = '\0';
+}
+
 void po_err_clear(po_err *err)
 {
     if (err == NULL)

@@ -49,12 +49,12 @@ typedef enum po_rc {
     PO_CONFIG,              /* bad or unreadable configuration            */
     /* local conditions */
     PO_NOMEM,
-    PO_IO,          /* a local file or process could not be used          */
-    PO_TOO_LARGE,   /* a bounded buffer would overflow its cap            */
-    PO_LOCKED,      /* the cache lock was not obtained within its bound   */
-    PO_BUDGET,      /* the monthly token budget is used up                */
-    PO_NOT_FOUND,   /* no such profile, no cached token                   */
-    PO_USAGE,       /* a caller passed an invalid argument                */
+    PO_IO,        /* a local file or process could not be used          */
+    PO_TOO_LARGE, /* a bounded buffer would overflow its cap            */
+    PO_LOCKED,    /* the cache lock was not obtained within its bound   */
+    PO_BUDGET,    /* the monthly token budget is used up                */
+    PO_NOT_FOUND, /* no such profile, no cached token                   */
+    PO_USAGE,     /* a caller passed an invalid argument                */
     /* token verification (jwt, jwks, verify) */
     PO_JWT_MALFORMED,      /* not a well-formed JWS: segments, base64url,
                               JSON, over PO_JWT_MAX bytes                */
@@ -89,6 +89,11 @@ const char *po_rc_name(po_rc rc);
  * The message is truncated to fit; it must not contain secrets. */
 po_rc po_fail(po_err *err, po_rc rc, const char *fmt, ...) PO_PRINTF(3, 4);
 
+/* Copy s into out (size n) so that it is safe to put in a message: bytes
+ * outside printable ASCII become '?', and a copy cut short ends in "...".
+ * For names that come from untrusted input (a kid, an algorithm). */
+void po_safe_text(const char *s, char *out, size_t n); /* n >= 4 */
+
 /* Clear err to PO_OK with an empty message. */
 void po_err_clear(po_err *err);
 
@@ -106,6 +111,7 @@ typedef struct po_log {
 
 /* Format and send one line to log.  LOG_DEBUG lines go out only when
  * log->debug is set.  Never pass a secret as an argument. */
-void po_logf(const po_log *log, int priority, const char *fmt, ...) PO_PRINTF(3, 4);
+void po_logf(const po_log *log, int priority, const char *fmt, ...)
+    PO_PRINTF(3, 4);
 
 #endif

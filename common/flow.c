@@ -3,7 +3,6 @@
  * under the cache lock). */
 #include "flow.h"
 
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -373,15 +372,6 @@ out:
     return rc;
 }
 
-/* Equal strings, compared in time that depends only on the lengths. */
-static int token_equal(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-
-    if (la != lb)
-        return 0;
-    return CRYPTO_memcmp(a, b, la) == 0;
-}
 
 po_rc po_flow_invalidate(const po_flow *f, const char *token, int *done,
                          po_err *err)
@@ -401,7 +391,7 @@ po_rc po_flow_invalidate(const po_flow *f, const char *token, int *done,
         *done = token == NULL;
         goto out;
     }
-    if (token != NULL && !token_equal(token, e.token.access_token))
+    if (token != NULL && !po_secret_equal(token, e.token.access_token))
         goto out; /* a newer token: leave it */
     po_secret_clear(&e.token.access_token);
     po_secret_clear(&e.token.id_token);

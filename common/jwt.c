@@ -22,108 +22,6 @@
 #define JSON_DEPTH_MAX 32
 #define CLAIM_PATH_MAX 256
 
-static const struct {
-    const char *name;
-    const char *kty;
-    const char *crv;    /* NULL: no curve                      */
-    const char *digest; /* NULL: EdDSA signs the message       */
-    size_t half;        /* ECDSA: bytes of r and of s          */
-} algs[PO_JWT_ALG_COUNT] = {
-    [PO_JWT_RS256] = {"RS256", "RSA", NULL, "SHA256", 0},
-    [PO_JWT_RS384] = {"RS384", "RSA", NULL, "SHA384", 0},
-    [PO_JWT_RS512] = {"RS512", "RSA", NULL, "SHA512", 0},
-    [PO_JWT_PS256] = {"PS256", "RSA", NULL, "SHA256", 0},
-    [PO_JWT_ES256] = {"ES256", "EC", "P-256", "SHA256", 32},
-    [PO_JWT_ES384] = {"ES384", "EC", "P-384", "SHA384", 48},
-    [PO_JWT_EDDSA] = {"EdDSA", "OKP", "Ed25519", NULL, 0},
-};
-
-const char *po_jwt_alg_name(po_jwt_alg alg)
-{
-    if ((int)alg < 0 || alg >= PO_JWT_ALG_COUNT)
-        return "?";
-    return algs[alg].name;
-}
-
-/* A name safe to put in a message: printable ASCII, bounded. */
-static void shown_name(const char *s, char *out, size_t n)
-{
-    size_t i;
-
-    for (i = 0; s[i] != '\0' && i + 4 < n; i++)
-        out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-    if (s[i] != '\0' && i + 4 >= n) {
-        memcpy(out + i, "...", 3);
-        i += 3;
-    }
-    out[i] = '\0';
-}
-
-po_rc po_jwt_alg_parse(const char *name, po_jwt_alg *out, po_err *err)
-{
-    char shown[40];
-    int i;
-
-    for (i = 0; i < PO_JWT_ALG_COUNT; i++) {
-        if (strcmp(name, algs[i].name) == 0) {
-            *out = (po_jwt_alg)i;
-            return PO_OK;
-        }
-    }
-    shown_name(name, shown, sizeof(shown));
-    if (strcasecmp(name, "none") == 0)
-        return po_fail(err, PO_JWT_ALG_REFUSED,
-                       "token algorithm \"%s\" (unsigned) is refused", shown);
-    if (strncasecmp(name, "HS", 2) == 0)
-        return po_fail(err, PO_JWT_ALG_REFUSED,
-                       "token algorithm \"%s\" (HMAC, a shared secret) is "
-                       "refused: only public-key signatures are accepted",
-                       shown);
-    return po_fail(err, PO_JWT_ALG_REFUSED,
-                   "token algorithm \"%s\" is not supported", shown);
-}
-
-po_rc po_jwt_algset_parse(const char *list, po_jwt_algset *out, po_err *err)
-{
-    char word[32], shown[40];
-    const char *p = list, *w;
-    po_jwt_algset set = 0;
-    po_jwt_alg a;
-    size_t len;
-    po_err e;
-
-    while (p != NULL && *p != '\0') {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        for (w = p; *p != '\0' && *p != ' ' && *p != '\t' && *p != ','; p++)
-            ;
-        len = (size_t)(p - w);
-        if (len == 0)
-            continue;
-        if (len >= sizeof(word)) {
-            memcpy(word, w, sizeof(word) - 1);
-            word[sizeof(word) - 1] = '\0';
-            shown_name(word, shown, sizeof(shown));
-            return po_fail(err, PO_CONFIG,
-                           "jwt_algorithms: \"%s\" is not an algorithm", shown);
-        }
-        memcpy(word, w, len);
-        word[len] = '\0';
-        if (po_jwt_alg_parse(word, &a, &e) != PO_OK) {
-            shown_name(word, shown, sizeof(shown));
-            return po_fail(err, PO_CONFIG,
-                           "jwt_algorithms: \"%s\" cannot be allowed (only "
-                           "%s)",
-                           shown, PO_JWT_ALGORITHMS_DEFAULT);
-        }
-        set |= PO_JWT_ALG_BIT(a);
-    }
-    if (set == 0)
-        return po_fail(err, PO_CONFIG, "jwt_algorithms: empty list");
-    *out = set;
-    return PO_OK;
-}
-
 /* ------------------------------------------------------------------ */
 /* base64url                                                           */
 
@@ -430,7 +328,7 @@ po_rc po_jwk_check_alg(const po_jwk *key, po_jwt_alg alg, po_err *err)
     const char *name = po_jwt_alg_name(alg);
     char kid[80];
 
-    shown_name(key->kid != NULL ? key->kid : "(none)", kid, sizeof(kid));
+    po_safe_text(key->kid != NULL ? key->kid : "(none)", kid, sizeof(kid));
     if ((int)alg < 0 || alg >= PO_JWT_ALG_COUNT)
         return po_fail(err, PO_JWT_ALG_REFUSED, "unknown algorithm");
     if (key->use != NULL && strcmp(key->use, "sig") != 0)
@@ -443,24 +341,24 @@ po_rc po_jwk_check_alg(const po_jwk *key, po_jwt_alg alg, po_err *err)
                        "key kid \"%s\" is for another algorithm than the "
                        "token's %s",
                        kid, name);
-    if (key->kty == NULL || strcmp(key->kty, algs[alg].kty) != 0)
+    if (key->kty == NULL || strcmp(key->kty, po_jwt_alg_info(alg)->kty) != 0)
         return po_fail(err, PO_JWT_ALG_REFUSED,
                        "key kid \"%s\" has key type %s, the token's %s needs "
                        "%s",
                        kid, key->kty != NULL ? key->kty : "(none)", name,
-                       algs[alg].kty);
-    if (algs[alg].crv != NULL &&
-        (key->crv == NULL || strcmp(key->crv, algs[alg].crv) != 0))
+                       po_jwt_alg_info(alg)->kty);
+    if (po_jwt_alg_info(alg)->crv != NULL &&
+        (key->crv == NULL || strcmp(key->crv, po_jwt_alg_info(alg)->crv) != 0))
         return po_fail(err, PO_JWT_ALG_REFUSED,
                        "key kid \"%s\" is on curve %s, the token's %s needs "
                        "%s",
                        kid, key->crv != NULL ? key->crv : "(none)", name,
-                       algs[alg].crv);
+                       po_jwt_alg_info(alg)->crv);
     if (key->pkey == NULL ||
         !EVP_PKEY_is_a(key->pkey,
-                       algs[alg].kty[0] == 'O' ? "ED25519" : algs[alg].kty))
+                       po_jwt_alg_info(alg)->kty[0] == 'O' ? "ED25519" : po_jwt_alg_info(alg)->kty))
         return po_fail(err, PO_JWT_ALG_REFUSED,
-                       "key kid \"%s\" is not a %s key", kid, algs[alg].kty);
+                       "key kid \"%s\" is not a %s key", kid, po_jwt_alg_info(alg)->kty);
     return PO_OK;
 }
 
@@ -517,14 +415,14 @@ po_rc po_jwt_verify_sig(const po_jwt *j, const po_jwk *key, po_err *err)
 
     if ((rc = po_jwk_check_alg(key, j->alg, err)) != PO_OK)
         goto out;
-    shown_name(key->kid != NULL ? key->kid : "(none)", kid, sizeof(kid));
-    if (algs[j->alg].half > 0) {
-        if ((rc = ecdsa_raw_to_der(j->sig, j->sig_len, algs[j->alg].half, &der,
+    po_safe_text(key->kid != NULL ? key->kid : "(none)", kid, sizeof(kid));
+    if (po_jwt_alg_info(j->alg)->half > 0) {
+        if ((rc = ecdsa_raw_to_der(j->sig, j->sig_len, po_jwt_alg_info(j->alg)->half, &der,
                                    &der_len, err)) != PO_OK)
             goto out;
         sig = der;
         sig_len = (size_t)der_len;
-    } else if (strcmp(algs[j->alg].kty, "RSA") == 0 &&
+    } else if (strcmp(po_jwt_alg_info(j->alg)->kty, "RSA") == 0 &&
                sig_len != (size_t)EVP_PKEY_get_size(key->pkey)) {
         rc = po_fail(err, PO_JWT_BAD_SIGNATURE,
                      "token signature: %zu bytes, key kid \"%s\" makes %d",
@@ -535,7 +433,7 @@ po_rc po_jwt_verify_sig(const po_jwt *j, const po_jwk *key, po_err *err)
         rc = po_fail(err, PO_NOMEM, "out of memory");
         goto out;
     }
-    if (EVP_DigestVerifyInit_ex(md, &pctx, algs[j->alg].digest, NULL, NULL,
+    if (EVP_DigestVerifyInit_ex(md, &pctx, po_jwt_alg_info(j->alg)->digest, NULL, NULL,
                                 key->pkey, NULL) != 1) {
         rc = po_fail(err, PO_JWT_ALG_REFUSED,
                      "key kid \"%s\" cannot verify %s signatures", kid,
@@ -551,7 +449,7 @@ po_rc po_jwt_verify_sig(const po_jwt *j, const po_jwk *key, po_err *err)
                          "cannot set up PS256 verification");
             goto out;
         }
-    } else if (strcmp(algs[j->alg].kty, "RSA") == 0) {
+    } else if (strcmp(po_jwt_alg_info(j->alg)->kty, "RSA") == 0) {
         if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) {
             rc = po_fail(err, PO_JWT_ALG_REFUSED,
                          "cannot set up %s verification",
@@ -674,7 +572,7 @@ po_rc po_jwt_check_claims(struct json_object *claims, const po_jwt_policy *pol,
     } else if (pol->issuer != NULL &&
                (!json_object_is_type(v, json_type_string) ||
                 strcmp(json_object_get_string(v), pol->issuer) != 0)) {
-        shown_name(json_object_is_type(v, json_type_string)
+        po_safe_text(json_object_is_type(v, json_type_string)
                        ? json_object_get_string(v)
                        : "(not a string)",
                    shown, sizeof(shown));
@@ -746,7 +644,7 @@ po_rc po_jwt_select_keys(const po_jwt *j, const po_jwks *keys,
     if (*n > 0)
         return PO_OK;
     if (j->kid != NULL) {
-        shown_name(j->kid, kid, sizeof(kid));
+        po_safe_text(j->kid, kid, sizeof(kid));
         if (named > 0)
             return po_fail(err, last, "%s", e.msg);
         return po_fail(err, PO_JWT_UNKNOWN_KEY,
@@ -794,7 +692,7 @@ po_rc po_jwt_verify(const char *token, const po_jwks *keys,
         goto out;
     if (pol->typ != NULL && pol->typ[0] != '\0' &&
         (j.typ == NULL || !typ_matches(j.typ, pol->typ))) {
-        shown_name(j.typ != NULL ? j.typ : "(none)", shown, sizeof(shown));
+        po_safe_text(j.typ != NULL ? j.typ : "(none)", shown, sizeof(shown));
         rc = po_fail(err, PO_JWT_WRONG_TYPE,
                      "token typ \"%s\" is not the configured \"%s\"", shown,
                      pol->typ);

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "jwtalg.h"
 
 struct json_object;
 struct po_jwk;
@@ -30,35 +31,6 @@ struct po_jwks;
 
 #define PO_JWT_MAX (16 * 1024)    /* bytes in a compact JWS             */
 #define PO_JWT_LEEWAY_DEFAULT 60L /* s, for exp, nbf and iat            */
-#define PO_JWT_ALGORITHMS_DEFAULT "RS256 RS384 RS512 PS256 ES256 ES384 EdDSA"
-#define PO_JWT_KEYS_TRIED_MAX 8 /* keys tried for a token without kid  */
-
-typedef enum po_jwt_alg {
-    PO_JWT_RS256 = 0,
-    PO_JWT_RS384,
-    PO_JWT_RS512,
-    PO_JWT_PS256,
-    PO_JWT_ES256,
-    PO_JWT_ES384,
-    PO_JWT_EDDSA,
-    PO_JWT_ALG_COUNT
-} po_jwt_alg;
-
-/* A set of algorithms: bit (1u << alg). */
-typedef unsigned po_jwt_algset;
-#define PO_JWT_ALG_BIT(a) (1u << (unsigned)(a))
-
-/* The JWS name of alg ("RS256", "EdDSA"), or "?" */
-const char *po_jwt_alg_name(po_jwt_alg alg);
-
-/* The algorithm named name (case-sensitive, as RFC 7518 spells it).
- * "none", HS256/384/512 and anything unknown are PO_JWT_ALG_REFUSED. */
-po_rc po_jwt_alg_parse(const char *name, po_jwt_alg *out, po_err *err);
-
-/* Parse a space/comma-separated list of algorithm names into *out.  An
- * empty list, "none", HS* or an unknown name is PO_CONFIG naming it. */
-po_rc po_jwt_algset_parse(const char *list, po_jwt_algset *out, po_err *err);
-
 /* Strict base64url (RFC 4648 section 5) without padding: '=' and any byte
  * outside [A-Za-z0-9_-] are refused, as is a length of 4n+1 and non-zero
  * bits left over in the last character.  *out is malloc'd (n + 1 bytes,

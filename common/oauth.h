@@ -45,9 +45,9 @@ typedef struct po_grant_input {
 
 /* A built request: every member is owned and may hold secrets. */
 typedef struct po_oauth_req {
-    char *url;           /* token_url, plus the parameters for query style */
-    char *content_type;  /* NULL for query style (no body)              */
-    char *body;          /* NULL for query style                        */
+    char *url;          /* token_url, plus the parameters for query style */
+    char *content_type; /* NULL for query style (no body)              */
+    char *body;         /* NULL for query style                        */
     size_t body_len;
     char *authorization; /* "Basic base64(enc(id):enc(secret))" or NULL */
 } po_oauth_req;
@@ -59,6 +59,11 @@ po_rc po_form_encode(po_buf *out, const char *s);
 /* Append to out s as a JSON string literal (quotes included), escaping
  * '"', '\\' and control characters; bytes >= 0x80 pass through. */
 po_rc po_json_quote(po_buf *out, const char *s);
+
+/* The Authorization header value for client_secret_basic (RFC 6749
+ * 2.3.1): "Basic " base64(form(id) ":" form(secret)), into *out (a secret
+ * the caller frees with po_secret_free).  A NULL secret counts as "". */
+po_rc po_oauth_basic_auth(const char *id, const char *secret, char **out);
 
 /* Build the request for profile p and grant g: grant_type, the grant's
  * parameters, client authentication (basic | post | none), audience,

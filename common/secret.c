@@ -27,6 +27,18 @@ void po_secret_clear(char **sp)
     *sp = NULL;
 }
 
+int po_secret_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), i;
+    volatile unsigned char diff = 0;
+
+    if (la != lb)
+        return 0;
+    for (i = 0; i < la; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
 char *po_strdup(const char *s)
 {
     return s == NULL ? NULL : strdup(s);

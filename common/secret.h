@@ -21,6 +21,10 @@ void po_secret_free(char *s);
 /* Replace *sp with NULL after po_secret_free(*sp). */
 void po_secret_clear(char **sp);
 
+/* Whether strings a and b are equal, compared in time that depends only on
+ * their lengths (for tokens). */
+int po_secret_equal(const char *a, const char *b);
+
 /* strdup that returns NULL for a NULL argument or when out of memory. */
 char *po_strdup(const char *s);
 
@@ -35,11 +39,11 @@ po_rc po_str_replace(char **dst, const char *src);
 /* A bounded, NUL-terminated growing buffer.  When secret is set, every
  * reallocation and the final free cleanse the old storage. */
 typedef struct po_buf {
-    char *data;  /* NUL-terminated; NULL until the first append */
-    size_t len;  /* bytes used, excluding the NUL                */
-    size_t cap;  /* bytes allocated                              */
-    size_t max;  /* hard cap on len                              */
-    int secret;  /* cleanse on realloc and free                  */
+    char *data; /* NUL-terminated; NULL until the first append */
+    size_t len; /* bytes used, excluding the NUL                */
+    size_t cap; /* bytes allocated                              */
+    size_t max; /* hard cap on len                              */
+    int secret; /* cleanse on realloc and free                  */
 } po_buf;
 
 /* Initialise an empty buffer that may hold at most max bytes. */

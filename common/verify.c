@@ -8,7 +8,6 @@
 #include <syslog.h>
 
 #include <json-c/json.h>
-#include <openssl/evp.h>
 
 #include "cache.h"
 #include "http.h"
@@ -247,44 +246,6 @@ out:
 /* ------------------------------------------------------------------ */
 /* RFC 7662 introspection                                              */
 
-static po_rc basic_header(const char *id, const char *secret, char **out,
-                          po_err *err)
-{
-    po_buf pair, hdr;
-    unsigned char *b64 = NULL;
-    size_t blen;
-    po_rc rc;
-
-    *out = NULL;
-    po_buf_init(&pair, 16384, 1);
-    po_buf_init(&hdr, 32768, 1);
-    if ((rc = po_form_encode(&pair, id)) != PO_OK ||
-        (rc = po_buf_puts(&pair, ":")) != PO_OK ||
-        (rc = po_form_encode(&pair, secret != NULL ? secret : "")) != PO_OK)
-        goto out;
-    blen = (pair.len + 2) / 3 * 4 + 1;
-    if ((b64 = malloc(blen)) == NULL) {
-        rc = PO_NOMEM;
-        goto out;
-    }
-    (void)EVP_EncodeBlock(b64, (const unsigned char *)pair.data, (int)pair.len);
-    if ((rc = po_buf_puts(&hdr, "Basic ")) != PO_OK ||
-        (rc = po_buf_puts(&hdr, (const char *)b64)) != PO_OK ||
-        (rc = po_buf_detach(&hdr, out)) != PO_OK)
-        goto out;
-out:
-    if (b64 != NULL) {
-        po_cleanse(b64, blen);
-        free(b64);
-    }
-    po_buf_free(&pair);
-    po_buf_free(&hdr);
-    return rc == PO_OK ? PO_OK
-                       : po_fail(err, rc,
-                                 "cannot build the client "
-                                 "authentication header");
-}
-
 static po_rc verify_introspect(po_verifier *v, const po_profile *p,
                                const char *token, const char *user,
                                uint64_t deadline_ms, int64_t now,
@@ -321,9 +282,10 @@ static po_rc verify_introspect(po_verifier *v, const po_profile *p,
         (rc = po_buf_puts(&b, "&token_type_hint=access_token")) != PO_OK)
         goto build_failed;
     if (p->client_auth == PO_CLIENT_AUTH_BASIC) {
-        if ((rc = basic_header(p->client_id != NULL ? p->client_id : "",
-                               p->client_secret, &auth, err)) != PO_OK)
-            goto out;
+        if ((rc = po_oauth_basic_auth(p->client_id != NULL ? p->client_id
+                                                           : "",
+                                      p->client_secret, &auth)) != PO_OK)
+            goto build_failed;
     } else {
         if ((rc = po_buf_puts(&b, "&client_id=")) != PO_OK ||
             (rc = po_form_encode(&b, p->client_id != NULL ? p->client_id
