@@ -148,7 +148,7 @@ uninstall:
 	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 format:
-	clang-format -i common/*.[ch] pam_oauth/*.c curl_helper/*.[ch] tests/unit/*.c tests/tools/*.c
+	clang-format -i common/*.[ch] pam_oauth/*.[ch] curl_helper/*.[ch] tests/unit/*.c tests/tools/*.c
 
 clean:
 	rm -rf build common/*.o common/*.d common/*.a pam_oauth/*.o pam_oauth/*.d \

@@ -35,10 +35,10 @@
 #define PO_CACHE_FILE_MAX (256 * 1024)
 
 typedef struct po_cache_entry {
-    po_token token;      /* token.access_token NULL: none cached       */
-    char *username;      /* the user the token was issued to, or NULL  */
-    char budget_month[8];/* "YYYY-MM" (UTC) of budget_count, "" if none */
-    long budget_count;   /* token requests that month                   */
+    po_token token;       /* token.access_token NULL: none cached       */
+    char *username;       /* the user the token was issued to, or NULL  */
+    char budget_month[8]; /* "YYYY-MM" (UTC) of budget_count, "" if none */
+    long budget_count;    /* token requests that month                   */
 } po_cache_entry;
 
 /* Free an entry's contents (cleansed); e is zeroed. */
@@ -100,9 +100,9 @@ void po_cache_unlock(po_lock *l);
  * setfsgid, restored before returning), so no link or directory the user
  * controls can make root write elsewhere.  Takes the lock, keeps the
  * budget counter, writes atomically. */
-po_rc po_cache_store_as(const char *dir, const po_profile *p,
-                        const po_token *t, const char *username, uid_t uid,
-                        gid_t gid, long lock_timeout_ms, po_err *err);
+po_rc po_cache_store_as(const char *dir, const po_profile *p, const po_token *t,
+                        const char *username, uid_t uid, gid_t gid,
+                        long lock_timeout_ms, po_err *err);
 
 /* Remove profile p's entry in dir as the user uid:gid (close_session). */
 po_rc po_cache_remove_as(const char *dir, const po_profile *p, uid_t uid,

@@ -88,14 +88,14 @@ typedef struct po_param {
  * times are in seconds, timeouts in milliseconds. */
 typedef struct po_profile {
     char *name;
-    char *source;             /* "file:line" of the section header     */
+    char *source; /* "file:line" of the section header     */
 
     /* the token endpoint */
-    char *token_url;          /* https://... (required)                 */
-    int allow_http;           /* bool: http:// allowed for loopback     */
-    po_grant grant;           /* primary grant                          */
+    char *token_url; /* https://... (required)                 */
+    int allow_http;  /* bool: http:// allowed for loopback     */
+    po_grant grant;  /* primary grant                          */
     char *client_id;
-    char *client_secret;      /* secret; set inline or by po_profile_load_secret */
+    char *client_secret; /* secret; set inline or by po_profile_load_secret */
     char *client_secret_file;
     char *client_secret_command;
     po_client_auth client_auth;
@@ -103,56 +103,56 @@ typedef struct po_profile {
     char *audience;
     char *scope;
     char *resource;
-    po_param *params;         /* extra parameters, in file order        */
+    po_param *params; /* extra parameters, in file order        */
     size_t nparams;
-    char *username;           /* password grant: default user (helper)  */
+    char *username; /* password grant: default user (helper)  */
 
     /* lifetimes and policy */
-    long default_lifetime;    /* s, when expires_in is absent; 3600     */
-    long refresh_margin;      /* s before expiry; -1 = auto (10 % of
-                                 the lifetime, within 5 s .. 300 s)      */
-    long refresh_interval;    /* s; 0 = off (Froomle: 600)              */
-    long budget;              /* token requests per calendar month (UTC);
-                                 0 = unlimited (Wave: 1000)              */
+    long default_lifetime; /* s, when expires_in is absent; 3600     */
+    long refresh_margin;   /* s before expiry; -1 = auto (10 % of
+                              the lifetime, within 5 s .. 300 s)      */
+    long refresh_interval; /* s; 0 = off (Froomle: 600)              */
+    long budget;           /* token requests per calendar month (UTC);
+                              0 = unlimited (Wave: 1000)              */
 
     /* HTTP */
     char *ca_file;
-    long connect_timeout_ms;  /* default 5000                           */
-    long timeout_ms;          /* whole operation, retries included;
-                                 default 20000                           */
-    int retries;              /* extra attempts; default 2              */
+    long connect_timeout_ms; /* default 5000                           */
+    long timeout_ms;         /* whole operation, retries included;
+                                default 20000                           */
+    int retries;             /* extra attempts; default 2              */
 
     /* cache and helper */
-    char *cache_dir;          /* overrides the default location         */
-    long lock_timeout_ms;     /* bound on waiting for the lock; 10000   */
-    char *match;              /* git: "https://host/path-prefix" list    */
-    char *git_username;       /* old git: username= answer; "oauth2"    */
+    char *cache_dir;      /* overrides the default location         */
+    long lock_timeout_ms; /* bound on waiting for the lock; 10000   */
+    char *match;          /* git: "https://host/path-prefix" list    */
+    char *git_username;   /* old git: username= answer; "oauth2"    */
 
     /* PAM */
-    long minimum_uid;         /* default 1000                           */
-    char *username_format;    /* e.g. "%u@example.com"; default "%u"    */
-    int store_token;          /* bool: hand the token to the session    */
-    int remove_on_close;      /* bool: remove it at close_session       */
-    char *require_scope;      /* space-separated list                   */
-    char *require_roles;      /* space-separated list                   */
-    char *roles_claim;        /* response field or JWT claim path;
-                                 default "Roles"                         */
+    long minimum_uid;             /* default 1000                           */
+    char *username_format;        /* e.g. "%u@example.com"; default "%u"    */
+    int store_token;              /* bool: hand the token to the session    */
+    int remove_on_close;          /* bool: remove it at close_session       */
+    char *require_scope;          /* space-separated list                   */
+    char *require_roles;          /* space-separated list                   */
+    char *roles_claim;            /* response field or JWT claim path;
+                                     default "Roles"                         */
     po_roles_source roles_source; /* response | token; default response */
-    char *user_claim;         /* the claim naming the user; default
-                                 "preferred_username"                    */
+    char *user_claim;             /* the claim naming the user; default
+                                     "preferred_username"                    */
 
     /* token verification (verify.h) */
-    po_verify_mode verify;    /* default none                           */
+    po_verify_mode verify;        /* default none                           */
     po_verify_which verify_token; /* access | id; default access        */
-    char *issuer;             /* iss; OpenID discovery without jwks_uri */
+    char *issuer;                 /* iss; OpenID discovery without jwks_uri */
     char *jwks_uri;
-    char *jwks_cache_dir;     /* where key sets are cached on disk      */
-    char *jwt_algorithms;     /* allowed algorithms                     */
-    char *jwt_audience;       /* aud required; default the audience key
-                                 (access token) or the client_id         */
-    long jwt_leeway;          /* s of clock skew; default 60            */
-    char *jwt_typ;            /* header typ required, or NULL           */
-    char *introspection_url;  /* RFC 7662 endpoint                      */
+    char *jwks_cache_dir;    /* where key sets are cached on disk      */
+    char *jwt_algorithms;    /* allowed algorithms                     */
+    char *jwt_audience;      /* aud required; default the audience key
+                                (access token) or the client_id         */
+    long jwt_leeway;         /* s of clock skew; default 60            */
+    char *jwt_typ;           /* header typ required, or NULL           */
+    char *introspection_url; /* RFC 7662 endpoint                      */
 } po_profile;
 
 /* A set of profiles read from one or more files. */
@@ -196,10 +196,11 @@ const po_option *po_options(size_t *n);
 typedef void (*po_diag_fn)(void *ctx, const char *msg);
 
 /* Load flags. */
-#define PO_CFG_MISSING_OK 1u   /* a file that does not exist is skipped  */
-#define PO_CFG_STRICT_OWNER 2u /* refuse a file not owned by root or by
-                                  the effective uid, or writable by group
-                                  or others (used by the PAM module)     */
+#define PO_CFG_MISSING_OK 1u /* a file that does not exist is skipped  */
+#define PO_CFG_STRICT_OWNER                                                    \
+    2u /* refuse a file not owned by root or by                                \
+          the effective uid, or writable by group                              \
+          or others (used by the PAM module)     */
 
 /* Initialise an empty configuration. */
 void po_config_init(po_config *cfg);

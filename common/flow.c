@@ -372,7 +372,6 @@ out:
     return rc;
 }
 
-
 po_rc po_flow_invalidate(const po_flow *f, const char *token, int *done,
                          po_err *err)
 {

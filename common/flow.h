@@ -31,10 +31,10 @@ typedef struct po_flow {
     po_profile *profile;   /* client secret loaded only when needed  */
     const char *cache_dir; /* NULL = po_cache_dir(profile)           */
     const po_log *log;
-    po_clock_fn clock;     /* NULL = time(NULL)                      */
+    po_clock_fn clock; /* NULL = time(NULL)                      */
     void *clock_ctx;
-    uint64_t deadline_ms;  /* absolute po_mono_ms(); 0 = now +
-                              profile->timeout_ms                    */
+    uint64_t deadline_ms; /* absolute po_mono_ms(); 0 = now +
+                             profile->timeout_ms                    */
 } po_flow;
 
 #define PO_FLOW_FORCE_NEW 1u     /* request a new token even if fresh   */
@@ -51,8 +51,7 @@ int po_flow_is_fresh(const po_profile *p, const po_token *t, int64_t now);
  * copy the caller frees with po_token_free.  PO_BUDGET when the monthly
  * budget is used up (unless PO_FLOW_IGNORE_BUDGET); a warning is logged
  * when a request takes the count past 80 % of it. */
-po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out,
-                  po_err *err);
+po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err);
 
 /* The password grant for username/password, under the lock, and the result
  * stored in the cache (only the tokens: the password is never stored). */

@@ -27,12 +27,12 @@
 #define PO_HTTP_BODY_MAX (1024 * 1024)
 
 typedef struct po_http_opts {
-    const char *ca_file;      /* NULL = system store                  */
-    long connect_timeout_ms;  /* per attempt                          */
-    uint64_t deadline_ms;     /* absolute, po_mono_ms(): bounds every
-                                 attempt, backoff and Retry-After     */
-    int retries;              /* extra attempts after the first       */
-    int allow_http;           /* http:// allowed to a loopback host   */
+    const char *ca_file;     /* NULL = system store                  */
+    long connect_timeout_ms; /* per attempt                          */
+    uint64_t deadline_ms;    /* absolute, po_mono_ms(): bounds every
+                                attempt, backoff and Retry-After     */
+    int retries;             /* extra attempts after the first       */
+    int allow_http;          /* http:// allowed to a loopback host   */
     const po_log *log;
 } po_http_opts;
 
@@ -43,18 +43,18 @@ typedef struct po_http_req {
     const char *content_type; /* NULL for no body                     */
     const char *body;         /* may hold secrets                     */
     size_t body_len;
-    const char *authorization;/* whole header value, e.g. "Basic ..."
-                                 (secret), or NULL                     */
+    const char *authorization; /* whole header value, e.g. "Basic ..."
+                                  (secret), or NULL                     */
 } po_http_req;
 
 typedef struct po_http_resp {
-    long status;              /* HTTP status of the last attempt      */
-    po_buf body;              /* secret buffer, at most PO_HTTP_BODY_MAX */
+    long status; /* HTTP status of the last attempt      */
+    po_buf body; /* secret buffer, at most PO_HTTP_BODY_MAX */
     char content_type[128];
-    long retry_after;         /* seconds from Retry-After, -1 if none */
-    char cache_control[256];  /* the Cache-Control header, truncated;
-                                 "" if none (key set lifetimes)        */
-    int attempts;             /* how many attempts were made          */
+    long retry_after;        /* seconds from Retry-After, -1 if none */
+    char cache_control[256]; /* the Cache-Control header, truncated;
+                                "" if none (key set lifetimes)        */
+    int attempts;            /* how many attempts were made          */
 } po_http_resp;
 
 /* Check that url is an https URL, or an http URL to a loopback host

@@ -355,10 +355,12 @@ po_rc po_jwk_check_alg(const po_jwk *key, po_jwt_alg alg, po_err *err)
                        kid, key->crv != NULL ? key->crv : "(none)", name,
                        po_jwt_alg_info(alg)->crv);
     if (key->pkey == NULL ||
-        !EVP_PKEY_is_a(key->pkey,
-                       po_jwt_alg_info(alg)->kty[0] == 'O' ? "ED25519" : po_jwt_alg_info(alg)->kty))
+        !EVP_PKEY_is_a(key->pkey, po_jwt_alg_info(alg)->kty[0] == 'O'
+                                      ? "ED25519"
+                                      : po_jwt_alg_info(alg)->kty))
         return po_fail(err, PO_JWT_ALG_REFUSED,
-                       "key kid \"%s\" is not a %s key", kid, po_jwt_alg_info(alg)->kty);
+                       "key kid \"%s\" is not a %s key", kid,
+                       po_jwt_alg_info(alg)->kty);
     return PO_OK;
 }
 
@@ -417,7 +419,8 @@ po_rc po_jwt_verify_sig(const po_jwt *j, const po_jwk *key, po_err *err)
         goto out;
     po_safe_text(key->kid != NULL ? key->kid : "(none)", kid, sizeof(kid));
     if (po_jwt_alg_info(j->alg)->half > 0) {
-        if ((rc = ecdsa_raw_to_der(j->sig, j->sig_len, po_jwt_alg_info(j->alg)->half, &der,
+        if ((rc = ecdsa_raw_to_der(j->sig, j->sig_len,
+                                   po_jwt_alg_info(j->alg)->half, &der,
                                    &der_len, err)) != PO_OK)
             goto out;
         sig = der;
@@ -433,8 +436,8 @@ po_rc po_jwt_verify_sig(const po_jwt *j, const po_jwk *key, po_err *err)
         rc = po_fail(err, PO_NOMEM, "out of memory");
         goto out;
     }
-    if (EVP_DigestVerifyInit_ex(md, &pctx, po_jwt_alg_info(j->alg)->digest, NULL, NULL,
-                                key->pkey, NULL) != 1) {
+    if (EVP_DigestVerifyInit_ex(md, &pctx, po_jwt_alg_info(j->alg)->digest,
+                                NULL, NULL, key->pkey, NULL) != 1) {
         rc = po_fail(err, PO_JWT_ALG_REFUSED,
                      "key kid \"%s\" cannot verify %s signatures", kid,
                      po_jwt_alg_name(j->alg));
@@ -573,9 +576,9 @@ po_rc po_jwt_check_claims(struct json_object *claims, const po_jwt_policy *pol,
                (!json_object_is_type(v, json_type_string) ||
                 strcmp(json_object_get_string(v), pol->issuer) != 0)) {
         po_safe_text(json_object_is_type(v, json_type_string)
-                       ? json_object_get_string(v)
-                       : "(not a string)",
-                   shown, sizeof(shown));
+                         ? json_object_get_string(v)
+                         : "(not a string)",
+                     shown, sizeof(shown));
         return po_fail(err, PO_JWT_WRONG_ISSUER,
                        "token issuer \"%s\" is not the configured \"%s\"",
                        shown, pol->issuer);

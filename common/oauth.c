@@ -363,7 +363,8 @@ po_rc po_oauth_build(const po_profile *p, const po_grant_input *g,
     }
 
     if (p->client_auth == PO_CLIENT_AUTH_BASIC &&
-        (rc = po_oauth_basic_auth(p->client_id, secret, &out->authorization)) != PO_OK)
+        (rc = po_oauth_basic_auth(p->client_id, secret, &out->authorization)) !=
+            PO_OK)
         goto encode_failed;
 
     if (p->body == PO_BODY_QUERY) {

@@ -282,8 +282,7 @@ static po_rc verify_introspect(po_verifier *v, const po_profile *p,
         (rc = po_buf_puts(&b, "&token_type_hint=access_token")) != PO_OK)
         goto build_failed;
     if (p->client_auth == PO_CLIENT_AUTH_BASIC) {
-        if ((rc = po_oauth_basic_auth(p->client_id != NULL ? p->client_id
-                                                           : "",
+        if ((rc = po_oauth_basic_auth(p->client_id != NULL ? p->client_id : "",
                                       p->client_secret, &auth)) != PO_OK)
             goto build_failed;
     } else {
