@@ -480,35 +480,6 @@ out:
 /* ------------------------------------------------------------------ */
 /* claims                                                              */
 
-struct json_object *po_json_path(struct json_object *obj, const char *path)
-{
-    struct json_object *cur = obj, *next = NULL;
-    char part[CLAIM_PATH_MAX];
-    const char *p = path, *dot;
-    size_t len;
-
-    if (obj == NULL || path == NULL || path[0] == '\0')
-        return NULL;
-    if (json_object_object_get_ex(obj, path, &next))
-        return next;
-    while (*p != '\0') {
-        dot = strchr(p, '.');
-        len = dot != NULL ? (size_t)(dot - p) : strlen(p);
-        if (len == 0 || len >= sizeof(part) ||
-            !json_object_is_type(cur, json_type_object))
-            return NULL;
-        memcpy(part, p, len);
-        part[len] = '\0';
-        if (!json_object_object_get_ex(cur, part, &next))
-            return NULL;
-        cur = next;
-        p += len;
-        if (*p == '.')
-            p++;
-    }
-    return cur == obj ? NULL : cur;
-}
-
 /* A NumericDate claim: *present 0 when absent; PO_JWT_MALFORMED when not a
  * number. */
 static po_rc numeric_date(struct json_object *claims, const char *name,

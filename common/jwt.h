@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "claims.h"
 #include "jwtalg.h"
 
 struct json_object;
@@ -124,10 +125,5 @@ po_rc po_jwt_select_keys(const po_jwt *j, const struct po_jwks *keys,
 po_rc po_jwt_verify(const char *token, const struct po_jwks *keys,
                     const po_jwt_policy *pol, int64_t now, po_jwt *out,
                     po_err *err);
-
-/* The value at path in obj: first as one member name, then as a dotted
- * path of nested objects ("realm_access.roles").  NULL when absent.  The
- * object returned belongs to obj. */
-struct json_object *po_json_path(struct json_object *obj, const char *path);
 
 #endif

@@ -20,15 +20,50 @@
 
 #define DEFAULT_ROLES_CLAIM "Roles"
 
+/* roles_source = response: the members of the token response beside the
+ * tokens, which came over the TLS connection to the token endpoint. */
+static po_rc response_claims(const po_pam_state *st, const char *path,
+                             po_strlist *out, po_err *err)
+{
+    return po_claim_strings(st->token.extra_json, "token response", path, out,
+                            err);
+}
+
+/* roles_source = token: the claims that verify proved at authentication
+ * (a JWT whose signature, issuer, audience and lifetime were checked, or
+ * an introspection answer).  Nothing else: an unverified JWT's claims are
+ * whatever its bytes say. */
+static po_rc token_claims(const po_pam_state *st, const char *path,
+                          po_strlist *out, po_err *err)
+{
+    if (st->verified_claims == NULL)
+        return po_fail(err, PO_NOT_FOUND,
+                       "verified token: no token was verified at "
+                       "authentication (roles_source is token)");
+    return po_claim_strings(st->verified_claims, "verified token", path, out,
+                            err);
+}
+
+/* The strings of claim path from source: PO_ROLES_RESPONSE, a member of
+ * the token response; PO_ROLES_TOKEN, a claim of the token that the
+ * profile's verify proved at authentication (st->verified_claims).  Claims
+ * of a token that was not verified are never read. */
+static po_rc roles_claim(const po_pam_state *st, po_roles_source source,
+                         const char *path, po_strlist *out, po_err *err)
+{
+    return source == PO_ROLES_TOKEN ? token_claims(st, path, out, err)
+                                    : response_claims(st, path, out, err);
+}
+
 /* Every word of required must be in have; the first missing one is put in
  * *missing (pointing into the list, valid until it is freed). */
-static int all_present(const po_pam_strlist *required,
-                       const po_pam_strlist *have, const char **missing)
+static int all_present(const po_strlist *required, const po_strlist *have,
+                       const char **missing)
 {
     size_t i;
 
     for (i = 0; i < required->n; i++) {
-        if (!po_pam_strlist_has(have, required->v[i])) {
+        if (!po_strlist_has(have, required->v[i])) {
             *missing = required->v[i];
             return 0;
         }
@@ -39,14 +74,14 @@ static int all_present(const po_pam_strlist *required,
 static int check_scope(const po_pam_args *args, const po_pam_state *st,
                        const char *require, const char *shown)
 {
-    po_pam_strlist req = {NULL, 0}, have = {NULL, 0};
+    po_strlist req = {NULL, 0}, have = {NULL, 0};
     const char *granted =
         st->token.scope != NULL ? st->token.scope : st->requested_scope;
     const char *missing = NULL;
     int pamret = PAM_SUCCESS;
 
-    if (po_pam_split_words(require, &req) != PO_OK ||
-        po_pam_split_words(granted, &have) != PO_OK) {
+    if (po_strlist_split(require, &req) != PO_OK ||
+        po_strlist_split(granted, &have) != PO_OK) {
         po_logf(&args->log, LOG_CRIT, "out of memory");
         pamret = PAM_BUF_ERR;
         goto out;
@@ -61,8 +96,8 @@ static int check_scope(const po_pam_args *args, const po_pam_state *st,
     }
     po_logf(&args->log, LOG_DEBUG, "require_scope \"%s\": granted", require);
 out:
-    po_pam_strlist_free(&req);
-    po_pam_strlist_free(&have);
+    po_strlist_free(&req);
+    po_strlist_free(&have);
     return pamret;
 }
 
@@ -70,7 +105,7 @@ static int check_roles(const po_pam_args *args, const po_pam_state *st,
                        const char *require, const char *claim,
                        po_roles_source source, const char *shown)
 {
-    po_pam_strlist req = {NULL, 0}, have = {NULL, 0};
+    po_strlist req = {NULL, 0}, have = {NULL, 0};
     const char *missing = NULL;
     int pamret = PAM_SUCCESS;
     po_err err;
@@ -79,12 +114,12 @@ static int check_roles(const po_pam_args *args, const po_pam_state *st,
     po_err_clear(&err);
     if (claim == NULL || claim[0] == '\0')
         claim = DEFAULT_ROLES_CLAIM;
-    if (po_pam_split_words(require, &req) != PO_OK) {
+    if (po_strlist_split(require, &req) != PO_OK) {
         po_logf(&args->log, LOG_CRIT, "out of memory");
         pamret = PAM_BUF_ERR;
         goto out;
     }
-    rc = po_pam_claim(st, source, claim, &have, &err);
+    rc = roles_claim(st, source, claim, &have, &err);
     if (rc == PO_NOMEM) {
         po_logf(&args->log, LOG_CRIT, "out of memory");
         pamret = PAM_BUF_ERR;
@@ -107,8 +142,8 @@ static int check_roles(const po_pam_args *args, const po_pam_state *st,
     po_logf(&args->log, LOG_DEBUG, "require_roles \"%s\": present in \"%s\"",
             require, claim);
 out:
-    po_pam_strlist_free(&req);
-    po_pam_strlist_free(&have);
+    po_strlist_free(&req);
+    po_strlist_free(&have);
     return pamret;
 }
 
