@@ -156,6 +156,8 @@ class FlowTest(unittest.TestCase):
         stats = self.stats()
         self.assertEqual(stats["total"], 1, stats["by_grant"])
         self.assertEqual(stats["token_requests"], {"test-client": 1})
+        print(f"\n# {PARALLEL} parallel on a cold cache: {stats['total']} token "
+              f"request(s)", flush=True)
         # The answer is the cached token, and the server accepts it.
         token = self.cache_file("generic")["access_token"]
         self.assertEqual(results[0][1]["access_token_sha256"], sha256(token))
@@ -176,6 +178,9 @@ class FlowTest(unittest.TestCase):
         for rc, out, err in results:
             self.assertEqual((rc, out["outcome"]), (0, "ok"), f"{out} {err}")
         stats = self.stats()
+        print(f"\n# {PARALLEL} parallel at refresh time: "
+              f"{stats['by_grant'].get('refresh_token', 0)} refresh request(s), "
+              f"{sum(1 for rc, _, _ in results if rc != 0)} failure(s)", flush=True)
         self.assertEqual(stats["by_grant"], {"password": 1, "refresh_token": 1})
         hashes = {out["access_token_sha256"] for _, out, _ in results}
         self.assertEqual(len(hashes), 1)
