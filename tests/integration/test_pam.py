@@ -848,7 +848,7 @@ class TestMemory(PamCase):
         self.assertEqual(p.returncode, 0, out + p.stderr.decode())
         rss = self.rss(out)
         growth = rss[self.CYCLES] - rss[100]
-        sys.stderr.write(f"\nRSS kB: cycle 100 {rss[100]}, cycle {self.CYCLES} "
+        sys.stderr.write(f"\n# RSS kB: cycle 100 {rss[100]}, cycle {self.CYCLES} "
                          f"{rss[self.CYCLES]}, growth {growth}\n")
         # 900 leaked handles of even 100 bytes would be 90 kB; allow for
         # allocator noise.
@@ -875,7 +875,8 @@ class TestMemory(PamCase):
         keys = ("in use at exit", "total heap usage", "definitely lost", "indirectly lost",
                 "possibly lost", "still reachable", "ERROR SUMMARY")
         summary = [l for l in report.splitlines() if any(k in l for k in keys)]
-        sys.stderr.write("\n" + "\n".join(summary) + "\n")
+        sys.stderr.write(f"\n# valgrind, {self.CYCLES} cycles:\n" +
+                         "".join(f"# {l}\n" for l in summary))
         self.assertEqual(p.returncode, 0, report[-6000:] + p.stderr.decode()[-2000:])
         self.assertIn(f"done {self.CYCLES} cycles, 0 failures", p.stdout.decode())
         self.assertRegex(report, r"ERROR SUMMARY: 0 errors")
