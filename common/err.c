@@ -48,6 +48,21 @@ const char *po_rc_name(po_rc rc)
     return rc_names[rc];
 }
 
+int po_rc_unavailable(po_rc rc)
+{
+    switch (rc) {
+    case PO_RATE_LIMITED:
+    case PO_SERVER_ERROR:
+    case PO_NETWORK:
+    case PO_TIMEOUT:
+    case PO_TLS:
+    case PO_MALFORMED_RESPONSE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 po_rc po_fail(po_err *err, po_rc rc, const char *fmt, ...)
 {
     va_list ap;

@@ -84,6 +84,12 @@ typedef struct po_err {
 /* Stable lower-case name of rc ("invalid_grant", "timeout", ...). */
 const char *po_rc_name(po_rc rc);
 
+/* Whether rc means the identity provider could not be reached or gave no
+ * usable answer (network, timeout, tls, HTTP 5xx, 429, a malformed
+ * response): the same request may succeed later, so a PAM stack falls
+ * back to its next module and the helper reports "unreachable". */
+int po_rc_unavailable(po_rc rc);
+
 /* Record rc and a formatted message in err (when err is not NULL), and
  * return rc, so that callers can write `return po_fail(err, PO_IO, ...)`.
  * The message is truncated to fit; it must not contain secrets. */

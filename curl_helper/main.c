@@ -133,6 +133,8 @@ static const char usage_text[] =
 
 int ot_exit_code(po_rc rc)
 {
+    if (po_rc_unavailable(rc))
+        return OT_EXIT_UNAVAILABLE;
     switch (rc) {
     case PO_OK:
         return OT_EXIT_OK;
@@ -145,13 +147,6 @@ int ot_exit_code(po_rc rc)
     case PO_INVALID_SCOPE:
     case PO_INVALID_REQUEST:
         return OT_EXIT_REJECTED;
-    case PO_RATE_LIMITED:
-    case PO_SERVER_ERROR:
-    case PO_NETWORK:
-    case PO_TIMEOUT:
-    case PO_TLS:
-    case PO_MALFORMED_RESPONSE:
-        return OT_EXIT_UNAVAILABLE;
     case PO_BUDGET:
         return OT_EXIT_BUDGET;
     case PO_LOCKED:

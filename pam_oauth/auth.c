@@ -39,6 +39,12 @@ int po_pam_map_rc(const po_pam_args *args, po_rc rc, const po_err *err,
     const char *msg = err != NULL && err->msg[0] != '\0' ? err->msg : "";
     const char *name = po_rc_name(rc);
 
+    if (po_rc_unavailable(rc)) {
+        po_logf(&args->log, LOG_ERR,
+                "%s: the identity provider is unavailable (%s): %s", what, name,
+                msg);
+        return PAM_AUTHINFO_UNAVAIL;
+    }
     switch (rc) {
     case PO_OK:
         return PAM_SUCCESS;
@@ -62,16 +68,6 @@ int po_pam_map_rc(const po_pam_args *args, po_rc rc, const po_err *err,
         po_logf(&args->log, LOG_ERR, "%s: configuration error (%s): %s", what,
                 name, msg);
         return PAM_SERVICE_ERR;
-    case PO_RATE_LIMITED:
-    case PO_SERVER_ERROR:
-    case PO_NETWORK:
-    case PO_TIMEOUT:
-    case PO_TLS:
-    case PO_MALFORMED_RESPONSE:
-        po_logf(&args->log, LOG_ERR,
-                "%s: the identity provider is unavailable (%s): %s", what, name,
-                msg);
-        return PAM_AUTHINFO_UNAVAIL;
     case PO_NOMEM:
         po_logf(&args->log, LOG_CRIT, "%s: out of memory", what);
         return PAM_BUF_ERR;
