@@ -513,8 +513,6 @@ static po_rc load_file(const char *path, uid_t uid, char **out, size_t *len,
 {
     po_rc rc = PO_OK;
     struct stat st;
-    char *buf = NULL;
-    size_t used = 0, size = 0;
     int fd = -1, e;
 
     *out = NULL;
@@ -552,32 +550,8 @@ static po_rc load_file(const char *path, uid_t uid, char **out, size_t *len,
         rc = po_fail(err, PO_IO, "larger than %d bytes", PO_CACHE_FILE_MAX);
         goto out;
     }
-    size = (size_t)st.st_size;
-    if ((buf = malloc(size + 1)) == NULL) {
-        rc = po_fail(err, PO_NOMEM, "out of memory");
-        goto out;
-    }
-    while (used < size) {
-        ssize_t n = read(fd, buf + used, size - used);
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n == -1) {
-            rc = po_fail(err, PO_IO, "read error: %s", strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        used += (size_t)n;
-    }
-    buf[used] = '\0';
-    *out = buf;
-    *len = used;
-    buf = NULL;
+    rc = po_read_fd(fd, (size_t)st.st_size, 1, out, len, err);
 out:
-    if (buf != NULL) {
-        po_cleanse(buf, size + 1);
-        free(buf);
-    }
     if (fd != -1)
         close(fd);
     return rc;

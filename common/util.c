@@ -36,14 +36,52 @@ const char *po_secure_getenv(const char *name)
     return getenv(name);
 }
 
+po_rc po_read_fd(int fd, size_t size, int secret, char **out, size_t *len,
+                 po_err *err)
+{
+    po_rc rc = PO_OK;
+    char *buf = NULL;
+    size_t used = 0;
+
+    *out = NULL;
+    *len = 0;
+    if ((buf = malloc(size + 1)) == NULL) {
+        rc = po_fail(err, PO_NOMEM, "out of memory");
+        goto out;
+    }
+    while (used < size) {
+        ssize_t n = read(fd, buf + used, size - used);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1) {
+            rc = po_fail(err, PO_IO, "read error: %s", strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        used += (size_t)n;
+    }
+    buf[used] = '\0';
+    *out = buf;
+    *len = used;
+    buf = NULL;
+out:
+    if (buf != NULL) {
+        if (secret)
+            po_cleanse(buf, size + 1);
+        free(buf);
+    }
+    return rc;
+}
+
 po_rc po_read_file(const char *path, size_t max, int secret, char **out,
                    size_t *len, struct stat *st_out, po_err *err)
 {
     po_rc rc = PO_OK;
     struct stat st;
-    char *buf = NULL;
     size_t used = 0;
     int fd = -1;
+    po_err e;
 
     *out = NULL;
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -69,37 +107,16 @@ po_rc po_read_file(const char *path, size_t max, int secret, char **out,
         rc = po_fail(err, PO_TOO_LARGE, "%s: larger than %zu bytes", path, max);
         goto out;
     }
-    if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-        rc = po_fail(err, PO_NOMEM, "out of memory reading %s", path);
+    if ((rc = po_read_fd(fd, (size_t)st.st_size, secret, out, &used, &e)) !=
+        PO_OK) {
+        rc = po_fail(err, rc, "%s: %s", path, e.msg);
         goto out;
     }
-    /* The file may grow between fstat and read: read at most st_size. */
-    while (used < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + used, (size_t)st.st_size - used);
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n == -1) {
-            rc = po_fail(err, PO_IO, "%s: read error: %s", path,
-                         strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        used += (size_t)n;
-    }
-    buf[used] = '\0';
-    *out = buf;
-    buf = NULL;
     if (len != NULL)
         *len = used;
     if (st_out != NULL)
         *st_out = st;
 out:
-    if (buf != NULL) {
-        if (secret)
-            po_cleanse(buf, (size_t)st.st_size + 1);
-        free(buf);
-    }
     if (fd != -1)
         close(fd);
     return rc;

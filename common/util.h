@@ -29,6 +29,14 @@ struct stat;
 po_rc po_read_file(const char *path, size_t max, int secret, char **out,
                    size_t *len, struct stat *st, po_err *err);
 
+/* Read up to size bytes (a regular file's size from fstat: a file that
+ * grew meanwhile is read only that far) from fd into a NUL-terminated
+ * malloc'd buffer, *out, with *len the bytes read.  When secret is set a
+ * buffer abandoned on error is cleansed.  PO_NOMEM, or PO_IO with
+ * "read error: REASON". */
+po_rc po_read_fd(int fd, size_t size, int secret, char **out, size_t *len,
+                 po_err *err);
+
 /* A directory path for the current user, malloc'd, or NULL with err set:
  * the home directory from $HOME (unless AT_SECURE) or the password
  * database. */
