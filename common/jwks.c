@@ -25,7 +25,7 @@
 #include <openssl/param_build.h>
 
 #include "http.h"
-#include "jwt.h"
+#include "b64.h"
 #include "secret.h"
 #include "util.h"
 

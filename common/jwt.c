@@ -16,109 +16,12 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
+#include "b64.h"
 #include "jwks.h"
 #include "secret.h"
 
 #define JSON_DEPTH_MAX 32
 #define CLAIM_PATH_MAX 256
-
-/* ------------------------------------------------------------------ */
-/* base64url                                                           */
-
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-po_rc po_b64url_decode(const char *in, size_t n, const char *what,
-                       unsigned char **out, size_t *outlen, po_err *err)
-{
-    unsigned char *buf = NULL;
-    uint32_t acc = 0;
-    size_t i, o = 0;
-    int bits = 0, v;
-    po_rc rc = PO_OK;
-
-    *out = NULL;
-    *outlen = 0;
-    if (n % 4 == 1) {
-        rc = po_fail(err, PO_JWT_MALFORMED,
-                     "%s: bad base64url: impossible length", what);
-        goto out;
-    }
-    if ((buf = malloc(n / 4 * 3 + 3)) == NULL) {
-        rc = po_fail(err, PO_NOMEM, "out of memory");
-        goto out;
-    }
-    for (i = 0; i < n; i++) {
-        if ((v = b64url_value((unsigned char)in[i])) < 0) {
-            rc = po_fail(err, PO_JWT_MALFORMED,
-                         "%s: bad base64url: %s at offset %zu", what,
-                         in[i] == '=' ? "padding" : "invalid character", i);
-            goto out;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    /* Left-over bits must be zero: one encoding per byte string. */
-    if ((acc & ((1u << bits) - 1u)) != 0) {
-        rc = po_fail(err, PO_JWT_MALFORMED,
-                     "%s: bad base64url: non-canonical last character", what);
-        goto out;
-    }
-    buf[o] = '\0';
-    *out = buf;
-    *outlen = o;
-    buf = NULL;
-out:
-    if (buf != NULL) {
-        po_cleanse(buf, n / 4 * 3 + 3);
-        free(buf);
-    }
-    return rc;
-}
-
-po_rc po_b64url_encode(const void *in, size_t n, char **out, po_err *err)
-{
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    const unsigned char *p = in;
-    uint32_t acc = 0;
-    size_t i, o = 0;
-    int bits = 0;
-    char *buf;
-
-    *out = NULL;
-    if (n > SIZE_MAX / 4 * 3 - 4 || (buf = malloc(n / 3 * 4 + 5)) == NULL)
-        return po_fail(err, PO_NOMEM, "out of memory");
-    for (i = 0; i < n; i++) {
-        acc = (acc << 8) | p[i];
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            buf[o++] = tab[(acc >> bits) & 63u];
-        }
-    }
-    if (bits > 0)
-        buf[o++] = tab[(acc << (6 - bits)) & 63u];
-    buf[o] = '\0';
-    *out = buf;
-    return PO_OK;
-}
 
 /* ------------------------------------------------------------------ */
 /* parsing                                                             */
@@ -206,7 +109,7 @@ int po_jwt_looks_like(const char *token)
         return 0;
     for (i = 0; i < 3; i++)
         for (n = 0; n < len[i]; n++)
-            if (b64url_value((unsigned char)seg[i][n]) < 0)
+            if (!po_b64url_char((unsigned char)seg[i][n]))
                 return 0;
     if (po_b64url_decode(seg[0], len[0], "header", &hdr, &n, NULL) != PO_OK)
         return 0;

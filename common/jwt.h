@@ -32,18 +32,6 @@ struct po_jwks;
 
 #define PO_JWT_MAX (16 * 1024)    /* bytes in a compact JWS             */
 #define PO_JWT_LEEWAY_DEFAULT 60L /* s, for exp, nbf and iat            */
-/* Strict base64url (RFC 4648 section 5) without padding: '=' and any byte
- * outside [A-Za-z0-9_-] are refused, as is a length of 4n+1 and non-zero
- * bits left over in the last character.  *out is malloc'd (n + 1 bytes,
- * NUL-terminated for convenience) and *outlen set.  PO_JWT_MALFORMED on bad
- * input (what names the part for the message), PO_NOMEM. */
-po_rc po_b64url_decode(const char *in, size_t n, const char *what,
-                       unsigned char **out, size_t *outlen, po_err *err);
-
-/* Append the base64url encoding (no padding) of n bytes to *out
- * (malloc'd, NUL-terminated).  PO_NOMEM. */
-po_rc po_b64url_encode(const void *in, size_t n, char **out, po_err *err);
-
 /* Whether token has the shape of a compact JWS: at most PO_JWT_MAX bytes,
  * exactly two dots, only base64url characters, and a first segment that
  * decodes to a JSON object.  Used by verify=auto to choose between JWT

@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <syslog.h>
 
+#include "b64.h"
 #include "http.h"
 #include "secret.h"
 #include "util.h"
@@ -218,33 +219,6 @@ static po_rc encode_params(po_buf *out, const kv *params, size_t n,
     return rc;
 }
 
-/* Append the base64 (RFC 4648 section 4, padded) of n bytes at p.  Written
- * here rather than taken from libcrypto so that the helper's cache hit,
- * which links this file, loads no crypto library. */
-static po_rc base64_append(po_buf *out, const unsigned char *p, size_t n)
-{
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char q[4];
-    size_t i;
-    po_rc rc = PO_OK;
-
-    for (i = 0; i < n && rc == PO_OK; i += 3) {
-        unsigned v = (unsigned)p[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        q[0] = tab[(v >> 18) & 63];
-        q[1] = tab[(v >> 12) & 63];
-        q[2] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        q[3] = i + 2 < n ? tab[v & 63] : '=';
-        rc = po_buf_append(out, q, 4);
-    }
-    po_cleanse(q, sizeof(q));
-    return rc;
-}
-
 po_rc po_oauth_basic_auth(const char *id, const char *secret, char **out)
 {
     po_rc rc;
@@ -257,8 +231,7 @@ po_rc po_oauth_basic_auth(const char *id, const char *secret, char **out)
         (rc = po_buf_append(&pair, ":", 1)) != PO_OK ||
         (rc = po_form_encode(&pair, secret != NULL ? secret : "")) != PO_OK ||
         (rc = po_buf_puts(&hdr, "Basic ")) != PO_OK ||
-        (rc = base64_append(&hdr, (const unsigned char *)pair.data,
-                            pair.len)) != PO_OK ||
+        (rc = po_b64_append(&hdr, pair.data, pair.len)) != PO_OK ||
         (rc = po_buf_detach(&hdr, out)) != PO_OK)
         goto out;
 out:

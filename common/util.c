@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -139,4 +140,15 @@ po_rc po_home_dir(char **out, po_err *err)
     if ((*out = strdup(home)) == NULL)
         return po_fail(err, PO_NOMEM, "out of memory");
     return PO_OK;
+}
+
+/* a + b + c, malloc'd. */
+char *po_concat3(const char *a, const char *b, const char *c)
+{
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+    char *s = malloc(n);
+
+    if (s != NULL)
+        (void)snprintf(s, n, "%s%s%s", a, b, c);
+    return s;
 }

@@ -42,4 +42,7 @@ po_rc po_read_fd(int fd, size_t size, int secret, char **out, size_t *len,
  * database. */
 po_rc po_home_dir(char **out, po_err *err);
 
+/* a, b and c concatenated, malloc'd; NULL when out of memory. */
+char *po_concat3(const char *a, const char *b, const char *c);
+
 #endif

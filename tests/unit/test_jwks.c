@@ -28,6 +28,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 
+#include "b64.h"
 #include "jwks.h"
 #include "jwt.h"
 

@@ -1,0 +1,330 @@
+/*
+ * validate.c - po_profile_validate and the per-profile checks that
+ * po_config_check reports.  Part of the config module (config.h).
+ */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config_impl.h"
+#include "http.h"
+#include "jwtalg.h"
+
+/* ------------------------------------------------------------------ */
+/* Reporting                                                           */
+
+/* Collects problems for po_config_check: with fn set, po_cfg_report() hands
+ * each message to fn, remembers the first code and lets the caller go on;
+ * without fn it returns rc so that the caller stops. */
+po_rc po_cfg_report(po_cfg_reporter *r, po_rc rc, const po_err *err)
+{
+    if (rc == PO_OK || r == NULL || r->fn == NULL || rc == PO_NOMEM)
+        return rc;
+    r->fn(r->ctx, err != NULL ? err->msg : po_rc_name(rc));
+    if (r->first == PO_OK)
+        r->first = rc;
+    return PO_OK;
+}
+
+/* po_fail(PO_CONFIG) then po_cfg_report(). */
+po_rc po_cfg_problem(po_cfg_reporter *r, po_err *err, const char *fmt, ...)
+{
+    po_err local;
+    po_err *e = err != NULL ? err : &local;
+    va_list ap;
+
+    e->rc = PO_CONFIG;
+    e->http_status = 0;
+    va_start(ap, fmt);
+    (void)vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+    va_end(ap);
+    return po_cfg_report(r, PO_CONFIG, e);
+}
+
+/* ------------------------------------------------------------------ */
+/* Profiles                                                            */
+
+/* "profile 'NAME' (FILE:LINE)" into buf. */
+void po_cfg_profile_label(const po_profile *p, char *buf, size_t n)
+{
+    if (p->source != NULL)
+        (void)snprintf(buf, n, "profile '%s' (%s)", p->name ? p->name : "",
+                       p->source);
+    else
+        (void)snprintf(buf, n, "profile '%s'", p->name ? p->name : "");
+}
+
+/* Check the % directives of s: each must be %% or one of allowed; *nu
+ * counts %u.  Returns 0 and sets *bad to the offending character ('\0' for
+ * a lone '%' at the end) when one is not allowed. */
+static int check_directives(const char *s, const char *allowed, int *nu,
+                            char *bad)
+{
+    *nu = 0;
+    for (; *s != '\0'; s++) {
+        if (*s != '%')
+            continue;
+        s++;
+        if (*s == '%')
+            continue;
+        if (*s == '\0' || strchr(allowed, *s) == NULL) {
+            *bad = *s;
+            return 0;
+        }
+        if (*s == 'u')
+            (*nu)++;
+    }
+    return 1;
+}
+
+/* match: a space-separated list of http(s) URLs with a host. */
+static po_rc check_match(const po_profile *p, const char *label,
+                         po_cfg_reporter *r, po_err *err)
+{
+    po_rc rc = PO_OK;
+    const char *s = p->match;
+    char entry[512], shown[256];
+    size_t n, k = 0;
+
+    while (*s != '\0') {
+        const char *host;
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (*s == '\0')
+            break;
+        n = strcspn(s, " \t");
+        k++;
+        (void)snprintf(entry, sizeof(entry), "%.*s", (int)n, s);
+        s += n;
+        host = strncasecmp(entry, "https://", 8) == 0  ? entry + 8
+               : strncasecmp(entry, "http://", 7) == 0 ? entry + 7
+                                                       : NULL;
+        if (host != NULL && *host != '\0' && *host != '/' && *host != '?' &&
+            *host != '#')
+            continue;
+        po_http_redact_url(entry, shown, sizeof(shown));
+        rc = po_cfg_problem(
+            r, err,
+            "%s: key 'match': entry %zu ('%s') is not an https:// or "
+            "http:// URL with a host",
+            label, k, shown);
+        if (rc != PO_OK)
+            goto out;
+    }
+out:
+    return rc;
+}
+
+/* A URL key of the verification settings: https (or loopback http with
+ * allow_http). */
+static po_rc check_url_key(const po_profile *p, const char *label,
+                           const char *key, const char *url, po_cfg_reporter *r,
+                           po_err *err)
+{
+    po_err e;
+
+    po_err_clear(&e);
+    if (url == NULL || po_http_check_url(url, p->allow_http, &e) == PO_OK)
+        return PO_OK;
+    return po_cfg_problem(r, err, "%s: key '%s': %s", label, key, e.msg);
+}
+
+/* verify, issuer, jwks_uri, introspection_url, jwt_algorithms,
+ * verify_token and roles_source must make sense together. */
+static po_rc check_verify(const po_profile *p, const char *label,
+                          po_cfg_reporter *r, po_err *err)
+{
+    static const char *const modes[] = {"none", "jwt", "introspect", "auto"};
+    const char *mode = modes[p->verify];
+    po_jwt_algset algs;
+    po_rc rc = PO_OK;
+    po_err e;
+
+    po_err_clear(&e);
+    if ((rc = check_url_key(p, label, "issuer", p->issuer, r, err)) != PO_OK ||
+        (rc = check_url_key(p, label, "jwks_uri", p->jwks_uri, r, err)) !=
+            PO_OK ||
+        (rc = check_url_key(p, label, "introspection_url", p->introspection_url,
+                            r, err)) != PO_OK)
+        goto out;
+    if (p->jwt_algorithms != NULL &&
+        po_jwt_algset_parse(p->jwt_algorithms, &algs, &e) != PO_OK &&
+        (rc = po_cfg_problem(r, err, "%s: key %s", label, e.msg)) != PO_OK)
+        goto out;
+    if ((p->verify == PO_VERIFY_JWT || p->verify == PO_VERIFY_AUTO) &&
+        (p->issuer == NULL || p->issuer[0] == '\0') &&
+        (rc = po_cfg_problem(
+             r, err,
+             "%s: verify is %s but issuer is not set (the issuer "
+             "a token's iss must name, and where its keys are "
+             "found)",
+             label, mode)) != PO_OK)
+        goto out;
+    if (p->verify == PO_VERIFY_INTROSPECT &&
+        (p->introspection_url == NULL || p->introspection_url[0] == '\0') &&
+        (rc =
+             po_cfg_problem(r, err,
+                            "%s: verify is introspect but introspection_url is "
+                            "not set",
+                            label)) != PO_OK)
+        goto out;
+    if (p->verify_token == PO_VERIFY_ID_TOKEN &&
+        p->verify == PO_VERIFY_INTROSPECT &&
+        (rc = po_cfg_problem(r, err,
+                             "%s: verify_token is id, which only verify jwt or "
+                             "auto can check (an id_token is not introspected)",
+                             label)) != PO_OK)
+        goto out;
+    if (p->roles_source == PO_ROLES_TOKEN && p->verify == PO_VERIFY_NONE &&
+        (rc = po_cfg_problem(
+             r, err,
+             "%s: roles_source is token but verify is none: roles "
+             "are only read from a verified token",
+             label)) != PO_OK)
+        goto out;
+    if (p->jwks_cache_dir != NULL && p->jwks_cache_dir[0] != '/' &&
+        (rc = po_cfg_problem(
+             r, err, "%s: key 'jwks_cache_dir': must be an absolute path",
+             label)) != PO_OK)
+        goto out;
+out:
+    return rc;
+}
+
+/* The checks of po_profile_validate; with r->fn set every problem is
+ * reported, otherwise the first one is returned. */
+po_rc po_cfg_validate(const po_profile *p, po_cfg_reporter *r, po_err *err)
+{
+    po_rc rc = PO_OK;
+    char label[400], bad;
+    const char *auth;
+    const char *sources[3];
+    size_t nsources = 0;
+    int nu;
+    po_err e;
+
+    po_cfg_profile_label(p, label, sizeof(label));
+    po_err_clear(&e);
+    auth = p->client_auth == PO_CLIENT_AUTH_POST ? "post" : "basic";
+
+    if (p->token_url == NULL) {
+        if ((rc = po_cfg_problem(r, err, "%s: token_url is not set", label)) !=
+            PO_OK)
+            goto out;
+    } else if (po_http_check_url(p->token_url, p->allow_http, &e) != PO_OK) {
+        if ((rc = po_cfg_problem(r, err, "%s: key 'token_url': %s", label,
+                                 e.msg)) != PO_OK)
+            goto out;
+    }
+    if (p->client_id == NULL &&
+        (rc = po_cfg_problem(r, err, "%s: client_id is not set", label)) !=
+            PO_OK)
+        goto out;
+
+    if (p->client_secret != NULL)
+        sources[nsources++] = "client_secret";
+    if (p->client_secret_file != NULL)
+        sources[nsources++] = "client_secret_file";
+    if (p->client_secret_command != NULL)
+        sources[nsources++] = "client_secret_command";
+    if (p->client_auth == PO_CLIENT_AUTH_NONE && nsources > 0) {
+        rc = po_cfg_problem(
+            r, err,
+            "%s: client_auth is none (a public client sends no "
+            "secret) but %s is set; remove it or use client_auth "
+            "basic or post",
+            label, sources[0]);
+        if (rc != PO_OK)
+            goto out;
+    } else if (p->client_auth != PO_CLIENT_AUTH_NONE && nsources == 0) {
+        rc = po_cfg_problem(r, err,
+                            "%s: client_auth is %s but no client secret is "
+                            "configured; set client_secret_file, "
+                            "client_secret_command or client_secret (or use "
+                            "client_auth none for a public client)",
+                            label, auth);
+        if (rc != PO_OK)
+            goto out;
+    } else if (nsources > 1) {
+        rc = po_cfg_problem(
+            r, err,
+            "%s: %s and %s are both set; keep exactly one secret "
+            "source (an empty value unsets a key)",
+            label, sources[0], sources[1]);
+        if (rc != PO_OK)
+            goto out;
+    }
+    if (p->client_secret_file != NULL && p->client_secret_file[0] != '/' &&
+        (rc =
+             po_cfg_problem(r, err,
+                            "%s: key 'client_secret_file': must be an absolute "
+                            "path",
+                            label)) != PO_OK)
+        goto out;
+
+    if (p->username_format != NULL) {
+        if (!check_directives(p->username_format, "u", &nu, &bad)) {
+            if (bad == '\0')
+                rc = po_cfg_problem(
+                    r, err,
+                    "%s: key 'username_format': ends with a lone "
+                    "'%%'",
+                    label);
+            else
+                rc = po_cfg_problem(
+                    r, err,
+                    "%s: key 'username_format': '%%%c' is not "
+                    "allowed (only %%u for the user name and %%%% "
+                    "for '%%')",
+                    label, bad);
+        } else if (nu != 1) {
+            rc = po_cfg_problem(
+                r, err,
+                "%s: key 'username_format': must contain %%u exactly "
+                "once (found %d)",
+                label, nu);
+        }
+        if (rc != PO_OK)
+            goto out;
+    }
+    if (p->cache_dir != NULL) {
+        if (!check_directives(p->cache_dir, "uUh", &nu, &bad)) {
+            if (bad == '\0')
+                rc = po_cfg_problem(
+                    r, err, "%s: key 'cache_dir': ends with a lone '%%'",
+                    label);
+            else
+                rc =
+                    po_cfg_problem(r, err,
+                                   "%s: key 'cache_dir': '%%%c' is not allowed "
+                                   "(only %%u, %%U, %%h and %%%%)",
+                                   label, bad);
+        } else if (p->cache_dir[0] != '/' &&
+                   strncmp(p->cache_dir, "%h", 2) != 0) {
+            rc = po_cfg_problem(
+                r, err,
+                "%s: key 'cache_dir': must be an absolute path (or "
+                "start with %%h)",
+                label);
+        }
+        if (rc != PO_OK)
+            goto out;
+    }
+    if (p->match != NULL && (rc = check_match(p, label, r, err)) != PO_OK)
+        goto out;
+    if ((rc = check_verify(p, label, r, err)) != PO_OK)
+        goto out;
+out:
+    return rc;
+}
+
+po_rc po_profile_validate(const po_profile *p, po_err *err)
+{
+    if (p == NULL)
+        return po_fail(err, PO_USAGE, "no profile to validate");
+    return po_cfg_validate(p, NULL, err);
+}
