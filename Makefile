@@ -33,7 +33,7 @@ SANFLAGS :=
 OPTFLAGS := -O2 -g -D_FORTIFY_SOURCE=2
 endif
 
-DEPS      := libcurl json-c libcrypto pam
+DEPS      := libcurl json-c libcrypto pam libqrencode
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS))
 JSON_LIBS  := $(shell $(PKG_CONFIG) --libs json-c)
 CRYPTO_LIBS:= $(shell $(PKG_CONFIG) --libs libcrypto)

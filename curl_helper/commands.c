@@ -401,7 +401,14 @@ po_rc ot_cmd_check_config(ot_ctx *c, po_err *err)
         if (flags & PO_CFG_MISSING_OK && access(c->paths[i], F_OK) != 0)
             continue;
         found++;
-        (void)po_config_check(c->paths[i], flags, check_diag, &st);
+        /* the system file is read by pam_oauth too: check it as the module
+         * does (the device grant's binding rules) */
+        (void)po_config_check(c->paths[i],
+                              flags |
+                                  (strcmp(c->paths[i], PO_SYSTEM_CONFIG) == 0
+                                       ? PO_CFG_PAM_RULES
+                                       : 0u),
+                              check_diag, &st);
         if (st.problems == before)
             printf("%s: ok\n", c->paths[i]);
     }
