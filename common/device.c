@@ -432,7 +432,7 @@ po_rc po_device_message(const po_device_auth *da, long seconds, int qr,
                            da->verification_uri, da->user_code);
     if (rc == PO_OK && seconds >= 120)
         rc = po_buf_printf(out, "\nThe code is valid for %ld minutes.",
-                           seconds / 60);
+                           (seconds + 30) / 60);
     else if (rc == PO_OK && seconds > 0)
         rc =
             po_buf_printf(out, "\nThe code is valid for %ld seconds.", seconds);

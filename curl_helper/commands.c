@@ -106,6 +106,22 @@ typedef enum token_form {
     FORM_CURL
 } token_form;
 
+po_rc ot_print_token(ot_ctx *c, const po_token *t, po_err *err)
+{
+    po_buf b;
+    po_rc rc;
+
+    po_buf_init(&b, OUT_MAX, 1);
+    if (c->opts.format == OT_FORMAT_JSON)
+        rc = token_json(&b, t);
+    else if ((rc = po_buf_puts(&b, t->access_token)) == PO_OK)
+        rc = po_buf_puts(&b, "\n");
+    if ((rc = out_rc(rc, err)) == PO_OK)
+        rc = emit(&b, err);
+    po_buf_free(&b);
+    return rc;
+}
+
 static po_rc print_token(ot_ctx *c, unsigned flags, token_form form,
                          po_err *err)
 {
@@ -342,6 +358,22 @@ po_rc ot_cmd_login(ot_ctx *c, po_err *err)
 
     memset(&t, 0, sizeof(t));
     password[0] = '\0';
+    if (c->opts.device || p->grant == PO_GRANT_DEVICE_CODE) {
+        if (c->opts.username != NULL || c->opts.password_stdin) {
+            rc = po_fail(err, PO_USAGE,
+                         "profile %s uses the device grant, which asks for "
+                         "no user name or password",
+                         p->name);
+            goto out;
+        }
+        rc = ot_device_login(c, err);
+        goto out;
+    }
+    if (c->opts.format_set) {
+        rc = po_fail(err, PO_USAGE,
+                     "--format is valid with 'login --device' only");
+        goto out;
+    }
     if (username == NULL)
         username = p->username;
     if (username == NULL) {

@@ -48,6 +48,7 @@ typedef struct ot_opts {
     int verbose;          /* -v: info and debug log lines            */
     const char *username; /* login --username                        */
     int password_stdin;   /* login --password-stdin                  */
+    int device;           /* login --device                          */
     const char *command;  /* "get", "curl", "git", ...                */
     char **args;          /* what follows the command (curl's own
                              arguments, the git action)               */
@@ -92,6 +93,10 @@ po_rc ot_select_profile(ot_ctx *c, const char *name, po_err *err);
  * protocol line.  flags are PO_FLOW_*; --force adds IGNORE_BUDGET. */
 po_rc ot_token(ot_ctx *c, unsigned flags, po_token *out, po_err *err);
 
+/* Whether token t may go into an HTTP header, a curl config line or git's
+ * line protocol: visible ASCII only, not empty. */
+int ot_token_safe(const char *t);
+
 /* write(2) all of p to fd, restarting after EINTR and short writes. */
 po_rc ot_write_all(int fd, const void *p, size_t n, po_err *err);
 
@@ -107,6 +112,14 @@ po_rc ot_cmd_refresh(ot_ctx *c, po_err *err);
 po_rc ot_cmd_erase(ot_ctx *c, po_err *err);
 po_rc ot_cmd_login(ot_ctx *c, po_err *err);
 po_rc ot_cmd_check_config(ot_ctx *c, po_err *err);
+
+/* Print t on standard output as `get` does: the bare token and a newline,
+ * or with --format json its JSON form. */
+po_rc ot_print_token(ot_ctx *c, const po_token *t, po_err *err);
+
+/* device.c: `oauth-token login --device` (and login for a grant = device
+ * profile). */
+po_rc ot_device_login(ot_ctx *c, po_err *err);
 
 /* Append the curl config line `header = "Authorization: Bearer TOKEN"`
  * (with its newline) to out, quoted per curl's config file syntax. */

@@ -41,7 +41,7 @@ static const ot_command commands[] = {
     {"status", CMD_PROFILE | CMD_FORMAT, ot_cmd_status},
     {"refresh", CMD_PROFILE | CMD_FORMAT | CMD_FORCE, ot_cmd_refresh},
     {"erase", CMD_PROFILE, ot_cmd_erase},
-    {"login", CMD_PROFILE | CMD_LOGIN | CMD_FORCE, ot_cmd_login},
+    {"login", CMD_PROFILE | CMD_LOGIN | CMD_FORCE | CMD_FORMAT, ot_cmd_login},
     {"check-config", 0, ot_cmd_check_config},
     /* the profile is chosen from git's request unless -p is given */
     {"git", CMD_ACTION | CMD_FORCE, ot_cmd_git},
@@ -56,6 +56,7 @@ enum {
     O_VERBOSE,
     O_USERNAME,
     O_PASSWORD_STDIN,
+    O_DEVICE,
     O_HELP,
     O_VERSION
 };
@@ -72,7 +73,8 @@ static const ot_optdef optdefs[] = {
     {"option", 'o', 1, O_OPTION},   {"format", 0, 1, O_FORMAT},
     {"force", 0, 0, O_FORCE},       {"verbose", 'v', 0, O_VERBOSE},
     {"username", 0, 1, O_USERNAME}, {"password-stdin", 0, 0, O_PASSWORD_STDIN},
-    {"help", 'h', 0, O_HELP},       {"version", 0, 0, O_VERSION},
+    {"device", 0, 0, O_DEVICE},     {"help", 'h', 0, O_HELP},
+    {"version", 0, 0, O_VERSION},
 };
 
 static const char usage_text[] =
@@ -94,6 +96,9 @@ static const char usage_text[] =
     "  erase          drop the cached tokens\n"
     "  login          the password grant: --username USER, password from\n"
     "                 the terminal or with --password-stdin\n"
+    "  login --device the device grant (RFC 8628): approve the login at a\n"
+    "                 URL with a code shown on standard error; the token\n"
+    "                 is stored and printed (the default for grant = device)\n"
     "  check-config   report every problem in the configuration files\n"
     "  git ACTION     the git credential helper (get, store, erase), also\n"
     "                 run as git-credential-oauth-token\n"
@@ -106,10 +111,14 @@ static const char usage_text[] =
     "                          " PO_SYSTEM_CONFIG " then\n"
     "                          ~/.config/" PO_USER_CONFIG_REL ")\n"
     "  -o, --option KEY=VALUE  override a profile key (not a secret)\n"
-    "      --format text|json  output of get, status and refresh\n"
+    "      --format text|json  output of get, status, refresh and login "
+    "--device\n"
+    "                          (json: the code and URL as one JSON line on\n"
+    "                          standard error, the token as JSON)\n"
     "      --force             go past the monthly token budget\n"
     "      --username USER     login: the user name\n"
     "      --password-stdin    login: read the password from standard input\n"
+    "      --device            login: the device authorization grant\n"
     "  -v, --verbose           log informational lines on standard error\n"
     "  -h, --help              show this help\n"
     "      --version           show the version\n"
@@ -119,7 +128,8 @@ static const char usage_text[] =
     "  1  other error\n"
     "  2  usage or configuration error\n"
     "  3  credentials rejected (invalid_grant, invalid_client,\n"
-    "     unauthorized_client, invalid_scope, invalid_request)\n"
+    "     unauthorized_client, invalid_scope, invalid_request,\n"
+    "     interaction_required; a device login denied or expired)\n"
     "  4  identity provider unreachable or failing (network, timeout, TLS,\n"
     "     server_error, rate limited, malformed response)\n"
     "  5  monthly token budget used up (--force goes past it)\n"
@@ -146,6 +156,10 @@ int ot_exit_code(po_rc rc)
     case PO_UNAUTHORIZED_CLIENT:
     case PO_INVALID_SCOPE:
     case PO_INVALID_REQUEST:
+    case PO_INTERACTION_REQUIRED:
+    case PO_ACCESS_DENIED:
+    case PO_EXPIRED_TOKEN:
+    case PO_AUTHORIZATION_PENDING:
         return OT_EXIT_REJECTED;
     case PO_BUDGET:
         return OT_EXIT_BUDGET;
@@ -216,7 +230,7 @@ void ot_format_utc(int64_t t, char *buf, size_t n)
 /* A token goes into HTTP headers, curl config lines and git's line
  * protocol: only visible ASCII is allowed (RFC 6750's b64token is a
  * subset), so no server can smuggle in a CR, LF, NUL or space. */
-static int token_safe(const char *t)
+int ot_token_safe(const char *t)
 {
     const unsigned char *s = (const unsigned char *)t;
 
@@ -237,7 +251,7 @@ po_rc ot_token(ot_ctx *c, unsigned flags, po_token *out, po_err *err)
         flags |= PO_FLOW_IGNORE_BUDGET;
     if ((rc = po_flow_get(&c->flow, flags, out, err)) != PO_OK)
         return rc;
-    if (!token_safe(out->access_token)) {
+    if (!ot_token_safe(out->access_token)) {
         /* Drop it so that the next run asks again; the error is ours. */
         (void)po_flow_invalidate(&c->flow, out->access_token, &done, NULL);
         po_token_free(out);
@@ -440,6 +454,9 @@ static po_rc parse_option(ot_ctx *c, int argc, char **argv, int *i, int *action,
     case O_PASSWORD_STDIN:
         o->password_stdin = 1;
         break;
+    case O_DEVICE:
+        o->device = 1;
+        break;
     default:
         *action = d->id;
         break;
@@ -504,8 +521,16 @@ static po_rc check_args(const ot_ctx *c, const ot_command *cmd, po_err *err)
     if (o->force && !(cmd->flags & CMD_FORCE))
         return po_fail(err, PO_USAGE, "--force is not valid with '%s'",
                        cmd->name);
-    if ((o->username != NULL || o->password_stdin) && !(cmd->flags & CMD_LOGIN))
+    if ((o->username != NULL || o->password_stdin || o->device) &&
+        !(cmd->flags & CMD_LOGIN))
         return po_fail(err, PO_USAGE, "--%s is only valid with 'login'",
+                       o->username != NULL ? "username"
+                       : o->device         ? "device"
+                                           : "password-stdin");
+    if (o->device && (o->username != NULL || o->password_stdin))
+        return po_fail(err, PO_USAGE,
+                       "--device asks for no user name or password; drop "
+                       "--%s",
                        o->username != NULL ? "username" : "password-stdin");
     if (cmd->flags & CMD_ACTION) {
         if (o->nargs == 0)
