@@ -476,7 +476,13 @@ static int wait_ms(const po_device_poll_opts *o, uint64_t ms)
     return 0;
 }
 
-po_rc po_device_poll(const po_profile *p, const po_device_auth *da,
+int po_device_expired(const po_device_auth *da, uint64_t now_ms)
+{
+    return da->issued_ms != 0 &&
+           now_ms >= da->issued_ms + (uint64_t)da->expires_in * 1000u;
+}
+
+po_rc po_device_poll(const po_profile *p, po_device_auth *da,
                      const po_device_poll_opts *opts, po_token *out,
                      po_device_stats *st, po_err *err)
 {
@@ -485,9 +491,7 @@ po_rc po_device_poll(const po_profile *p, const po_device_auth *da,
     po_grant_input g;
     po_err e, last_unavail;
     uint64_t deadline = opts->deadline_ms, expiry, last, now, wake;
-    long interval =
-        da->interval > 0 ? da->interval : PO_DEVICE_INTERVAL_DEFAULT;
-    long backoff = 0; /* s: extra wait after polls that reached nobody */
+    long backoff = 0; /* s: the wait after polls that reached nobody */
     int code_expires_first = 0;
     po_rc rc = PO_OK, unavail = PO_OK;
 
@@ -499,9 +503,13 @@ po_rc po_device_poll(const po_profile *p, const po_device_auth *da,
         rc = po_fail(err, PO_USAGE, "no device code to poll with");
         goto out;
     }
-    last = da->issued_ms != 0 ? da->issued_ms : po_mono_ms();
-    expiry = last + (uint64_t)da->expires_in * 1000u;
-    if (da->expires_in > 0 && expiry < deadline) {
+    if (da->interval <= 0)
+        da->interval = PO_DEVICE_INTERVAL_DEFAULT;
+    if (da->issued_ms == 0)
+        da->issued_ms = po_mono_ms();
+    last = da->polled_ms != 0 ? da->polled_ms : da->issued_ms;
+    expiry = da->issued_ms + (uint64_t)da->expires_in * 1000u;
+    if (da->expires_in > 0 && expiry <= deadline) {
         deadline = expiry;
         code_expires_first = 1;
     }
@@ -510,7 +518,7 @@ po_rc po_device_poll(const po_profile *p, const po_device_auth *da,
     g.device_code = da->device_code;
 
     for (;;) {
-        long pause = backoff > 0 ? backoff : interval;
+        long pause = backoff > 0 ? backoff : da->interval;
         now = po_mono_ms();
         if (now >= deadline)
             break;
@@ -526,7 +534,7 @@ po_rc po_device_poll(const po_profile *p, const po_device_auth *da,
             if (wait_ms(opts, wake - now))
                 goto interrupted;
         }
-        last = po_mono_ms();
+        last = da->polled_ms = po_mono_ms();
         s->polls++;
         rc = po_oauth_request(p, &g, request_deadline(p, deadline),
                               (int64_t)time(NULL), opts->log, out, NULL, &e);
@@ -541,11 +549,12 @@ po_rc po_device_poll(const po_profile *p, const po_device_auth *da,
         case PO_SLOW_DOWN:
             /* RFC 8628 3.5: +5 s for this and all later requests */
             s->slow_downs++;
-            interval += PO_DEVICE_SLOW_DOWN_STEP;
+            da->interval += PO_DEVICE_SLOW_DOWN_STEP;
             backoff = 0;
             unavail = PO_OK;
             po_logf(opts->log, LOG_DEBUG,
-                    "device login: slow_down: polling every %ld s", interval);
+                    "device login: slow_down: polling every %ld s",
+                    da->interval);
             continue;
         default:
             break;
@@ -553,7 +562,7 @@ po_rc po_device_poll(const po_profile *p, const po_device_auth *da,
         if (po_rc_unavailable(rc) && rc != PO_MALFORMED_RESPONSE) {
             /* RFC 8628 3.5: back off exponentially and try again */
             s->failures++;
-            backoff = backoff > 0 ? backoff * 2 : interval * 2;
+            backoff = backoff > 0 ? backoff * 2 : da->interval * 2;
             if (backoff > PO_DEVICE_BACKOFF_MAX)
                 backoff = PO_DEVICE_BACKOFF_MAX;
             unavail = rc;
@@ -591,7 +600,7 @@ po_rc po_device_poll(const po_profile *p, const po_device_auth *da,
 interrupted:
     rc = po_fail(err, PO_USAGE, "interrupted");
 out:
-    s->interval = interval;
+    s->interval = da->interval;
     if (rc != PO_OK)
         po_token_free(out);
     return rc;

@@ -63,10 +63,14 @@ typedef struct po_device_auth {
     char *verification_uri;          /* where the user enters the code    */
     char *verification_uri_complete; /* with the code in it, or NULL      */
     long expires_in;                 /* s the codes are valid             */
-    long interval;                   /* s between polls (default 5)       */
+    long interval;                   /* s between polls (default 5); grows
+                                        by 5 s with each slow_down        */
     uint64_t issued_ms;              /* po_mono_ms() when the request was
                                         sent (po_device_start); 0 after
                                         po_device_parse alone            */
+    uint64_t polled_ms;              /* po_mono_ms() of the last poll, or 0:
+                                        po_device_poll keeps the pace
+                                        across calls                     */
 } po_device_auth;
 
 /* Free the strings (the device code cleansed); da is zeroed. */
@@ -147,14 +151,19 @@ typedef struct po_device_stats {
 } po_device_stats;
 
 /* Poll the token endpoint with da's device code until a token, a final
- * answer, the deadline or a stop from opts->wait.  The first poll comes
- * interval seconds after da->issued_ms (at once when that has passed, as
- * after a user pressed Enter).  Each request is bounded by the profile's
- * timeout and the deadline.  On PO_OK *out holds the token.  A stop from
- * wait is PO_USAGE "interrupted".  st (may be NULL) is filled in any
- * case. */
-po_rc po_device_poll(const po_profile *p, const po_device_auth *da,
+ * answer, the deadline or a stop from opts->wait.  A poll comes interval
+ * seconds after the previous one (da->polled_ms), or after da->issued_ms
+ * for the first: at once when that has passed, as after a user pressed
+ * Enter.  da->interval and da->polled_ms are updated, so that a later
+ * call (the PAM module polls in rounds between prompts) keeps the pace a
+ * slow_down set.  Each request is bounded by the profile's timeout and the
+ * deadline.  On PO_OK *out holds the token.  A stop from wait is PO_USAGE
+ * "interrupted".  st (may be NULL) counts this call's polls. */
+po_rc po_device_poll(const po_profile *p, po_device_auth *da,
                      const po_device_poll_opts *opts, po_token *out,
                      po_device_stats *st, po_err *err);
+
+/* Whether da's code has expired at now_ms (issued_ms + expires_in). */
+int po_device_expired(const po_device_auth *da, uint64_t now_ms);
 
 #endif
