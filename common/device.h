@@ -7,9 +7,11 @@
  * A device login, with one deadline for all of it:
  *
  *     deadline = po_device_deadline(p, po_mono_ms());
- *     po_device_start(p, deadline, log, &da, &err);      endpoint + request
- *     po_device_message(&da, seconds, p->device_qr, &text, &err);  shown
- *     po_device_poll(p, &da, &opts, &token, &stats, &err);         waits
+ *     po_device_start(p, deadline, log, &da, &err);     endpoint + request
+ *     po_device_message(&da, po_device_seconds_left(&da, deadline, now),
+ *                       p->device_qr, &text, &qr_problem, &err);  shown
+ *     po_device_poll(p, &da, &opts, &token, &stats, &err);   waits, maybe
+ *                                                            in rounds
  *
  * The endpoint is device_authorization_url, or else the
  * device_authorization_endpoint member of the issuer's OpenID discovery
