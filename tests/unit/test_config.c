@@ -2042,7 +2042,8 @@ static void test_man_page(void **state)
 static void test_example_file(void **state)
 {
     static const char *const names[] = {
-        "froomle", "wave", "bloom", "fluent", "fluent-integration", "glewlwyd"};
+        "froomle",  "wave",  "bloom", "fluent", "fluent-integration",
+        "glewlwyd", "device"};
     char *path = source_file("examples/pam-oauth.conf");
     po_config cfg;
     po_profile *p;
@@ -2057,7 +2058,7 @@ static void test_example_file(void **state)
         p = po_config_find(&cfg, names[i]);
         if (p == NULL)
             fail_msg("%s: no [%s]", path, names[i]);
-        if (po_profile_validate(p, &err) != PO_OK)
+        if (po_profile_validate_pam(p, &err) != PO_OK)
             fail_msg("%s", err.msg);
         assert_null(p->client_secret); /* no secret in an example */
     }
@@ -2073,6 +2074,10 @@ static void test_example_file(void **state)
     assert_non_null(p->audience);
     p = po_config_find(&cfg, "bloom");
     assert_non_null(p->audience);
+    p = po_config_find(&cfg, "device");
+    assert_int_equal(p->grant, PO_GRANT_DEVICE_CODE);
+    assert_int_equal(p->verify, PO_VERIFY_JWT);
+    assert_int_equal(p->device_timeout, 110);
     assert_non_null(p->scope);
     p = po_config_find(&cfg, "fluent");
     assert_int_equal(p->grant, PO_GRANT_PASSWORD);
