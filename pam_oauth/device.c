@@ -107,10 +107,11 @@ static int ask_enter(const po_pam_args *args, const char *text,
     if (pamret == PAM_SUCCESS)
         return PAM_SUCCESS;
     po_logf(&args->log, LOG_ERR,
-            "%s: device login: the application did not answer the prompt "
-            "(%s); sshd needs KbdInteractiveAuthentication yes (its "
-            "password authentication answers no such prompt), or set "
-            "device_prompt = no for programs that show messages at once",
+            "%s: device login: the Enter prompt got no answer (%s): the user "
+            "went away, or the application answers no prompt with echo "
+            "(sshd's password authentication: use KbdInteractiveAuthentication "
+            "yes; other programs that show messages at once: device_prompt = "
+            "no)",
             what, pam_strerror(args->pamh, pamret));
     return pamret == PAM_CONV_AGAIN ? PAM_CONV_ERR : pamret;
 }
