@@ -182,7 +182,7 @@ class TestSshdDeviceLogin(unittest.TestCase):
                           if n.startswith(f"handoff.{self.user.uid}.")], [])
         self.assertNotIn(token, self.read_log())
         print("# what the user saw at the ssh prompt:")
-        for line in log.getvalue().replace("\r\n", "\n").split("\n"):
+        for line in log.getvalue().replace("\r\n", "\n").replace("\r", "").split("\n"):
             if token in line:
                 line = line.replace(token, token[:12] + "...")
             print("#   " + line)
