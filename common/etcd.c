@@ -1231,11 +1231,20 @@ static po_rc etcd_lock(void *ctx, const char *key, const char *holder,
                 rc = po_fail(err, PO_NOMEM, "out of memory");
                 goto out;
             }
+            po_logf(c->log, LOG_DEBUG,
+                    "shared cache: took %s (lease %llx, %ld s)", key,
+                    (unsigned long long)c->lease, ttl_s);
             *got = 1;
             goto out;
         }
         if (a.has_kv && a.kv.value != NULL)
             printable(a.kv.value, a.kv.value_len, who, sizeof(who));
+        po_logf(c->log, LOG_DEBUG,
+                "shared cache: %s is held by %s; waiting on a watch from "
+                "revision %lld",
+                key, who,
+                (long long)(watch_rev < a.revision ? watch_rev : a.revision) +
+                    1);
         memset(&w, 0, sizeof(w));
         w.lock_key = key;
         w.entry_key = watch_key;

@@ -160,7 +160,7 @@ static const char *const fallback_values[] = {"local", "fail", NULL};
       "fleet: the prefix of every key pam-oauth writes in the store")          \
     X("shared_cache_timeout", PO_OPT_MILLIS, shared_cache_timeout_ms, "5s",    \
       PO_FOR_HELPER, NULL, 1, 600000L,                                         \
-      "fleet: give up on a store that does not answer after this long")       \
+      "fleet: give up on a store that does not answer after this long")        \
     X("shared_cache_user", PO_OPT_STRING, shared_cache_user, NULL,             \
       PO_FOR_HELPER, NULL, 0, 0,                                               \
       "fleet: the store's user name (with shared_cache_password_file)")        \

@@ -222,16 +222,22 @@ class FleetTest(unittest.TestCase):
         # other host arrives while it is under way and must wait on the
         # watch for the winner's token.
         self.srv.fault("/generic/token", "stall", 1, seconds=1)
-        argvs = [(h, self.helper_argv(h, "generic")) for h in range(20) for _ in range(10)]
+        argvs = [(h, self.helper_argv(h, "generic", "-v")) for h in range(20)
+                 for _ in range(10)]
         took, results = self.storm(argvs)
         for rc, out, err in results:
             self.assertEqual(rc, 0, err)
         tokens = {out.strip() for _, out, _ in results}
         stats = self.stats()
+        watched = sum("waiting on a watch" in err for _, _, err in results)
         print(f"\n# 20 hosts x 10 concurrent cold callers: {stats['total']} token "
               f"request(s), {len(tokens)} distinct token(s), "
               f"{sum(1 for r in results if r[0] != 0)} failure(s), all done in "
-              f"{took:.2f} s", flush=True)
+              f"{took:.2f} s; {watched} host(s) waited on a watch for the winner",
+              flush=True)
+        # One process per host talked to the store; the losers watched.
+        self.assertGreater(watched, 0)
+        self.assertLessEqual(watched, 19)
         self.assertEqual(stats["total"], 1, stats["by_grant"])
         self.assertEqual(len(tokens), 1)
         token = tokens.pop()
