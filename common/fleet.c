@@ -267,8 +267,11 @@ po_rc po_fleet_get(const po_flow *f, unsigned flags, uint64_t deadline,
     *handled = 1;
     memset(&se, 0, sizeof(se));
     po_err_clear(&why);
+    /* Any member's copy will do to find a fresh token; a forced renewal
+     * reads linearizably, since what it wants replaced is the latest. */
     if ((rc = po_store_open(f->profile, f->log, &s, &why)) != PO_OK ||
-        (rc = po_store_get(s, 0, deadline, &se, &why)) != PO_OK)
+        (rc = po_store_get(s, (flags & PO_FLOW_FORCE_NEW) != 0, deadline, &se,
+                           &why)) != PO_OK)
         goto failed;
     first = se.revision;
     if (!(flags & PO_FLOW_FORCE_NEW) && fleet_usable(f, flags, first, &se)) {
