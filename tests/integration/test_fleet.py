@@ -34,7 +34,19 @@ BUILD = harness.build_dir()
 HELPER = os.path.join(BUILD, "curl_helper", "oauth-token")
 PO_FLOW = os.path.join(BUILD, "tests", "tools", "po-flow")
 FLUENT_LIFETIME = 86386  # the Fluent endpoint's expires_in
-USE_UTS = os.geteuid() == 0 and shutil.which("unshare") is not None
+
+
+def _uts_works():
+    """Whether this process may give a child a UTS namespace of its own
+    (root, and not a container that forbids it)."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    p = subprocess.run(["unshare", "--uts", "sh", "-c", "hostname fleet-probe"],
+                       capture_output=True)
+    return p.returncode == 0
+
+
+USE_UTS = _uts_works()
 
 # sh script that runs a host's program: wait on the FIFO $1 (so that a
 # storm starts at one instant), then, when $2 is set, enter a UTS
