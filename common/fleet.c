@@ -294,9 +294,12 @@ po_rc po_fleet_get(const po_flow *f, unsigned flags, uint64_t deadline,
 failed:
     if ((rc = fleet_failed(f, rc, &why, deadline, err)) == PO_OK) {
         *handled = 0;
-        /* What the fleet had may still help this host on its own. */
-        if (e->token.refresh_token == NULL &&
-            se.entry.token.refresh_token != NULL) {
+        /* What the fleet had may still help this host on its own: its
+         * refresh token, when it is newer than this host's (a single-use
+         * one rotated by another host). */
+        if (se.entry.token.refresh_token != NULL &&
+            (e->token.refresh_token == NULL ||
+             se.entry.token.obtained_at > e->token.obtained_at)) {
             po_flowi_take_token(e, &se.entry.token);
             free(e->username);
             e->username = se.entry.username;
