@@ -112,6 +112,7 @@ po_rc ot_cmd_refresh(ot_ctx *c, po_err *err);
 po_rc ot_cmd_erase(ot_ctx *c, po_err *err);
 po_rc ot_cmd_login(ot_ctx *c, po_err *err);
 po_rc ot_cmd_check_config(ot_ctx *c, po_err *err);
+po_rc ot_cmd_fleet_key(ot_ctx *c, po_err *err);
 
 /* Print t on standard output as `get` does: the bare token and a newline,
  * or with --format json its JSON form. */
