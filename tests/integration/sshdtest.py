@@ -20,6 +20,7 @@ import subprocess
 import time
 
 import harness
+import pamtest
 
 SSHD = "/usr/sbin/sshd"
 
@@ -36,6 +37,19 @@ BASE_CONFIG = [
     "UseDNS no",
     "LogLevel VERBOSE",
 ]
+
+
+def skip_reason(tools=()):
+    """Why an sshd test cannot run here, or None.  tools: more (program,
+    Debian package) pairs the test needs."""
+    if not pamtest.is_root():
+        return "needs root (sshd, useradd); CI runs it as root"
+    for tool, pkg in ((SSHD, "openssh-server"), ("ssh", "openssh-client"),
+                      ("ssh-keygen", "openssh-client"), ("useradd", "passwd"),
+                      *tools):
+        if shutil.which(tool) is None and not os.access(tool, os.X_OK):
+            return f"{tool} is not installed (Debian package {pkg})"
+    return pamtest.skip_reason()
 
 
 def free_port():

@@ -25,23 +25,11 @@ import harness
 import pamtest
 import sshdtest
 
-SSHD = sshdtest.SSHD
 USER = "po-sshtest"
 PASSWORD = "ssh p@ss+w0rd&=%"
 
 
-def skip_reason():
-    if not pamtest.is_root():
-        return "needs root (sshd, useradd); CI runs it as root"
-    for tool, pkg in ((SSHD, "openssh-server"), ("ssh", "openssh-client"),
-                      ("sshpass", "sshpass"), ("ssh-keygen", "openssh-client"),
-                      ("useradd", "passwd")):
-        if shutil.which(tool) is None and not os.access(tool, os.X_OK):
-            return f"{tool} is not installed (Debian package {pkg})"
-    return pamtest.skip_reason()
-
-
-SKIP = skip_reason()
+SKIP = sshdtest.skip_reason(tools=[("sshpass", "sshpass")])
 
 
 def setUpModule():
