@@ -33,7 +33,11 @@ enum {
     OT_EXIT_LOCKED = 6       /* cache lock not obtained in time         */
 };
 
-typedef enum ot_format { OT_FORMAT_TEXT = 0, OT_FORMAT_JSON } ot_format;
+typedef enum ot_format {
+    OT_FORMAT_TEXT = 0,
+    OT_FORMAT_JSON,
+    OT_FORMAT_EXEC_CREDENTIAL /* get: a Kubernetes ExecCredential (kube.c) */
+} ot_format;
 
 /* The parsed command line. */
 typedef struct ot_opts {
@@ -48,6 +52,7 @@ typedef struct ot_opts {
     int verbose;          /* -v: info and debug log lines            */
     const char *username; /* login --username                        */
     int password_stdin;   /* login --password-stdin                  */
+    int if_due;           /* refresh --if-due                        */
     const char *command;  /* "get", "curl", "git", ...                */
     char **args;          /* what follows the command (curl's own
                              arguments, the git action)               */
@@ -107,6 +112,15 @@ po_rc ot_cmd_refresh(ot_ctx *c, po_err *err);
 po_rc ot_cmd_erase(ot_ctx *c, po_err *err);
 po_rc ot_cmd_login(ot_ctx *c, po_err *err);
 po_rc ot_cmd_check_config(ot_ctx *c, po_err *err);
+
+/* profiles.c: `oauth-token profiles`, the profile names of the
+ * configuration files (for shell completion and scripts). */
+po_rc ot_cmd_profiles(ot_ctx *c, po_err *err);
+
+/* kube.c: `oauth-token --format exec-credential`: the token as the
+ * client.authentication.k8s.io ExecCredential kubectl's exec plugins
+ * print, in the apiVersion KUBERNETES_EXEC_INFO asks for (v1 when unset). */
+po_rc ot_exec_credential(ot_ctx *c, po_err *err);
 
 /* Append the curl config line `header = "Authorization: Bearer TOKEN"`
  * (with its newline) to out, quoted per curl's config file syntax. */

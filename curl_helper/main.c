@@ -26,6 +26,7 @@
 #define CMD_FORCE 4u   /* --force                                */
 #define CMD_LOGIN 8u   /* --username, --password-stdin           */
 #define CMD_ACTION 16u /* exactly one positional argument (git)  */
+#define CMD_IF_DUE 32u /* --if-due                               */
 
 typedef struct ot_command {
     const char *name;
@@ -39,10 +40,12 @@ static const ot_command commands[] = {
     {"curl-config", CMD_PROFILE | CMD_FORCE, ot_cmd_curl_config},
     {"curl", CMD_PROFILE | CMD_FORCE, ot_cmd_curl},
     {"status", CMD_PROFILE | CMD_FORMAT, ot_cmd_status},
-    {"refresh", CMD_PROFILE | CMD_FORMAT | CMD_FORCE, ot_cmd_refresh},
+    {"refresh", CMD_PROFILE | CMD_FORMAT | CMD_FORCE | CMD_IF_DUE,
+     ot_cmd_refresh},
     {"erase", CMD_PROFILE, ot_cmd_erase},
     {"login", CMD_PROFILE | CMD_LOGIN | CMD_FORCE, ot_cmd_login},
     {"check-config", 0, ot_cmd_check_config},
+    {"profiles", CMD_FORMAT, ot_cmd_profiles},
     /* the profile is chosen from git's request unless -p is given */
     {"git", CMD_ACTION | CMD_FORCE, ot_cmd_git},
 };
@@ -56,6 +59,7 @@ enum {
     O_VERBOSE,
     O_USERNAME,
     O_PASSWORD_STDIN,
+    O_IF_DUE,
     O_HELP,
     O_VERSION
 };
@@ -73,6 +77,7 @@ static const ot_optdef optdefs[] = {
     {"force", 0, 0, O_FORCE},       {"verbose", 'v', 0, O_VERBOSE},
     {"username", 0, 1, O_USERNAME}, {"password-stdin", 0, 0, O_PASSWORD_STDIN},
     {"help", 'h', 0, O_HELP},       {"version", 0, 0, O_VERSION},
+    {"if-due", 0, 0, O_IF_DUE},
 };
 
 static const char usage_text[] =
@@ -90,11 +95,13 @@ static const char usage_text[] =
     "  curl ARG...    run curl with the token (through a pipe, never argv);\n"
     "                 on HTTP 401 get a new token and run it once more\n"
     "  status         show the cached token's state (never the token)\n"
-    "  refresh        request a new token now (for a timer)\n"
+    "  refresh        request a new token now; with --if-due only when\n"
+    "                 the profile's policy says it is due (for a timer)\n"
     "  erase          drop the cached tokens\n"
     "  login          the password grant: --username USER, password from\n"
     "                 the terminal or with --password-stdin\n"
     "  check-config   report every problem in the configuration files\n"
+    "  profiles       list the profile names (one a line; --format json)\n"
     "  git ACTION     the git credential helper (get, store, erase), also\n"
     "                 run as git-credential-oauth-token\n"
     "\n"
@@ -106,7 +113,10 @@ static const char usage_text[] =
     "                          " PO_SYSTEM_CONFIG " then\n"
     "                          ~/.config/" PO_USER_CONFIG_REL ")\n"
     "  -o, --option KEY=VALUE  override a profile key (not a secret)\n"
-    "      --format text|json  output of get, status and refresh\n"
+    "      --format text|json  output of get, status, refresh and profiles\n"
+    "      --format exec-credential\n"
+    "                          get: a Kubernetes ExecCredential (kubectl)\n"
+    "      --if-due            refresh: only when the token is due\n"
     "      --force             go past the monthly token budget\n"
     "      --username USER     login: the user name\n"
     "      --password-stdin    login: read the password from standard input\n"
@@ -423,9 +433,13 @@ static po_rc parse_option(ot_ctx *c, int argc, char **argv, int *i, int *action,
             o->format = OT_FORMAT_JSON;
         else if (strcmp(value, "text") == 0)
             o->format = OT_FORMAT_TEXT;
+        else if (strcmp(value, "exec-credential") == 0)
+            o->format = OT_FORMAT_EXEC_CREDENTIAL;
         else
             return po_fail(err, PO_USAGE,
-                           "--format '%s': expected text or json", value);
+                           "--format '%s': expected text, json or "
+                           "exec-credential",
+                           value);
         o->format_set = 1;
         break;
     case O_FORCE:
@@ -439,6 +453,9 @@ static po_rc parse_option(ot_ctx *c, int argc, char **argv, int *i, int *action,
         break;
     case O_PASSWORD_STDIN:
         o->password_stdin = 1;
+        break;
+    case O_IF_DUE:
+        o->if_due = 1;
         break;
     default:
         *action = d->id;
@@ -498,9 +515,14 @@ static po_rc check_args(const ot_ctx *c, const ot_command *cmd, po_err *err)
 {
     const ot_opts *o = &c->opts;
 
+    if (o->format == OT_FORMAT_EXEC_CREDENTIAL && strcmp(cmd->name, "get") != 0)
+        return po_fail(err, PO_USAGE,
+                       "--format exec-credential is only valid with 'get'");
     if (o->format_set && !(cmd->flags & CMD_FORMAT))
         return po_fail(err, PO_USAGE, "--format is not valid with '%s'",
                        cmd->name);
+    if (o->if_due && !(cmd->flags & CMD_IF_DUE))
+        return po_fail(err, PO_USAGE, "--if-due is only valid with 'refresh'");
     if (o->force && !(cmd->flags & CMD_FORCE))
         return po_fail(err, PO_USAGE, "--force is not valid with '%s'",
                        cmd->name);
