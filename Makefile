@@ -172,6 +172,7 @@ clean:
 	rm -rf build common/*.o common/*.d common/*.a pam_oauth/*.o pam_oauth/*.d \
 	  pam_oauth/*.so curl_helper/*.o curl_helper/*.d curl_helper/oauth-token \
 	  curl_helper/git-credential-oauth-token tests/unit/*.d \
+	  'systemd/oauth-token-refresh@.service' \
 	  $(UNIT_SRC:%.c=%) $(TOOL_SRC:%.c=%) tests/tools/*.d
 
 -include $(COMMON_OBJ:.o=.d) $(PAM_OBJ:.o=.d) $(HELPER_OBJ:.o=.d) \
