@@ -73,11 +73,12 @@ LIBCORE := $(B)/common/libpoauth.a
 MODULE  := $(B)/pam_oauth/pam_oauth.so
 HELPER  := $(B)/curl_helper/oauth-token
 GITHELPER := $(B)/curl_helper/git-credential-oauth-token
+DOCKERHELPER := $(B)/curl_helper/docker-credential-oauth-token
 UNIT_BIN := $(UNIT_SRC:%.c=$(B)/%)
 TOOL_BIN := $(TOOL_SRC:%.c=$(B)/%)
 
 .PHONY: all check check-run unit-tests test-tools install uninstall clean bench demo demo-run deps format
-all: $(MODULE) $(HELPER) $(GITHELPER)
+all: $(MODULE) $(HELPER) $(GITHELPER) $(DOCKERHELPER)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -97,7 +98,7 @@ $(HELPER): $(HELPER_OBJ) $(LIBCORE)
 	$(CC) -o $@ $(HELPER_OBJ) $(LIBCORE) $(ALL_LDFLAGS) -pie \
 	  $(JSON_LIBS) $(CRYPTO_LIBS) -ldl -lpthread
 
-$(GITHELPER): $(HELPER)
+$(GITHELPER) $(DOCKERHELPER): $(HELPER)
 	ln -sf oauth-token $@
 
 # Unit tests (cmocka) link the core directly.
@@ -142,6 +143,7 @@ install: all
 	install -m 0644 $(MODULE) $(DESTDIR)$(PAMDIR)/pam_oauth.so
 	install -m 0755 $(HELPER) $(DESTDIR)$(BINDIR)/oauth-token
 	ln -sf oauth-token $(DESTDIR)$(BINDIR)/git-credential-oauth-token
+	ln -sf oauth-token $(DESTDIR)$(BINDIR)/docker-credential-oauth-token
 	install -m 0644 man/oauth-token.1 $(DESTDIR)$(MANDIR)/man1/oauth-token.1
 	install -m 0644 man/pam-oauth.conf.5 $(DESTDIR)$(MANDIR)/man5/pam-oauth.conf.5
 	install -m 0644 man/pam_oauth.8 $(DESTDIR)$(MANDIR)/man8/pam_oauth.8
@@ -158,6 +160,7 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(PAMDIR)/pam_oauth.so $(DESTDIR)$(BINDIR)/oauth-token \
 	  $(DESTDIR)$(BINDIR)/git-credential-oauth-token \
+	  $(DESTDIR)$(BINDIR)/docker-credential-oauth-token \
 	  $(DESTDIR)$(MANDIR)/man1/oauth-token.1 $(DESTDIR)$(MANDIR)/man5/pam-oauth.conf.5 \
 	  $(DESTDIR)$(MANDIR)/man8/pam_oauth.8 $(DESTDIR)$(DOCDIR)/examples/pam-oauth.conf \
 	  '$(DESTDIR)$(SYSTEMDUNITDIR)/oauth-token-refresh@.service' \
@@ -171,7 +174,8 @@ format:
 clean:
 	rm -rf build common/*.o common/*.d common/*.a pam_oauth/*.o pam_oauth/*.d \
 	  pam_oauth/*.so curl_helper/*.o curl_helper/*.d curl_helper/oauth-token \
-	  curl_helper/git-credential-oauth-token tests/unit/*.d \
+	  curl_helper/git-credential-oauth-token \
+	  curl_helper/docker-credential-oauth-token tests/unit/*.d \
 	  'systemd/oauth-token-refresh@.service' \
 	  $(UNIT_SRC:%.c=%) $(TOOL_SRC:%.c=%) tests/tools/*.d
 

@@ -18,8 +18,9 @@
 
 #define PO_KUBE_V1 "client.authentication.k8s.io/v1"
 #define PO_KUBE_V1BETA1 "client.authentication.k8s.io/v1beta1"
-#define PO_KUBE_EXEC_INFO_MAX (1024 * 1024) /* bytes of KUBERNETES_EXEC_INFO   \
-                                             */
+#define PO_KUBE_EXEC_INFO_MAX                                                  \
+    (1024 * 1024) /* bytes of KUBERNETES_EXEC_INFO                             \
+                   */
 
 /* The apiVersion to answer in, from exec_info (the text of
  * KUBERNETES_EXEC_INFO): PO_KUBE_V1 when exec_info is NULL or empty.

@@ -21,6 +21,7 @@
 
 #define OT_PROG "oauth-token"
 #define OT_GIT_PROG "git-credential-oauth-token"
+#define OT_DOCKER_PROG "docker-credential-oauth-token"
 
 /* Exit codes: oauth-token(1), EXIT STATUS, and --help mirror this list. */
 enum {
@@ -132,6 +133,20 @@ po_rc ot_cmd_curl(ot_ctx *c, po_err *err);
 
 /* git.c: the git credential helper; c->opts.args[0] is the action. */
 po_rc ot_cmd_git(ot_ctx *c, po_err *err);
+
+/* git.c: choose and select (ot_select_profile) the profile whose match key
+ * covers scheme://hostport/path (path without its leading '/', or NULL),
+ * the rule the git helper applies: the longest prefix wins, a tie is an
+ * error, -p's profile must cover the URL too, http only to loopback with
+ * allow_http.  PO_NOT_FOUND when no profile covers it. */
+po_rc ot_profile_for_url(ot_ctx *c, const char *scheme, const char *hostport,
+                         const char *path, po_err *err);
+
+/* docker.c: docker-credential-oauth-token, the docker-credential-helpers
+ * protocol; c->opts.args[0] is the action.  Failures are reported on
+ * standard output with exit status 1, as the protocol wants, so this
+ * returns PO_OK with c->status set. */
+po_rc ot_cmd_docker(ot_ctx *c, po_err *err);
 
 /* password.c: read one line into buf (size bytes, NUL-terminated), from
  * standard input when from_stdin, else from /dev/tty with echo off (the

@@ -48,6 +48,8 @@ static const ot_command commands[] = {
     {"profiles", CMD_FORMAT, ot_cmd_profiles},
     /* the profile is chosen from git's request unless -p is given */
     {"git", CMD_ACTION | CMD_FORCE, ot_cmd_git},
+    /* likewise, from the registry's server URL */
+    {"docker", CMD_ACTION | CMD_FORCE, ot_cmd_docker},
 };
 
 enum {
@@ -84,6 +86,7 @@ static const char usage_text[] =
     "Usage: oauth-token [OPTION]... [COMMAND]\n"
     "       oauth-token [OPTION]... curl [CURL ARGUMENT]...\n"
     "       git-credential-oauth-token [OPTION]... get|store|erase\n"
+    "       docker-credential-oauth-token get|store|erase|list|version\n"
     "\n"
     "Print an OAuth 2.0 access token for a pam-oauth profile.  The token is\n"
     "cached per user and profile; a new one is requested only when needed.\n"
@@ -104,6 +107,8 @@ static const char usage_text[] =
     "  profiles       list the profile names (one a line; --format json)\n"
     "  git ACTION     the git credential helper (get, store, erase), also\n"
     "                 run as git-credential-oauth-token\n"
+    "  docker ACTION  the docker credential helper (get, store, erase, list,\n"
+    "                 version), also run as docker-credential-oauth-token\n"
     "\n"
     "Options:\n"
     "  -p, --profile NAME      profile (default $OAUTH_TOKEN_PROFILE, else\n"
@@ -466,8 +471,9 @@ static po_rc parse_option(ot_ctx *c, int argc, char **argv, int *i, int *action,
 
 /* Parse argv into c->opts.  Options may come before or after the command,
  * except for curl: everything after "curl" is curl's.  Run under the git
- * name, the command is "git" and the first argument its action. */
-static po_rc parse_args(ot_ctx *c, int argc, char **argv, int git_name,
+ * or docker helper's name, the command is "git" or "docker" and the first
+ * argument its action. */
+static po_rc parse_args(ot_ctx *c, int argc, char **argv, const char *implied,
                         int *action, po_err *err)
 {
     ot_opts *o = &c->opts;
@@ -480,8 +486,8 @@ static po_rc parse_args(ot_ctx *c, int argc, char **argv, int git_name,
     if (o->configs == NULL || o->overrides == NULL || o->args == NULL)
         return po_fail(err, PO_NOMEM, "out of memory");
     o->args_owned = 1;
-    if (git_name)
-        o->command = "git";
+    if (implied != NULL)
+        o->command = implied;
     for (i = 1; i < argc; i++) {
         char *a = argv[i];
         if (!dashdash && a[0] == '-' && a[1] != '\0') {
@@ -531,9 +537,10 @@ static po_rc check_args(const ot_ctx *c, const ot_command *cmd, po_err *err)
                        o->username != NULL ? "username" : "password-stdin");
     if (cmd->flags & CMD_ACTION) {
         if (o->nargs == 0)
-            return po_fail(err, PO_USAGE,
-                           "'%s' needs an action: get, store or erase",
-                           cmd->name);
+            return po_fail(err, PO_USAGE, "'%s' needs an action: %s", cmd->name,
+                           strcmp(cmd->name, "docker") == 0
+                               ? "get, store, erase, list or version"
+                               : "get, store or erase");
         if (o->nargs > 1)
             return po_fail(err, PO_USAGE, "unexpected argument '%s'",
                            o->args[1]);
@@ -570,15 +577,21 @@ static void ensure_std_fds(void)
             _exit(OT_EXIT_OTHER);
 }
 
-static int is_git_name(const char *argv0)
+/* The command the program's name implies: "git" as
+ * git-credential-oauth-token, "docker" as docker-credential-oauth-token. */
+static const char *implied_command(const char *argv0)
 {
     const char *base;
 
     if (argv0 == NULL)
-        return 0;
+        return NULL;
     base = strrchr(argv0, '/');
     base = base != NULL ? base + 1 : argv0;
-    return strcmp(base, OT_GIT_PROG) == 0;
+    if (strcmp(base, OT_GIT_PROG) == 0)
+        return "git";
+    if (strcmp(base, OT_DOCKER_PROG) == 0)
+        return "docker";
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -587,7 +600,8 @@ int main(int argc, char **argv)
     po_err err;
     const ot_command *cmd = NULL;
     const char *name;
-    int action = -1, git_name, status;
+    const char *implied;
+    int action = -1, status;
     size_t i;
     po_rc rc;
 
@@ -602,9 +616,9 @@ int main(int argc, char **argv)
     po_config_init(&c.cfg);
     c.log.fn = log_stderr;
     c.log.ctx = &c;
-    git_name = is_git_name(argv[0]);
+    implied = implied_command(argv[0]);
 
-    if ((rc = parse_args(&c, argc, argv, git_name, &action, &err)) != PO_OK)
+    if ((rc = parse_args(&c, argc, argv, implied, &action, &err)) != PO_OK)
         goto usage;
     if (action == O_HELP) {
         print_help();

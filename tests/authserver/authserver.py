@@ -27,7 +27,7 @@ Kubernetes API stand-in for kubectl (`kubectl get --raw`): GET /version and
   any GET under /k8s/, with a valid Bearer token; 401 without (counted:
   kube_requests, kube_authorized).
 OCI registry (Docker Registry HTTP API V2 with its token authentication):
-  GET /v2/ and /v2/<name>/manifests|blobs/... answer 401 with a Bearer
+  GET /v2/ and /v2/<name>/manifests|blobs|tags/... answer 401 with a Bearer
   challenge whose realm is GET /registry/token; that realm takes HTTP Basic
   credentials whose password is a valid access token of the store (what a
   docker credential helper hands the client) and returns a registry token.
@@ -983,7 +983,7 @@ class Handler(BaseHTTPRequestHandler):
             ok = scheme == "bearer" and self.store.registry_tokens.get(token, 0) > time.time()
         if not ok:
             scope = ""
-            m = re.match(r"^/v2/(.+)/(manifests|blobs)/", path)
+            m = re.match(r"^/v2/(.+)/(manifests|blobs|tags)/", path)
             if m:
                 scope = f',scope="repository:{m.group(1)}:pull"'
             challenge = (f'Bearer realm="{self.server.base_url}/registry/token",'
@@ -1009,6 +1009,9 @@ class Handler(BaseHTTPRequestHandler):
                 return
             self.send_body(200, manifest, "application/vnd.docker.distribution.manifest.v2+json",
                            headers)
+        elif re.match(r"^/v2/.+/tags/list$", path):
+            self.send_json(200, {"name": path[len("/v2/"):-len("/tags/list")],
+                                 "tags": ["latest"]}, api)
         elif path.endswith("/blobs/" + config_digest):
             self.send_body(200, self.REGISTRY_CONFIG, "application/octet-stream",
                            {**api, "Docker-Content-Digest": config_digest})

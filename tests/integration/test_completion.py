@@ -111,7 +111,7 @@ class Bash(Fixture):
     def test_commands(self):
         self.assertEqual(self.complete("oauth-token", ""),
                          ["get", "header", "curl-config", "curl", "status", "refresh", "erase",
-                          "login", "check-config", "profiles", "git"])
+                          "login", "check-config", "profiles", "git", "docker"])
         self.assertEqual(self.complete("oauth-token", "st"), ["status"])
         self.assertEqual(self.complete("oauth-token", "-v", "re"), ["refresh"])
 
@@ -133,6 +133,8 @@ class Bash(Fixture):
         self.assertIn("--if-due", self.complete("oauth-token", "refresh", "--"))
         self.assertEqual(self.complete("oauth-token", "git", ""),
                          ["get", "store", "erase", "capability"])
+        self.assertEqual(self.complete("oauth-token", "docker", ""),
+                         ["get", "store", "erase", "list", "version"])
 
     def test_curl_arguments_are_curls(self):
         if not os.path.exists("/usr/share/bash-completion/completions/curl"):

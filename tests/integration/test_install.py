@@ -76,6 +76,7 @@ class Install(unittest.TestCase):
             f"{self.pamdir}/pam_oauth.so": ("file", 0o644),
             "/usr/bin/oauth-token": ("file", 0o755),
             "/usr/bin/git-credential-oauth-token": ("link", "oauth-token"),
+            "/usr/bin/docker-credential-oauth-token": ("link", "oauth-token"),
             "/usr/share/man/man1/oauth-token.1": ("file", 0o644),
             "/usr/share/man/man5/pam-oauth.conf.5": ("file", 0o644),
             "/usr/share/man/man8/pam_oauth.8": ("file", 0o644),
@@ -146,6 +147,7 @@ class Install(unittest.TestCase):
         self.install()
         installed = self.install()
         self.assertTrue(stat.S_ISLNK(installed["/usr/bin/git-credential-oauth-token"].st_mode))
+        self.assertTrue(stat.S_ISLNK(installed["/usr/bin/docker-credential-oauth-token"].st_mode))
 
     def test_uninstall_removes_everything(self):
         """make uninstall removes every installed file and the doc directory."""

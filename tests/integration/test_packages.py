@@ -241,7 +241,9 @@ class DebianPackages(unittest.TestCase):
         }
         self.assertEqual({path: listing.get(path, ("missing",))[0] for path in want}, want)
         links = {"/usr/bin/git-credential-oauth-token": "oauth-token",
-                 "/usr/share/man/man1/git-credential-oauth-token.1.gz": "oauth-token.1.gz"}
+                 "/usr/bin/docker-credential-oauth-token": "oauth-token",
+                 "/usr/share/man/man1/git-credential-oauth-token.1.gz": "oauth-token.1.gz",
+                 "/usr/share/man/man1/docker-credential-oauth-token.1.gz": "oauth-token.1.gz"}
         self.assertEqual({path: listing.get(path, ("missing", None))[1] for path in links}, links)
         for path in links:
             self.assertTrue(listing[path][0].startswith("l"), f"{path}: {listing[path]}")
@@ -483,6 +485,11 @@ class InstalledDebian(unittest.TestCase):
         with opener.open(req, timeout=10) as r:
             self.assertEqual(r.status, 200)
         # the git credential helper name runs the same binary
+        # so does the docker credential helper's, which docker finds on PATH
+        p = subprocess.run(["/usr/bin/docker-credential-oauth-token", "version"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("docker-credential-oauth-token (pam-oauth)", p.stdout)
         p = subprocess.run(["/usr/bin/git-credential-oauth-token", "--help"], capture_output=True,
                            text=True)
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -522,7 +529,7 @@ class InstalledDebian(unittest.TestCase):
         for name in PACKAGES:
             self.assertFalse(installed(name), f"{name} still installed")
         for path in (self.module, "/usr/bin/oauth-token", "/usr/bin/git-credential-oauth-token",
-                     "/usr/share/pam-configs/oauth",
+                     "/usr/bin/docker-credential-oauth-token", "/usr/share/pam-configs/oauth",
                      "/lib/systemd/system/oauth-token-refresh@.service",
                      "/usr/share/bash-completion/completions/oauth-token"):
             self.assertFalse(os.path.lexists(path), f"{path} left behind")
@@ -579,6 +586,7 @@ class RpmPackages(unittest.TestCase):
         listing = subprocess.run(["rpm", "-qlvp", self.rpm("oauth-token")], check=True,
                                  capture_output=True, text=True).stdout
         self.assertRegex(listing, r"(?m)^l.*/usr/bin/git-credential-oauth-token -> oauth-token$")
+        self.assertRegex(listing, r"(?m)^l.*/usr/bin/docker-credential-oauth-token -> oauth-token$")
         self.assertRegex(listing, r"(?m)^-rwxr-xr-x.*/usr/bin/oauth-token$")
 
 
