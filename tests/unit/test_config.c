@@ -236,6 +236,7 @@ static void test_table(void **state)
                                        "minimum_uid",
                                        "refresh_interval",
                                        "refresh_margin",
+                                       "registry_username",
                                        "remove_on_close",
                                        "require_roles",
                                        "require_scope",
