@@ -13,6 +13,8 @@ Skopeo    (when skopeo is installed: Debian's, the containers/image library
           auth file and no login: skopeo asks the helper, sends the token
           to the registry's token service, and reads the image; a registry
           no profile names gets no token and skopeo is refused.
+Docker    the same with the docker CLI (`docker manifest inspect`, no daemon
+          needed) when one is on PATH.
 """
 import json
 import os
@@ -195,6 +197,40 @@ class Skopeo(Base):
         self.assertRegex(p.stderr, r"(?i)unauthorized|authentication required|401")
         stats = SRV.stats()
         self.assertEqual((stats["total"], stats["registry_logins"]), (0, 0))
+
+
+DOCKER = shutil.which("docker")
+
+
+@unittest.skipUnless(DOCKER, "no docker CLI on PATH (Debian's is package docker-cli in "
+                             "later releases, docker.io in bookworm)")
+class DockerCli(Skopeo):
+    """The docker CLI itself: `docker manifest inspect` reads the manifest
+    with the CLI's own registry client (no daemon needed), with credHelpers
+    in $DOCKER_CONFIG/config.json.  --insecure: the CLI does not take a CA
+    file for this, so it does not verify the test certificate."""
+
+    # Skopeo's skip (no skopeo) is not this class's: decide afresh.
+    __unittest_skip__ = DOCKER is None
+
+    def inspect(self, image, helpers):
+        conf = os.path.join(self.dir, "docker")
+        os.makedirs(conf, exist_ok=True)
+        harness.write_file(os.path.join(conf, "config.json"),
+                           json.dumps({"credHelpers": helpers}))
+        env = dict(self.env, DOCKER_CONFIG=conf, DOCKER_HOST="unix:///nonexistent/docker.sock")
+        return subprocess.run([DOCKER, "manifest", "inspect", "--insecure", image], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    def test_inspect_through_the_helper(self):
+        p = self.inspect(f"{self.host}/team/app:latest", {self.host: "oauth-token"})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["schemaVersion"], 2)
+        stats = SRV.stats()
+        self.assertEqual(stats["token_requests"], {"test-client": 1})
+        self.assertEqual(set(stats["registry_usernames"]), {"oauth2accesstoken"})
+        print(f"# docker manifest inspect: {stats['registry_logins']} token-service login(s), "
+              f"{stats['total']} token request")
 
 
 if __name__ == "__main__":
