@@ -38,7 +38,7 @@ _oauth_token()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     local commands="get header curl-config curl status refresh erase login
-        check-config profiles git docker"
+        check-config fleet-key profiles git docker"
     local options="-p --profile -c --config -o --option --format --force
         -v --verbose --username --password-stdin --if-due -h --help
         --version"
@@ -106,6 +106,11 @@ _oauth_token()
 
     if [[ $command == git && $cur != -* ]]; then
         COMPREPLY=($(compgen -W "get store erase capability" -- "$cur"))
+        return
+    fi
+    if [[ $command == fleet-key && $cur != -* ]]; then
+        COMPREPLY=($(compgen -f -- "$cur"))
+        compopt -o filenames 2>/dev/null
         return
     fi
     if [[ $command == docker && $cur != -* ]]; then

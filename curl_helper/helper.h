@@ -113,6 +113,7 @@ po_rc ot_cmd_refresh(ot_ctx *c, po_err *err);
 po_rc ot_cmd_erase(ot_ctx *c, po_err *err);
 po_rc ot_cmd_login(ot_ctx *c, po_err *err);
 po_rc ot_cmd_check_config(ot_ctx *c, po_err *err);
+po_rc ot_cmd_fleet_key(ot_ctx *c, po_err *err);
 
 /* profiles.c: `oauth-token profiles`, the profile names of the
  * configuration files (for shell completion and scripts). */

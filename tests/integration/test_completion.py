@@ -111,7 +111,8 @@ class Bash(Fixture):
     def test_commands(self):
         self.assertEqual(self.complete("oauth-token", ""),
                          ["get", "header", "curl-config", "curl", "status", "refresh", "erase",
-                          "login", "check-config", "profiles", "git", "docker"])
+                          "login", "check-config", "fleet-key", "profiles", "git",
+                          "docker"])
         self.assertEqual(self.complete("oauth-token", "st"), ["status"])
         self.assertEqual(self.complete("oauth-token", "-v", "re"), ["refresh"])
 
