@@ -143,10 +143,12 @@ typedef struct po_profile {
     int retries;             /* extra attempts; default 2              */
 
     /* cache and helper */
-    char *cache_dir;      /* overrides the default location         */
-    long lock_timeout_ms; /* bound on waiting for the lock; 10000   */
-    char *match;          /* git: "https://host/path-prefix" list    */
-    char *git_username;   /* old git: username= answer; "oauth2"    */
+    char *cache_dir;         /* overrides the default location         */
+    long lock_timeout_ms;    /* bound on waiting for the lock; 10000   */
+    char *match;             /* git: "https://host/path-prefix" list    */
+    char *git_username;      /* old git: username= answer; "oauth2"    */
+    char *registry_username; /* docker: the Username answer;
+                                "oauth2accesstoken"                    */
 
     /* PAM */
     long minimum_uid;             /* default 1000                           */

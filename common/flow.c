@@ -32,16 +32,21 @@ long po_flow_margin(const po_profile *p, const po_token *t)
     return (long)m;
 }
 
+int64_t po_flow_fresh_until(const po_profile *p, const po_token *t)
+{
+    int64_t until = t->expires_at - (int64_t)po_flow_margin(p, t);
+
+    if (p->refresh_interval > 0 &&
+        t->obtained_at + (int64_t)p->refresh_interval < until)
+        until = t->obtained_at + (int64_t)p->refresh_interval;
+    return until;
+}
+
 int po_flow_is_fresh(const po_profile *p, const po_token *t, int64_t now)
 {
     if (t == NULL || t->access_token == NULL)
         return 0;
-    if (now >= t->expires_at - (int64_t)po_flow_margin(p, t))
-        return 0;
-    if (p->refresh_interval > 0 &&
-        now >= t->obtained_at + (int64_t)p->refresh_interval)
-        return 0;
-    return 1;
+    return now < po_flow_fresh_until(p, t);
 }
 
 void po_flow_month(int64_t now, char buf[8])

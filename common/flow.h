@@ -56,7 +56,11 @@ typedef struct po_flow {
 /* The refresh margin in seconds that applies to t under p. */
 long po_flow_margin(const po_profile *p, const po_token *t);
 
-/* Whether t is fresh at now under p (see above). */
+/* The time from which t is no longer fresh under p: expires_at - margin,
+ * or obtained_at + refresh_interval when that is earlier. */
+int64_t po_flow_fresh_until(const po_profile *p, const po_token *t);
+
+/* Whether t is fresh at now under p (see above): now < fresh_until. */
 int po_flow_is_fresh(const po_profile *p, const po_token *t, int64_t now);
 
 /* A fresh token for f->profile, per the steps above.  On PO_OK out holds a

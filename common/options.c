@@ -122,7 +122,7 @@ static const char *const fallback_values[] = {"local", "fail", NULL};
     X("lock_timeout", PO_OPT_MILLIS, lock_timeout_ms, "10s", PO_FOR_BOTH,      \
       NULL, 0, 600000L, "bound on waiting for the token cache lock")           \
     X("match", PO_OPT_STRING, match, NULL, PO_FOR_HELPER, NULL, 0, 0,          \
-      "git: space-separated URL prefixes this profile answers for")            \
+      "git, docker: space-separated URL prefixes this profile answers for")    \
     X("minimum_uid", PO_OPT_LONG, minimum_uid, "1000", PO_FOR_PAM, NULL, 0,    \
       2147483647L, "users with a lower uid are ignored by the PAM module")     \
     X("password_fallback", PO_OPT_ENUM, password_fallback, "none", PO_FOR_PAM, \
@@ -134,6 +134,9 @@ static const char *const fallback_values[] = {"local", "fail", NULL};
     X("refresh_margin", PO_OPT_DURATION, refresh_margin, "auto",               \
       PO_FOR_HELPER, NULL, -1, 86400L,                                         \
       "renew this long before expiry; auto = 10 % of the lifetime, 5s..300s")  \
+    X("registry_username", PO_OPT_STRING, registry_username,                   \
+      "oauth2accesstoken", PO_FOR_HELPER, NULL, 0, 0,                          \
+      "the Username given to docker and podman with the token")                \
     X("remove_on_close", PO_OPT_BOOL, remove_on_close, "no", PO_FOR_PAM, NULL, \
       0, 1, "remove the stored token when the session closes")                 \
     X("require_roles", PO_OPT_STRING, require_roles, NULL, PO_FOR_PAM, NULL,   \

@@ -166,6 +166,8 @@ out:
 
 po_rc ot_cmd_get(ot_ctx *c, po_err *err)
 {
+    if (c->opts.format == OT_FORMAT_EXEC_CREDENTIAL)
+        return ot_exec_credential(c, err);
     return print_token(
         c, 0, c->opts.format == OT_FORMAT_JSON ? FORM_JSON : FORM_BARE, err);
 }
@@ -181,17 +183,33 @@ po_rc ot_cmd_curl_config(ot_ctx *c, po_err *err)
 }
 
 /* refresh: for a timer, so the token is printed only when asked for with
- * --format json; -v logs the new expiry. */
+ * --format json; -v logs the new expiry.  --if-due renews only a token
+ * that is no longer fresh (po_flow_get's own rule), so a timer may run it
+ * as often as it likes without making more requests than the policy. */
 po_rc ot_cmd_refresh(ot_ctx *c, po_err *err)
 {
+    unsigned flags = c->opts.if_due ? 0 : PO_FLOW_FORCE_NEW;
     po_token t;
     char when[64];
     po_rc rc;
 
     if (c->opts.format == OT_FORMAT_JSON)
-        return print_token(c, PO_FLOW_FORCE_NEW, FORM_JSON, err);
+        return print_token(c, flags, FORM_JSON, err);
     memset(&t, 0, sizeof(t));
-    if ((rc = ot_token(c, PO_FLOW_FORCE_NEW, &t, err)) != PO_OK)
+    if (c->opts.if_due) {
+        rc = ot_token(c, PO_FLOW_CACHE_ONLY, &t, err);
+        if (rc == PO_OK) {
+            ot_format_utc(t.expires_at, when, sizeof(when));
+            po_logf(&c->log, LOG_INFO,
+                    "the cached token is not due yet (valid until %s)", when);
+            po_token_free(&t);
+            return PO_OK;
+        }
+        if (rc != PO_NOT_FOUND)
+            return rc;
+        po_err_clear(err);
+    }
+    if ((rc = ot_token(c, flags, &t, err)) != PO_OK)
         return rc;
     ot_format_utc(t.expires_at, when, sizeof(when));
     po_logf(&c->log, LOG_INFO, "new token, valid until %s", when);

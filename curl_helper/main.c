@@ -27,6 +27,7 @@
 #define CMD_LOGIN 8u   /* --username, --password-stdin           */
 #define CMD_ACTION 16u /* exactly one positional argument (git)  */
 #define CMD_FILE 32u   /* exactly one positional argument: a file */
+#define CMD_IF_DUE 64u /* --if-due                               */
 
 typedef struct ot_command {
     const char *name;
@@ -40,13 +41,17 @@ static const ot_command commands[] = {
     {"curl-config", CMD_PROFILE | CMD_FORCE, ot_cmd_curl_config},
     {"curl", CMD_PROFILE | CMD_FORCE, ot_cmd_curl},
     {"status", CMD_PROFILE | CMD_FORMAT, ot_cmd_status},
-    {"refresh", CMD_PROFILE | CMD_FORMAT | CMD_FORCE, ot_cmd_refresh},
+    {"refresh", CMD_PROFILE | CMD_FORMAT | CMD_FORCE | CMD_IF_DUE,
+     ot_cmd_refresh},
     {"erase", CMD_PROFILE, ot_cmd_erase},
     {"login", CMD_PROFILE | CMD_LOGIN | CMD_FORCE | CMD_FORMAT, ot_cmd_login},
     {"check-config", 0, ot_cmd_check_config},
     {"fleet-key", CMD_FILE, ot_cmd_fleet_key},
+    {"profiles", CMD_FORMAT, ot_cmd_profiles},
     /* the profile is chosen from git's request unless -p is given */
     {"git", CMD_ACTION | CMD_FORCE, ot_cmd_git},
+    /* likewise, from the registry's server URL */
+    {"docker", CMD_ACTION | CMD_FORCE, ot_cmd_docker},
 };
 
 enum {
@@ -59,6 +64,7 @@ enum {
     O_USERNAME,
     O_PASSWORD_STDIN,
     O_DEVICE,
+    O_IF_DUE,
     O_HELP,
     O_VERSION
 };
@@ -76,13 +82,14 @@ static const ot_optdef optdefs[] = {
     {"force", 0, 0, O_FORCE},       {"verbose", 'v', 0, O_VERBOSE},
     {"username", 0, 1, O_USERNAME}, {"password-stdin", 0, 0, O_PASSWORD_STDIN},
     {"device", 0, 0, O_DEVICE},     {"help", 'h', 0, O_HELP},
-    {"version", 0, 0, O_VERSION},
+    {"version", 0, 0, O_VERSION},   {"if-due", 0, 0, O_IF_DUE},
 };
 
 static const char usage_text[] =
     "Usage: oauth-token [OPTION]... [COMMAND]\n"
     "       oauth-token [OPTION]... curl [CURL ARGUMENT]...\n"
     "       git-credential-oauth-token [OPTION]... get|store|erase\n"
+    "       docker-credential-oauth-token get|store|erase|list|version\n"
     "\n"
     "Print an OAuth 2.0 access token for a pam-oauth profile.  The token is\n"
     "cached per user and profile; a new one is requested only when needed.\n"
@@ -94,7 +101,8 @@ static const char usage_text[] =
     "  curl ARG...    run curl with the token (through a pipe, never argv);\n"
     "                 on HTTP 401 get a new token and run it once more\n"
     "  status         show the cached token's state (never the token)\n"
-    "  refresh        request a new token now (for a timer)\n"
+    "  refresh        request a new token now; with --if-due only when\n"
+    "                 the profile's policy says it is due (for a timer)\n"
     "  erase          drop the cached tokens\n"
     "  login          the password grant: --username USER, password from\n"
     "                 the terminal or with --password-stdin\n"
@@ -104,8 +112,11 @@ static const char usage_text[] =
     "  check-config   report every problem in the configuration files\n"
     "  fleet-key FILE create a fleet's sealing key (shared_cache_key_file):\n"
     "                 32 random bytes, mode 0600; never replaces a file\n"
+    "  profiles       list the profile names (one a line; --format json)\n"
     "  git ACTION     the git credential helper (get, store, erase), also\n"
     "                 run as git-credential-oauth-token\n"
+    "  docker ACTION  the docker credential helper (get, store, erase, list,\n"
+    "                 version), also run as docker-credential-oauth-token\n"
     "\n"
     "Options:\n"
     "  -p, --profile NAME      profile (default $OAUTH_TOKEN_PROFILE, else\n"
@@ -115,10 +126,12 @@ static const char usage_text[] =
     "                          " PO_SYSTEM_CONFIG " then\n"
     "                          ~/.config/" PO_USER_CONFIG_REL ")\n"
     "  -o, --option KEY=VALUE  override a profile key (not a secret)\n"
-    "      --format text|json  output of get, status, refresh and login "
-    "--device\n"
-    "                          (json: the code and URL as one JSON line on\n"
-    "                          standard error, the token as JSON)\n"
+    "      --format text|json  output of get, status, refresh, profiles and\n"
+    "                          login --device (json: the code and URL as one\n"
+    "                          JSON line on standard error, the token as JSON)\n"
+    "      --format exec-credential\n"
+    "                          get: a Kubernetes ExecCredential (kubectl)\n"
+    "      --if-due            refresh: only when the token is due\n"
     "      --force             go past the monthly token budget\n"
     "      --username USER     login: the user name\n"
     "      --password-stdin    login: read the password from standard input\n"
@@ -441,9 +454,13 @@ static po_rc parse_option(ot_ctx *c, int argc, char **argv, int *i, int *action,
             o->format = OT_FORMAT_JSON;
         else if (strcmp(value, "text") == 0)
             o->format = OT_FORMAT_TEXT;
+        else if (strcmp(value, "exec-credential") == 0)
+            o->format = OT_FORMAT_EXEC_CREDENTIAL;
         else
             return po_fail(err, PO_USAGE,
-                           "--format '%s': expected text or json", value);
+                           "--format '%s': expected text, json or "
+                           "exec-credential",
+                           value);
         o->format_set = 1;
         break;
     case O_FORCE:
@@ -461,6 +478,9 @@ static po_rc parse_option(ot_ctx *c, int argc, char **argv, int *i, int *action,
     case O_DEVICE:
         o->device = 1;
         break;
+    case O_IF_DUE:
+        o->if_due = 1;
+        break;
     default:
         *action = d->id;
         break;
@@ -470,8 +490,9 @@ static po_rc parse_option(ot_ctx *c, int argc, char **argv, int *i, int *action,
 
 /* Parse argv into c->opts.  Options may come before or after the command,
  * except for curl: everything after "curl" is curl's.  Run under the git
- * name, the command is "git" and the first argument its action. */
-static po_rc parse_args(ot_ctx *c, int argc, char **argv, int git_name,
+ * or docker helper's name, the command is "git" or "docker" and the first
+ * argument its action. */
+static po_rc parse_args(ot_ctx *c, int argc, char **argv, const char *implied,
                         int *action, po_err *err)
 {
     ot_opts *o = &c->opts;
@@ -484,8 +505,8 @@ static po_rc parse_args(ot_ctx *c, int argc, char **argv, int git_name,
     if (o->configs == NULL || o->overrides == NULL || o->args == NULL)
         return po_fail(err, PO_NOMEM, "out of memory");
     o->args_owned = 1;
-    if (git_name)
-        o->command = "git";
+    if (implied != NULL)
+        o->command = implied;
     for (i = 1; i < argc; i++) {
         char *a = argv[i];
         if (!dashdash && a[0] == '-' && a[1] != '\0') {
@@ -519,9 +540,14 @@ static po_rc check_args(const ot_ctx *c, const ot_command *cmd, po_err *err)
 {
     const ot_opts *o = &c->opts;
 
+    if (o->format == OT_FORMAT_EXEC_CREDENTIAL && strcmp(cmd->name, "get") != 0)
+        return po_fail(err, PO_USAGE,
+                       "--format exec-credential is only valid with 'get'");
     if (o->format_set && !(cmd->flags & CMD_FORMAT))
         return po_fail(err, PO_USAGE, "--format is not valid with '%s'",
                        cmd->name);
+    if (o->if_due && !(cmd->flags & CMD_IF_DUE))
+        return po_fail(err, PO_USAGE, "--if-due is only valid with 'refresh'");
     if (o->force && !(cmd->flags & CMD_FORCE))
         return po_fail(err, PO_USAGE, "--force is not valid with '%s'",
                        cmd->name);
@@ -538,9 +564,10 @@ static po_rc check_args(const ot_ctx *c, const ot_command *cmd, po_err *err)
                        o->username != NULL ? "username" : "password-stdin");
     if (cmd->flags & CMD_ACTION) {
         if (o->nargs == 0)
-            return po_fail(err, PO_USAGE,
-                           "'%s' needs an action: get, store or erase",
-                           cmd->name);
+            return po_fail(err, PO_USAGE, "'%s' needs an action: %s", cmd->name,
+                           strcmp(cmd->name, "docker") == 0
+                               ? "get, store, erase, list or version"
+                               : "get, store or erase");
         if (o->nargs > 1)
             return po_fail(err, PO_USAGE, "unexpected argument '%s'",
                            o->args[1]);
@@ -581,15 +608,21 @@ static void ensure_std_fds(void)
             _exit(OT_EXIT_OTHER);
 }
 
-static int is_git_name(const char *argv0)
+/* The command the program's name implies: "git" as
+ * git-credential-oauth-token, "docker" as docker-credential-oauth-token. */
+static const char *implied_command(const char *argv0)
 {
     const char *base;
 
     if (argv0 == NULL)
-        return 0;
+        return NULL;
     base = strrchr(argv0, '/');
     base = base != NULL ? base + 1 : argv0;
-    return strcmp(base, OT_GIT_PROG) == 0;
+    if (strcmp(base, OT_GIT_PROG) == 0)
+        return "git";
+    if (strcmp(base, OT_DOCKER_PROG) == 0)
+        return "docker";
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -598,7 +631,8 @@ int main(int argc, char **argv)
     po_err err;
     const ot_command *cmd = NULL;
     const char *name;
-    int action = -1, git_name, status;
+    const char *implied;
+    int action = -1, status;
     size_t i;
     po_rc rc;
 
@@ -613,9 +647,9 @@ int main(int argc, char **argv)
     po_config_init(&c.cfg);
     c.log.fn = log_stderr;
     c.log.ctx = &c;
-    git_name = is_git_name(argv[0]);
+    implied = implied_command(argv[0]);
 
-    if ((rc = parse_args(&c, argc, argv, git_name, &action, &err)) != PO_OK)
+    if ((rc = parse_args(&c, argc, argv, implied, &action, &err)) != PO_OK)
         goto usage;
     if (action == O_HELP) {
         print_help();

@@ -35,6 +35,16 @@ Device authorization grant (RFC 8628), for the clients whose grants list it
                         username, password, action=approve|deny
 Protected resource: GET|POST /api/resource and /demo/resource.
 git over HTTPS: /git/<repo>.git/... through `git http-backend`.
+Kubernetes API stand-in for kubectl (`kubectl get --raw`): GET /version and
+  any GET under /k8s/, with a valid Bearer token; 401 without (counted:
+  kube_requests, kube_authorized).
+OCI registry (Docker Registry HTTP API V2 with its token authentication):
+  GET /v2/ and /v2/<name>/manifests|blobs|tags/... answer 401 with a Bearer
+  challenge whose realm is GET /registry/token; that realm takes HTTP Basic
+  credentials whose password is a valid access token of the store (what a
+  docker credential helper hands the client) and returns a registry token.
+  Every repository holds one small image, "latest" (counted:
+  registry_logins, registry_usernames, registry_requests).
 JWT issuer (jwt_issuer.py), issuer URL BASE/jwt:
   GET  /jwt/.well-known/openid-configuration   discovery document
   GET  /jwt/jwks        the key set, with Cache-Control: max-age (counted)
@@ -405,7 +415,10 @@ class Store:
             self.device_opts = dict(DEVICE_DEFAULTS)
             self.stats = {"token_requests": {}, "by_grant": {}, "by_path": {}, "total": 0,
                           "resource_requests": 0, "git_requests": 0, "tokens_issued": 0,
-                          "device_requests": 0, "device_polls": 0, "device_slow_downs": 0}
+                          "device_requests": 0, "device_polls": 0, "device_slow_downs": 0,
+                          "kube_requests": 0, "kube_authorized": 0, "registry_requests": 0, "registry_logins": 0,
+                          "registry_usernames": []}
+            self.registry_tokens = {}
             self.last_requests = deque(maxlen=LAST_REQUESTS)
 
     # clients and users
@@ -732,6 +745,10 @@ class Handler(BaseHTTPRequestHandler):
             self.store.count("resource_requests")
         elif path.startswith("/git/"):
             self.store.count("git_requests")
+        elif path.startswith("/k8s/") or path == "/version":
+            self.store.count("kube_requests")
+        elif path.startswith("/v2/") or path == "/registry/token":
+            self.store.count("registry_requests")
         fault = self.store.take_fault(path)
         if fault is not None and self.apply_fault(fault, url):
             return
@@ -747,10 +764,17 @@ class Handler(BaseHTTPRequestHandler):
             self.resource()
         elif path.startswith("/git/"):
             self.git(path[len("/git"):], url.query, body)
+        elif path.startswith("/k8s/") or path == "/version":
+            self.kube(path[len("/k8s"):] if path.startswith("/k8s/") else path)
+        elif path == "/registry/token":
+            self.registry_token(url.query)
+        elif path.startswith("/v2/"):
+            self.registry(path)
         else:
             self.send_json(404, {"error": "not_found"})
 
     do_GET = do_POST
+    do_HEAD = do_POST
 
     def read_body(self):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -1121,6 +1145,101 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.send_json(200, {"ok": True, "client": record.client_id, "user": record.username,
                              "scope": record.scope})
+
+    def kube(self, path):
+        """Enough of a Kubernetes API server for `kubectl get --raw`."""
+        if self.valid_token() is None:
+            self.send_json(401, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                 "message": "Unauthorized", "reason": "Unauthorized",
+                                 "code": 401})
+            return
+        self.store.count("kube_authorized")
+        if path == "/version":
+            self.send_json(200, {"major": "1", "minor": "32", "gitVersion": "v1.32.0-pam-oauth",
+                                 "platform": "linux/amd64"})
+            return
+        self.send_json(200, {"kind": "Status", "apiVersion": "v1", "status": "Success",
+                             "message": "pam-oauth test API server", "path": path})
+
+    REGISTRY_SERVICE = "pam-oauth-test-registry"
+    # One image in every repository: an empty layer set and a small config.
+    REGISTRY_CONFIG = json.dumps({"architecture": "amd64", "os": "linux",
+                                  "config": {"Labels": {"pam-oauth": "test"}},
+                                  "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+
+    def registry_manifest(self):
+        import hashlib
+        config_digest = "sha256:" + hashlib.sha256(self.REGISTRY_CONFIG).hexdigest()
+        manifest = json.dumps({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                       "size": len(self.REGISTRY_CONFIG), "digest": config_digest},
+            "layers": []}).encode()
+        return manifest, "sha256:" + hashlib.sha256(manifest).hexdigest(), config_digest
+
+    def registry_token(self, query):
+        """The token realm: Basic credentials holding an access token."""
+        token = presented_token(self.headers.get("Authorization"))
+        scheme = (self.headers.get("Authorization") or "").partition(" ")[0].lower()
+        if scheme != "basic" or not token or self.store.valid_access_token(token) is None:
+            self.send_json(401, {"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]},
+                           {"WWW-Authenticate": 'Basic realm="pam-oauth test registry"'})
+            return
+        username = base64.b64decode(self.headers["Authorization"].split(" ", 1)[1]).decode().partition(":")[0]
+        params = urllib.parse.parse_qs(query)
+        if params.get("service") != [self.REGISTRY_SERVICE]:
+            self.send_json(400, {"errors": [{"code": "DENIED", "message": "wrong service"}]})
+            return
+        registry_token = "reg-" + secrets.token_urlsafe(24)
+        with self.store.lock:
+            self.store.registry_tokens[registry_token] = time.time() + 300
+            self.store.stats["registry_logins"] += 1
+            self.store.stats["registry_usernames"].append(username)
+        self.send_json(200, {"token": registry_token, "access_token": registry_token,
+                             "expires_in": 300})
+
+    def registry(self, path):
+        token = presented_token(self.headers.get("Authorization"))
+        scheme = (self.headers.get("Authorization") or "").partition(" ")[0].lower()
+        with self.store.lock:
+            ok = scheme == "bearer" and self.store.registry_tokens.get(token, 0) > time.time()
+        if not ok:
+            scope = ""
+            m = re.match(r"^/v2/(.+)/(manifests|blobs|tags)/", path)
+            if m:
+                scope = f',scope="repository:{m.group(1)}:pull"'
+            challenge = (f'Bearer realm="{self.server.base_url}/registry/token",'
+                         f'service="{self.REGISTRY_SERVICE}"{scope}')
+            self.send_json(401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
+                           {"WWW-Authenticate": challenge,
+                            "Docker-Distribution-API-Version": "registry/2.0"})
+            return
+        api = {"Docker-Distribution-API-Version": "registry/2.0"}
+        manifest, manifest_digest, config_digest = self.registry_manifest()
+        if path == "/v2/":
+            self.send_json(200, {}, api)
+        elif re.match(r"^/v2/.+/manifests/(latest|" + re.escape(manifest_digest) + ")$", path):
+            headers = {**api, "Docker-Content-Digest": manifest_digest}
+            if self.command == "HEAD":
+                self.send_response(200)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type",
+                                 "application/vnd.docker.distribution.manifest.v2+json")
+                self.send_header("Content-Length", str(len(manifest)))
+                self.end_headers()
+                return
+            self.send_body(200, manifest, "application/vnd.docker.distribution.manifest.v2+json",
+                           headers)
+        elif re.match(r"^/v2/.+/tags/list$", path):
+            self.send_json(200, {"name": path[len("/v2/"):-len("/tags/list")],
+                                 "tags": ["latest"]}, api)
+        elif path.endswith("/blobs/" + config_digest):
+            self.send_body(200, self.REGISTRY_CONFIG, "application/octet-stream",
+                           {**api, "Docker-Content-Digest": config_digest})
+        else:
+            self.send_json(404, {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "unknown"}]}, api)
 
     def git(self, path_info, query, body):
         """CGI bridge to git http-backend (RFC 3875)."""

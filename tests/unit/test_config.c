@@ -242,6 +242,7 @@ static void test_table(void **state)
                                        "password_fallback",
                                        "refresh_interval",
                                        "refresh_margin",
+                                       "registry_username",
                                        "remove_on_close",
                                        "require_roles",
                                        "require_scope",
