@@ -325,8 +325,8 @@ out:
 
 /* Keep what the later calls need on the handle; takes *tok and *claims. */
 static int keep_state(const po_pam_args *args, const char *user,
-                      const char *idp_user, uid_t uid, gid_t gid,
-                      const char *home, po_token *tok, char **claims)
+                      const char *local, const char *idp_user, uid_t uid,
+                      gid_t gid, const char *home, po_token *tok, char **claims)
 {
     po_pam_state *st = calloc(1, sizeof(*st));
 
@@ -339,6 +339,7 @@ static int keep_state(const po_pam_args *args, const char *user,
     st->verified_claims = *claims;
     *claims = NULL;
     if ((st->user = strdup(user)) == NULL ||
+        (st->local_name = strdup(local)) == NULL ||
         (st->idp_user = strdup(idp_user)) == NULL ||
         (st->profile_name = strdup(args->profile->name)) == NULL ||
         (st->home = strdup(home)) == NULL ||
@@ -356,6 +357,7 @@ int po_pam_authenticate(po_pam_args *args)
 {
     const char *user = NULL;
     char *idp_user = NULL, *password = NULL, *home = NULL, *claims = NULL;
+    char *local = NULL;
     char shown[80], what[256];
     po_profile *p;
     po_token tok;
@@ -399,9 +401,13 @@ int po_pam_authenticate(po_pam_args *args)
     if ((pamret = po_pam_map_user(args, p->username_format, user, &idp_user)) !=
         PAM_SUCCESS)
         goto out;
-    if ((pamret = po_pam_lookup_user(args, user, &uid, &gid, &home)) !=
-        PAM_SUCCESS)
+    if ((pamret = po_pam_lookup_user(args, user, &local, &uid, &gid, &home)) !=
+        PAM_SUCCESS) {
+        if (pamret == PAM_USER_UNKNOWN)
+            po_logf(&args->log, LOG_NOTICE, "user %s is not a local user",
+                    shown);
         goto out;
+    }
     if (p->minimum_uid > 0 && (long long)uid < (long long)p->minimum_uid) {
         po_logf(&args->log, LOG_DEBUG,
                 "ignoring user %s: uid %lu is below minimum_uid %ld", shown,
@@ -454,7 +460,7 @@ int po_pam_authenticate(po_pam_args *args)
     if ((pamret = verify_token(args, &tok, idp_user, deadline, what,
                                &claims)) != PAM_SUCCESS)
         goto out;
-    if ((pamret = keep_state(args, user, idp_user, uid, gid, home, &tok,
+    if ((pamret = keep_state(args, user, local, idp_user, uid, gid, home, &tok,
                              &claims)) != PAM_SUCCESS)
         goto out;
     po_logf(&args->log, LOG_INFO, "user %s authenticated as %s (profile [%s])",
@@ -465,6 +471,7 @@ out:
     po_token_free(&tok);
     free(claims);
     free(idp_user);
+    free(local);
     free(home);
     if (pamret != PAM_SUCCESS && pamret != PAM_IGNORE &&
         pamret != PAM_INCOMPLETE && args->fail_delay_ms > 0)

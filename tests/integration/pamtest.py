@@ -300,11 +300,12 @@ class PamEnv:
         return env
 
     def run(self, service, user, ops, password="", debuglevel=2, env=None,
-            items=None, timeout=90, as_user=None):
+            items=None, timeout=90, as_user=None, groups=None):
         """Run pamtester SERVICE USER OPS... with password on its standard
         input (one line per prompt is given: the same password, 4 times).
         as_user (root only): run pamtester as that local account, like an
-        unprivileged screen locker."""
+        unprivileged screen locker.  groups (root only): its supplementary
+        groups, like a host that has root's group 0."""
         argv = [PAMTESTER, "-v"]
         for k, v in (items or {}).items():
             argv += ["-I", f"{k}={v}"]
@@ -315,6 +316,8 @@ class PamEnv:
         if as_user is not None:
             pw = pwd.getpwnam(as_user)
             kw = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+        if groups is not None:
+            kw["extra_groups"] = list(groups)
         proc = subprocess.run(argv, input=data.encode(), capture_output=True,
                               env=self.environ(debuglevel, env), timeout=timeout,
                               cwd="/", **kw)

@@ -631,14 +631,15 @@ class TestHygiene(PamCase):
 # ----------------------------------------------------------------- sessions
 
 class TestSession(PamCase):
-    """The token handed to the user's session (root: setfsuid, useradd)."""
+    """The token handed to the user's session (root: a child that drops to
+    the user writes it; useradd)."""
 
     user = None
 
     @classmethod
     def setUpClass(cls):
         if not pamtest.is_root():
-            raise unittest.SkipTest("the session tests need root (setfsuid to the user, "
+            raise unittest.SkipTest("the session tests need root (to act as the user, "
                                     "useradd); CI runs them as root")
         super().setUpClass()
         cls.user = pamtest.LocalUser("po-pamtest")
@@ -787,6 +788,38 @@ class TestSession(PamCase):
             self.assertEqual(f.read(), "untouched\n")
         if r.ok:
             self.assertFalse(os.path.islink(link))
+
+    def test_cache_dir_user_dir_made_in_root_only_base(self):
+        """cache_dir = BASE/%u with BASE root's alone (0755): the user's
+        directory does not exist yet and the user could not make it, so
+        root makes it (the user's, 0700) and the user's child writes the
+        entry in it."""
+        base = pamtest.world_dir("pam-oauth-caches-")
+        svc, _ = self.svc(store_token=True, cache_dir=os.path.join(base, "%u"))
+        r = self.run_pam(svc, self.user.name, ["authenticate", "open_session"],
+                         password="sess-pass")
+        self.assertTrue(r.ok, r)
+        mine = os.path.join(base, self.user.name)
+        st = os.lstat(mine)
+        self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)),
+                         (self.user.uid, self.user.gid, 0o700))
+        self.assertEqual(os.lstat(os.path.join(mine, "default.json")).st_uid, self.user.uid)
+        self.assertLogged(r, r"made cache directory .* for user")
+
+    def test_no_confused_deputy_with_group_zero(self):
+        """A directory root's group may write and the user may not (0775
+        root:root), and a host with supplementary group 0 (pamtester as
+        root here): no directory of the user's appears there, and the log
+        says why."""
+        base = pamtest.world_dir("pam-oauth-caches-")
+        os.chmod(base, 0o775)
+        svc, _ = self.svc(store_token=True, cache_dir=os.path.join(base, "%u"))
+        r = self.run_pam(svc, self.user.name, ["authenticate", "open_session"],
+                         password="sess-pass", groups=[0])
+        self.assertEqual(r.exit("pam_sm_open_session"), "PAM_SESSION_ERR", r)
+        self.assertFalse(os.path.lexists(os.path.join(base, self.user.name)), r)
+        self.assertLogged(r, r"cannot store the token of user .*Permission denied.*"
+                             r"writable by its group")
 
     def test_cache_dir_with_expansion(self):
         base = pamtest.world_dir("pam-oauth-caches-")
