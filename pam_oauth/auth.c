@@ -2,18 +2,33 @@
  * auth.c - pam_sm_authenticate: the user's password checked with the
  * password grant at the profile's token endpoint.
  *
- * Order, so that nothing reaches the network that can be refused locally:
- * the PAM user name (length, control characters), the configuration, the
- * IdP user name (username_format, ambiguity), the local account (unknown
- * -> PAM_USER_UNKNOWN, uid < minimum_uid -> PAM_IGNORE), the password
- * (empty or too long -> PAM_AUTH_ERR), the client secret, then one token
- * request bounded by the profile's timeout, retries included.
+ * Order.  First the password prompt, for every user name, so that the
+ * conversation never tells which accounts exist (the CVE-2018-15473 class:
+ * over keyboard-interactive a missing prompt is an answer).  Then, so that
+ * nothing reaches the network that can be refused locally: the PAM user
+ * name (length, control characters), the configuration, the IdP user name
+ * (username_format, ambiguity), the local account (uid < minimum_uid ->
+ * PAM_IGNORE, the password left in PAM_AUTHTOK for the next module), the
+ * password (empty or too long -> PAM_AUTH_ERR), the client secret, then
+ * one token request bounded by the profile's timeout, retries included.
+ *
+ * A user with no local account gets what a wrong password gets, in the
+ * same time: the request is made, but for a random user name that exists
+ * nowhere, with a random password (OpenSSH's fake password entry for
+ * invalid users does the same), and the answer is discarded:
+ * PAM_USER_UNKNOWN, or PAM_AUTHINFO_UNAVAIL when the identity provider is
+ * unavailable, as it would be for a real user.  The typed password is not
+ * sent: it belongs to no account here, is often another account's password
+ * typed after a mistyped name, and sent under the typed name it would feed
+ * the lockout counter of a same-named IdP account for anyone who can reach
+ * a login prompt.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -353,6 +368,64 @@ nomem:
     return PAM_BUF_ERR;
 }
 
+/* In place of a nonexistent local user: the same request for a random
+ * IdP user name (through username_format) with a random password, whose
+ * answer only tells whether the identity provider was available. */
+static int decoy_request(const po_pam_args *args, const char *shown,
+                         uint64_t deadline)
+{
+    const po_profile *p = args->profile;
+    unsigned char rnd[24];
+    char name[64], pass[2 * sizeof(rnd) + 1], *idp = NULL;
+    po_grant_input g;
+    po_token tok;
+    po_err err;
+    size_t i;
+    po_rc rc;
+    int pamret;
+
+    memset(&tok, 0, sizeof(tok));
+    po_err_clear(&err);
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+        po_logf(&args->log, LOG_ERR, "getrandom: %s", strerror(errno));
+        return PAM_USER_UNKNOWN;
+    }
+    (void)snprintf(name, sizeof(name), "nonexistent-");
+    for (i = 0; i < 8; i++)
+        (void)snprintf(name + 12 + 2 * i, 3, "%02x", rnd[i]);
+    for (i = 0; i < sizeof(rnd); i++)
+        (void)snprintf(pass + 2 * i, 3, "%02x", rnd[i] ^ rnd[(i + 8) % 24]);
+    po_cleanse(rnd, sizeof(rnd));
+    if ((pamret = po_pam_map_user(args, p->username_format, name, &idp)) !=
+        PAM_SUCCESS)
+        goto out;
+    g.grant = PO_GRANT_PASSWORD;
+    g.username = idp;
+    g.password = pass;
+    g.refresh_token = NULL;
+    rc = po_oauth_token_request(p, &g, deadline, (int64_t)time(NULL), NULL,
+                                &tok, &err);
+    if (po_rc_unavailable(rc)) {
+        po_logf(&args->log, LOG_ERR,
+                "user %s is not a local user, and the identity provider is "
+                "unavailable (%s): %s",
+                shown, po_rc_name(rc), err.msg);
+        pamret = PAM_AUTHINFO_UNAVAIL;
+        goto out;
+    }
+    po_logf(&args->log, LOG_NOTICE,
+            "authentication failure for user %s: not a local user (a "
+            "request for a nonexistent identity provider user was made in "
+            "its place, %s; the password was not sent)",
+            shown, po_rc_name(rc));
+    pamret = PAM_USER_UNKNOWN;
+out:
+    po_token_free(&tok);
+    po_cleanse(pass, sizeof(pass));
+    free(idp);
+    return pamret;
+}
+
 int po_pam_authenticate(po_pam_args *args)
 {
     const char *user = NULL;
@@ -368,13 +441,18 @@ int po_pam_authenticate(po_pam_args *args)
     uint64_t deadline;
     long timeout_ms;
     size_t len;
-    int pamret;
+    int pamret, known;
     po_rc rc;
 
     memset(&tok, 0, sizeof(tok));
     po_err_clear(&err);
     /* A new authentication on this handle forgets the previous one. */
     po_pam_state_clear(args->pamh);
+    /* Asked for now, applied by libpam only if the stack fails: every
+     * failure below waits the same. */
+    if (args->fail_delay_ms > 0)
+        (void)pam_fail_delay(args->pamh,
+                             (unsigned int)args->fail_delay_ms * 1000u);
 
     pamret = pam_get_user(args->pamh, &user, NULL);
     if (pamret == PAM_CONV_AGAIN) {
@@ -390,6 +468,9 @@ int po_pam_authenticate(po_pam_args *args)
             pamret = PAM_USER_UNKNOWN;
         goto out;
     }
+    /* The prompt before anything is decided about the user. */
+    if ((pamret = get_password(args, &password)) != PAM_SUCCESS)
+        goto out;
     if ((pamret = check_user_name(args, user)) != PAM_SUCCESS)
         goto out;
     po_pam_printable(user, shown, sizeof(shown));
@@ -401,23 +482,20 @@ int po_pam_authenticate(po_pam_args *args)
     if ((pamret = po_pam_map_user(args, p->username_format, user, &idp_user)) !=
         PAM_SUCCESS)
         goto out;
-    if ((pamret = po_pam_lookup_user(args, user, &local, &uid, &gid, &home)) !=
-        PAM_SUCCESS) {
-        if (pamret == PAM_USER_UNKNOWN)
-            po_logf(&args->log, LOG_NOTICE, "user %s is not a local user",
-                    shown);
+    pamret = po_pam_lookup_user(args, user, &local, &uid, &gid, &home);
+    if (pamret != PAM_SUCCESS && pamret != PAM_USER_UNKNOWN)
         goto out;
-    }
-    if (p->minimum_uid > 0 && (long long)uid < (long long)p->minimum_uid) {
+    known = pamret == PAM_SUCCESS;
+    if (known && p->minimum_uid > 0 &&
+        (long long)uid < (long long)p->minimum_uid) {
         po_logf(&args->log, LOG_DEBUG,
-                "ignoring user %s: uid %lu is below minimum_uid %ld", shown,
-                (unsigned long)uid, p->minimum_uid);
+                "ignoring user %s: uid %lu is below minimum_uid %ld (the "
+                "password is left to the next module)",
+                shown, (unsigned long)uid, p->minimum_uid);
         pamret = PAM_IGNORE;
         goto out;
     }
 
-    if ((pamret = get_password(args, &password)) != PAM_SUCCESS)
-        goto out;
     len = strlen(password);
     if (len == 0) {
         po_logf(&args->log, LOG_NOTICE,
@@ -442,6 +520,11 @@ int po_pam_authenticate(po_pam_args *args)
     deadline = po_mono_ms() + (uint64_t)timeout_ms;
     if ((pamret = load_secret(args, p)) != PAM_SUCCESS)
         goto out;
+    if (!known) {
+        po_secret_clear(&password);
+        pamret = decoy_request(args, shown, deadline);
+        goto out;
+    }
 
     g.grant = PO_GRANT_PASSWORD;
     g.username = idp_user;
@@ -473,9 +556,5 @@ out:
     free(idp_user);
     free(local);
     free(home);
-    if (pamret != PAM_SUCCESS && pamret != PAM_IGNORE &&
-        pamret != PAM_INCOMPLETE && args->fail_delay_ms > 0)
-        (void)pam_fail_delay(args->pamh,
-                             (unsigned int)args->fail_delay_ms * 1000u);
     return pamret;
 }

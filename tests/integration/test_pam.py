@@ -18,6 +18,7 @@ import json
 import os
 import re
 import stat
+import statistics
 import subprocess
 import sys
 import unittest
@@ -130,8 +131,9 @@ AUTH_CASES = [
      "PAM_AUTH_ERR", 1, r"invalid_grant"),
     ("local user unknown at the identity provider", D, "alice-pass", "", {},
      "PAM_AUTH_ERR", "PAM_AUTH_ERR", 1, r"invalid_grant"),
+    # A decoy request in its place, the password not sent (TestEnumeration).
     ("user unknown locally", "no-such-user-pam-oauth", "alice-pass", "", {},
-     "PAM_USER_UNKNOWN", "PAM_USER_UNKNOWN", 0, r"is not a local user"),
+     "PAM_USER_UNKNOWN", "PAM_USER_UNKNOWN", 1, r"not a local user.*password was not sent"),
     ("empty password: no request", A, "", "", {}, "PAM_AUTH_ERR", "PAM_AUTH_ERR", 0,
      r"empty password, no request sent"),
     ("user name with a control character", "dae\x01mon", "alice-pass", "", {},
@@ -246,6 +248,26 @@ class TestAuthenticate(PamCase):
         self.assertEqual(self.total(), before)
         self.assertLogged(r, r"uid \d+ is below minimum_uid 1000")
 
+    def test_low_uid_prompted_and_password_left_to_next_module(self):
+        """An ignored user is asked like any other (no prompt would tell a
+        remote party the account is below minimum_uid); the answer goes,
+        unsent, to the next module through PAM_AUTHTOK (here pam_oauth
+        again, with minimum_uid=0 and use_first_pass, standing in for
+        pam_unix try_first_pass)."""
+        conf = self.env.config(self.profile())
+        args = f"config={conf} fail_delay=0 debug"
+        svc = self.env.service("svc-lowuid", [
+            ("auth", "[success=done authinfo_unavail=ignore ignore=ignore default=die]",
+             pamtest.module(), args),
+            ("auth", "required", pamtest.module(), args + " minimum_uid=0 use_first_pass")])
+        before = self.total()
+        r = self.run_pam(svc, A)
+        self.assertEqual(r.exits("pam_sm_authenticate"), ["PAM_IGNORE", "PAM_SUCCESS"], r)
+        self.assertEqual(r.prompts, 1, r)
+        self.assertTrue(r.ok, r)
+        self.assertEqual(self.total(), before + 1)
+        self.assertLogged(r, r"using the password of a previous module")
+
     def test_minimum_uid_argument(self):
         uid = pamtest.pwd.getpwnam(A).pw_uid
         svc = self.service(f"minimum_uid={uid + 1}", low_uid=False)
@@ -336,6 +358,81 @@ class TestAuthenticate(PamCase):
                          password="alice-pass")
         self.assertEqual(r.exits("pam_sm_authenticate"), ["PAM_SUCCESS", "PAM_SUCCESS"], r)
         self.assertEqual(r.exit("pam_sm_acct_mgmt"), "PAM_SUCCESS", r)
+
+
+# ----------------------------------------------------------------- enumeration
+
+NO_SUCH_USER = "no-such-user-pam-oauth"
+
+
+class TestEnumeration(PamCase):
+    """No account oracle (the CVE-2018-15473 class): an existing user with a
+    wrong password, a nonexistent user and a user below minimum_uid see the
+    same conversation, and the first two fail in the same time, with one
+    token request each; the nonexistent user's password is not sent."""
+
+    def transcript(self, r):
+        """What the conversation showed: pamtester's prompts and the lines
+        that are not the module's log or pamtester's verdict."""
+        return (r.prompts, r.other)
+
+    def test_same_conversation(self):
+        conf = self.env.config(self.profile())
+        svc = self.env.oauth_service("enum-1000", f"config={conf} debug")
+        svc0 = self.env.oauth_service("enum-0", f"config={conf} minimum_uid=0 debug")
+        seen = {}
+        for name, service, user in (("existing, wrong password", svc0, A),
+                                    ("nonexistent", svc0, NO_SUCH_USER),
+                                    ("nonexistent, minimum_uid 1000", svc, NO_SUCH_USER),
+                                    ("below minimum_uid", svc, A)):
+            r = self.run_pam(service, user, password="Wr0ng-pass-7")
+            self.assertFalse(r.ok, r)
+            seen[name] = self.transcript(r)
+            # The fail delay (2 s, libpam varies it) is asked for every
+            # failure, the ignored user's included.
+            self.assertGreater(r.elapsed, 0.9, (name, r))
+            self.assertNotLogged(r, "Wr0ng-pass-7")
+        self.assertEqual(len(set(map(repr, seen.values()))), 1, seen)
+        self.assertEqual(seen["nonexistent"][0], 1, seen)
+
+    def test_same_time_and_work(self):
+        svc = self.service()
+        times = {A: [], NO_SUCH_USER: []}
+        sent = []
+        for i in range(12):
+            for user in (A, NO_SUCH_USER) if i % 2 else (NO_SUCH_USER, A):
+                before = self.total()
+                r = self.run_pam(svc, user, password="Wr0ng-pass-7")
+                self.assertFalse(r.ok, r)
+                self.assertEqual(self.total() - before, 1, r)
+                last = self.srv.stats()["last_requests"][-1]
+                sent.append((user, urllib.parse.parse_qs(last["body"])))
+                times[user].append(r.elapsed)
+        for user, params in sent:
+            if user == NO_SUCH_USER:
+                # A random name that exists nowhere, a random password.
+                self.assertNotEqual(params["username"], [NO_SUCH_USER])
+                self.assertRegex(params["username"][0], r"^nonexistent-[0-9a-f]{16}$")
+                self.assertNotEqual(params["password"], ["Wr0ng-pass-7"])
+            else:
+                self.assertEqual(params["username"], [A])
+        known = statistics.median(times[A])
+        unknown = statistics.median(times[NO_SUCH_USER])
+        sys.stderr.write(f"\n# failure time, median of 12 (fail_delay=0): existing user "
+                         f"{known * 1000:.1f} ms, nonexistent user {unknown * 1000:.1f} ms\n")
+        self.assertLess(abs(known - unknown), max(0.25 * known, 0.005), times)
+
+    def test_unknown_user_when_idp_is_down(self):
+        """As for a real user: PAM_AUTHINFO_UNAVAIL, so the stack falls
+        through the same way."""
+        svc = self.service(timeout="2s", retries=0)
+        self.srv.fault("/generic/token", "close", count=-1)
+        try:
+            for user in (A, NO_SUCH_USER):
+                r = self.run_pam(svc, user, password="Wr0ng-pass-7")
+                self.assertEqual(r.exit("pam_sm_authenticate"), "PAM_AUTHINFO_UNAVAIL", r)
+        finally:
+            self.srv.clear_faults()
 
 
 # ----------------------------------------------------------------- faults

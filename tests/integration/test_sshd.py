@@ -20,6 +20,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import unittest
 import urllib.request
@@ -116,7 +117,7 @@ class TestSshdLogin(unittest.TestCase):
             f"PidFile {os.path.join(d, 'sshd.pid')}",
             "UsePAM yes",
             "PasswordAuthentication yes",
-            "KbdInteractiveAuthentication no",
+            "KbdInteractiveAuthentication yes",
             "PubkeyAuthentication no",
             "AuthorizedKeysFile none",
             "PermitRootLogin no",
@@ -229,6 +230,62 @@ class TestSshdLogin(unittest.TestCase):
             self.skipTest("curl_helper/oauth-token is not built: the login worked, "
                           "the token in the session was not read back")
         self.assertEqual(lines[-1], token, out + err)
+
+    def kbdint(self, user, password):
+        """ssh USER@ with keyboard-interactive only, the prompts answered by
+        an SSH_ASKPASS program that records each prompt it is shown.
+        Returns (prompts, seconds, exit status)."""
+        log = os.path.join(self.dir, f"askpass-{user}.log")
+        if os.path.exists(log):
+            os.unlink(log)
+        askpass = harness.write_file(os.path.join(self.dir, "askpass"), (
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> \"$ASKPASS_LOG\"\n"
+            "printf '%s\\n' \"$ASKPASS_ANSWER\"\n"), 0o755)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.dir,
+               "LC_ALL": "C", "SSH_ASKPASS": askpass, "SSH_ASKPASS_REQUIRE": "force",
+               "DISPLAY": ":0", "ASKPASS_LOG": log, "ASKPASS_ANSWER": password}
+        argv = ["setsid", "-w", "ssh", "-F", "/dev/null", "-p", str(self.port),
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "PreferredAuthentications=keyboard-interactive",
+                "-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=1",
+                "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "-T",
+                f"{user}@127.0.0.1", "true"]
+        start = time.monotonic()
+        p = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=90)
+        took = time.monotonic() - start
+        try:
+            with open(log) as f:
+                prompts = f.read().splitlines()
+        except FileNotFoundError:
+            prompts = []
+        self.last_stderr = p.stderr.decode(errors="replace")
+        return [x.replace(user, "USER") for x in prompts], took, p.returncode
+
+    def test_keyboard_interactive_no_account_oracle(self):
+        """Issue 14.1 through a real sshd: keyboard-interactive shows an
+        existing user (wrong password) and a nonexistent one the same
+        prompts, and both fail in about the same time."""
+        prompts, _, rc = self.kbdint(USER, PASSWORD)
+        self.assertIn(f"Accepted keyboard-interactive/pam for {USER}", self.read_log(),
+                      f"exit {rc}: {self.last_stderr}")
+        self.assertEqual(len(prompts), 1, prompts)
+        seen = {}
+        for user in (USER, "po-no-such-user", USER, "po-no-such-user"):
+            prompts, took, rc = self.kbdint(user, "Wr0ng-pass-7")
+            self.assertNotEqual(rc, 0)
+            seen.setdefault(user, []).append((prompts, took))
+        known = [x for x, _ in seen[USER]]
+        unknown = [x for x, _ in seen["po-no-such-user"]]
+        self.assertEqual(known, unknown, seen)
+        self.assertTrue(known[0], f"no prompt was shown: {seen}")
+        t_known = min(t for _, t in seen[USER])
+        t_unknown = min(t for _, t in seen["po-no-such-user"])
+        sys.stderr.write(f"\n# sshd keyboard-interactive failure: existing user "
+                         f"{t_known:.2f} s, nonexistent user {t_unknown:.2f} s, "
+                         f"prompts {known[0]}\n")
+        self.assertLess(abs(t_known - t_unknown), 1.5, seen)
+        self.assertNotIn("Wr0ng-pass-7", self.read_log())
 
     def test_wrong_password_refused(self):
         before = self.srv.stats()["total"]
