@@ -536,6 +536,13 @@ int po_pam_authenticate(po_pam_args *args)
     rc = po_oauth_token_request(p, &g, deadline, (int64_t)time(NULL),
                                 &args->log, &tok, &err);
     po_secret_clear(&password);
+    if (rc == PO_OK &&
+        (!po_token_text_ok(tok.access_token) ||
+         (tok.refresh_token != NULL && !po_token_text_ok(tok.refresh_token))))
+        rc = po_fail(&err, PO_MALFORMED_RESPONSE,
+                     "the %s token holds characters not allowed in an HTTP "
+                     "header (space, control or non-ASCII); refused",
+                     po_token_text_ok(tok.access_token) ? "refresh" : "access");
     if (rc != PO_OK) {
         pamret = po_pam_map_rc(args, rc, &err, what);
         goto out;

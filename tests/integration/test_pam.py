@@ -489,6 +489,31 @@ class TestFaults(PamCase):
                 r = self.run_pam(svc, A)
                 self.assertEqual(r.exit("pam_sm_authenticate"), "PAM_SUCCESS", r)
 
+    def test_token_with_control_characters_refused(self):
+        """Issue 14.7: an access or refresh token with CR, LF, a space or a
+        control character would go into the session's cache, HTTP headers
+        and git's line protocol: refused (malformed_response), as
+        oauth-token refuses it (one rule, po_token_text_ok)."""
+        svc = self.service(store_token=False)
+        bad = [("access", {"access_token": "abc\r\nX-Injected: 1"}),
+               ("access", {"access_token": "abc def"}),
+               ("access", {"access_token": "abc\u0001"}),
+               ("refresh", {"access_token": "good-token", "refresh_token": "r\nx"})]
+        for which, members in bad:
+            with self.subTest(repr(members)):
+                body = json.dumps({"token_type": "bearer", "expires_in": 600, **members})
+                self.srv.fault("/generic/token", "status", count=1, status=200, body=body)
+                r = self.run_pam(svc, A)
+                self.srv.clear_faults()
+                self.assertEqual(r.exit("pam_sm_authenticate"), "PAM_AUTHINFO_UNAVAIL", r)
+                self.assertLogged(r, r"the %s token holds characters not allowed" % which)
+        body = json.dumps({"token_type": "bearer", "expires_in": 600,
+                           "access_token": "good-token", "refresh_token": "good-refresh"})
+        self.srv.fault("/generic/token", "status", count=1, status=200, body=body)
+        r = self.run_pam(svc, A)
+        self.srv.clear_faults()
+        self.assertEqual(r.exit("pam_sm_authenticate"), "PAM_SUCCESS", r)
+
     def test_invalid_client_is_loud(self):
         svc = self.service(client_secret="wrong")
         r = self.run_pam(svc, A)
