@@ -200,7 +200,9 @@ typedef void (*po_diag_fn)(void *ctx, const char *msg);
 #define PO_CFG_STRICT_OWNER                                                    \
     2u /* refuse a file not owned by root or by                                \
           the effective uid, or writable by group                              \
-          or others (used by the PAM module)     */
+          or others, or in a directory (up to /)                               \
+          that is (po_check_dir_chain, sshd's                                  \
+          StrictModes); used by the PAM module   */
 
 /* Initialise an empty configuration. */
 void po_config_init(po_config *cfg);

@@ -295,9 +295,18 @@ class TestAuthenticate(PamCase):
                                              client_secret_file=good), mode=0o666)
         os.chmod(loose, 0o666)
         invalid = self.env.config(self.profile(token_url="ftp://example.com/"))
+        # Issue 14.7: a directory that holds the file, writable by its group.
+        loose_dir = self.env.path("loose-dir")
+        os.makedirs(loose_dir, exist_ok=True)
+        os.chmod(loose_dir, 0o775)
+        in_loose_dir = harness.write_file(os.path.join(loose_dir, "pam-oauth.conf"),
+                                          open(good).read(), 0o600)
         for name, path, pattern in (
                 ("missing", self.env.path("no-such.conf"), r"no-such\.conf"),
                 ("group-writable", loose, r"writable by group or others"),
+                ("in a group-writable directory", in_loose_dir,
+                 r"refused: directory \S+/loose-dir is writable by its group \(mode 0775\)"
+                 r".*StrictModes"),
                 ("invalid token_url", invalid, r"token_url|ftp")):
             with self.subTest(name):
                 before = self.total()
