@@ -157,6 +157,7 @@ class AuthServer:
         """Configure the JWT issuer: alg (RS256 ... EdDSA), rotate=True (new
         kid), forge=KIND with count=N (the next N tokens forged, see
         jwt_issuer.FORGERIES), max_age (JWKS Cache-Control), audience,
+        scope_claim (the access token's scope claim instead of the granted one),
         reset=True.  Returns {"ok", "alg", "kid"} (kid: the current key)."""
         return self.admin("jwt", opts)
 
