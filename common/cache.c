@@ -638,6 +638,14 @@ out:
     return rc;
 }
 
+po_rc po_cache_entry_decode(const char *text, size_t len, const po_profile *p,
+                            const char *what, const po_log *log,
+                            po_cache_entry *out, po_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    return parse_entry(text, len, p, what, log, out, err);
+}
+
 static po_rc cache_read_uid(const char *dir, const po_profile *p, uid_t uid,
                             const po_log *log, po_cache_entry *out, po_err *err)
 {
@@ -744,6 +752,12 @@ static po_rc encode_entry(const po_profile *p, const po_cache_entry *e,
                             e->budget_count < 0 ? 0 : e->budget_count)))
         return rc;
     return PO_OK;
+}
+
+po_rc po_cache_entry_encode(const po_profile *p, const po_cache_entry *e,
+                            po_buf *out)
+{
+    return encode_entry(p, e, out);
 }
 
 /* name.XXXXXX with a random suffix, into out (size n). */

@@ -51,8 +51,13 @@ po_rc po_home_dir(char **out, po_err *err);
  * group or others (mode 0775)"), or that cannot be resolved. */
 po_rc po_check_dir_chain(const char *dir, uid_t uid, po_err *err);
 
-/* Write all n bytes of p to fd, restarting after signals: 0, or -1 with
- * errno set. */
+/* The next word of the space- or tab-separated list at *s: returns it
+ * (not NUL-terminated; *n its length) and moves *s past it; NULL when only
+ * white space is left. */
+const char *po_next_word(const char **s, size_t *n);
+
+/* write(2) all n bytes at p to fd, restarting after EINTR and short
+ * writes.  0, or -1 with errno set. */
 int po_write_all(int fd, const void *p, size_t n);
 
 /* a, b and c concatenated, malloc'd; NULL when out of memory. */
