@@ -493,6 +493,13 @@ static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
         }
         e->token.has_expires_in = json_object_get_boolean(v);
     }
+    if (json_object_object_get_ex(o, "stored_by", &v) && v != NULL) {
+        if (!json_object_is_type(v, json_type_string)) {
+            rc = po_fail(err, PO_IO, "\"stored_by\" is not a string");
+            goto out;
+        }
+        e->from_pam = strcmp(json_object_get_string(v), "pam_oauth") == 0;
+    }
     if (json_object_object_get_ex(o, "extra", &v) && v != NULL) {
         if (!json_object_is_type(v, json_type_object)) {
             rc = po_fail(err, PO_IO, "\"extra\" is not an object");
@@ -516,6 +523,7 @@ static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
             po_token_free(&e->token);
             free(e->username);
             e->username = NULL;
+            e->from_pam = 0;
         }
     }
 out:
@@ -748,8 +756,11 @@ static po_rc encode_entry(const po_profile *p, const po_cache_entry *e,
         (rc = put_extra(b, t->extra_json)) ||
         (rc = put_str(b, "budget_month",
                       e->budget_month[0] ? e->budget_month : NULL)) ||
-        (rc = po_buf_printf(b, ",\"budget_count\":%ld}\n",
-                            e->budget_count < 0 ? 0 : e->budget_count)))
+        (rc = po_buf_printf(b, ",\"budget_count\":%ld",
+                            e->budget_count < 0 ? 0 : e->budget_count)) ||
+        (e->from_pam &&
+         (rc = po_buf_puts(b, ",\"stored_by\":\"pam_oauth\""))) ||
+        (rc = po_buf_puts(b, "}\n")))
         return rc;
     return PO_OK;
 }
@@ -1139,6 +1150,7 @@ static po_rc store_job(void *ctx, po_buf *out, const po_log *log, po_err *err)
         rc = po_fail(err, PO_NOMEM, "out of memory");
         goto out;
     }
+    e.from_pam = 1; /* a session token: session-refresh may renew it */
     rc = po_cache_write(j->dir, j->p, &e, err);
 out:
     po_cache_unlock(&lk);

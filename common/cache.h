@@ -16,7 +16,13 @@
  *      "username":..., "access_token":..., "token_type":...,
  *      "refresh_token":..., "scope":..., "id_token":..., "obtained_at":N,
  *      "expires_at":N, "has_expires_in":B, "extra":{...},
- *      "budget_month":"YYYY-MM", "budget_count":N}
+ *      "budget_month":"YYYY-MM", "budget_count":N, "stored_by":"pam_oauth"}
+ * stored_by is present only on an entry pam_oauth wrote at login
+ * (store_token) and the refreshes of it: the session-refresh helper
+ * renews only such entries.  The user owns the file, so the marker is the
+ * entry's declared purpose, not a proof: the helper also requires the
+ * profile's store_token, the caller's own file and the IdP user pam_oauth
+ * would log the caller in as (po_flow_renew_session).
  * A token is only used when token_url, client_id and username match the
  * profile (so two profiles never share a token).  Files are written to a
  * temporary file in the same directory, fsync'd, renamed into place and the
@@ -40,6 +46,7 @@ typedef struct po_cache_entry {
     char *username;       /* the user the token was issued to, or NULL  */
     char budget_month[8]; /* "YYYY-MM" (UTC) of budget_count, "" if none */
     long budget_count;    /* token requests that month                   */
+    int from_pam;         /* "stored_by":"pam_oauth": a session token    */
 } po_cache_entry;
 
 /* Free an entry's contents (cleansed); e is zeroed. */

@@ -186,7 +186,16 @@ static void test_round_trip(void **state)
     assert_non_null(strstr(out.token.extra_json, "\"Roles\":[\"A\",\"B\"]"));
     assert_non_null(strstr(out.token.extra_json, "J\xc3\xb6rg"));
     assert_non_null(strstr(out.token.extra_json, "\"nested\":{"));
+    assert_int_equal(out.from_pam, 0);
     po_cache_entry_free(&out);
+
+    /* The marker of a session token survives a write and a read. */
+    in.from_pam = 1;
+    assert_int_equal(po_cache_write(f->dir, &f->p, &in, &err), PO_OK);
+    read_entry(f, &out);
+    assert_int_equal(out.from_pam, 1);
+    po_cache_entry_free(&out);
+    in.from_pam = 0;
 
     /* An entry with nothing but a budget, and NULL strings. */
     po_cache_entry_free(&in);
@@ -812,6 +821,8 @@ static int read_as_nobody(const char *dir, const po_profile *p,
             _exit(12);
         if (e.budget_count != want_count)
             _exit(13);
+        if (!e.from_pam) /* store_as marks the session's token */
+            _exit(14);
         _exit(0);
     }
     assert_int_equal(waitpid(pid, &st, 0), pid);
