@@ -313,7 +313,13 @@ int po_option_known(const char *key);
  * Messages name the profile and its source. */
 po_rc po_profile_validate(const po_profile *p, po_err *err);
 
-/* po_profile_validate plus the rules of pam_oauth, which logs users in:
+/* po_profile_validate accepts a profile with client_auth basic or post
+ * and no secret source: it can serve a session token pam_oauth stored
+ * (renewed by the session-refresh helper, renew.h) and makes no request
+ * of its own (po_profile_load_secret then says what is missing). */
+
+/* po_profile_validate plus the rules of pam_oauth, which logs users in
+ * (a confidential client's secret source is required there):
  * the device grant (grant = device, or password_fallback = device) only
  * with verify = jwt, introspect or auto, because whoever approves a device
  * code gets the token; device_fallback_on only with password_fallback =
@@ -334,7 +340,9 @@ po_rc po_profile_load_secret(po_profile *p, const po_log *log, po_err *err);
 /* The first line of the secret file at path (without CR/LF; not empty, no
  * NUL), malloc'd into *out (free with po_secret_free).  The file must be a
  * regular file (not a symbolic link), owned by the effective uid or root,
- * not open to group or others.  key and label name it in messages
+ * not open to group or others, except root:pam-oauth 0640 (PO_RENEW_GROUP,
+ * renew.h: the group of the session-refresh helper).  key and label name it in
+ * messages
  * ("LABEL: KEY PATH is readable by others ..."). */
 po_rc po_secret_file_line(const char *path, const char *key, const char *label,
                           char **out, po_err *err);

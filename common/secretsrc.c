@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <grp.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -23,6 +24,7 @@
 
 #include "config_impl.h"
 #include "proc.h"
+#include "renew.h"
 #include "secret.h"
 #include "util.h"
 
@@ -54,6 +56,21 @@ static po_rc first_line(const char *s, size_t len, const char *label,
     return PO_OK;
 }
 
+/* Whether st is a secret file the session-refresh helper may read: owned
+ * by root, readable by the group PO_RENEW_GROUP (renew.h) and nothing
+ * else (mode 0640 or 0440).  The group is made for this alone. */
+static int renew_group_file(const struct stat *st)
+{
+    struct group gr, *res = NULL;
+    char buf[4096];
+
+    if (st->st_uid != 0 || (st->st_mode & 077) != 040)
+        return 0;
+    if (getgrgid_r(st->st_gid, &gr, buf, sizeof(buf), &res) != 0 || res == NULL)
+        return 0;
+    return strcmp(gr.gr_name, PO_RENEW_GROUP) == 0;
+}
+
 po_rc po_secret_file_line(const char *path, const char *key, const char *label,
                           char **out, po_err *err)
 {
@@ -78,7 +95,7 @@ po_rc po_secret_file_line(const char *path, const char *key, const char *label,
                      (unsigned long)geteuid());
         goto out;
     }
-    if (st.st_mode & 077) {
+    if ((st.st_mode & 077) != 0 && !renew_group_file(&st)) {
         rc = po_fail(err, PO_CONFIG,
                      "%s: %s is %s (mode %04o); run chmod 600 %s", label, what,
                      po_cfg_exposure(st.st_mode),

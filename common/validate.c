@@ -394,7 +394,6 @@ po_rc po_cfg_validate(const po_profile *p, po_cfg_reporter *r, po_err *err)
 {
     po_rc rc = PO_OK;
     char label[400], bad;
-    const char *auth;
     const char *sources[3];
     size_t nsources = 0;
     int nu;
@@ -402,7 +401,6 @@ po_rc po_cfg_validate(const po_profile *p, po_cfg_reporter *r, po_err *err)
 
     po_cfg_profile_label(p, label, sizeof(label));
     po_err_clear(&e);
-    auth = p->client_auth == PO_CLIENT_AUTH_POST ? "post" : "basic";
 
     if (p->token_url == NULL) {
         if ((rc = po_cfg_problem(r, err, "%s: token_url is not set", label)) !=
@@ -431,15 +429,6 @@ po_rc po_cfg_validate(const po_profile *p, po_cfg_reporter *r, po_err *err)
             "secret) but %s is set; remove it or use client_auth "
             "basic or post",
             label, sources[0]);
-        if (rc != PO_OK)
-            goto out;
-    } else if (p->client_auth != PO_CLIENT_AUTH_NONE && nsources == 0) {
-        rc = po_cfg_problem(r, err,
-                            "%s: client_auth is %s but no client secret is "
-                            "configured; set client_secret_file, "
-                            "client_secret_command or client_secret (or use "
-                            "client_auth none for a public client)",
-                            label, auth);
         if (rc != PO_OK)
             goto out;
     } else if (nsources > 1) {
@@ -526,6 +515,18 @@ po_rc po_cfg_validate_pam(const po_profile *p, po_cfg_reporter *r, po_err *err)
     if ((rc = po_cfg_validate(p, r, err)) != PO_OK)
         return rc;
     po_cfg_profile_label(p, label, sizeof(label));
+    if (p->client_auth != PO_CLIENT_AUTH_NONE && p->client_secret == NULL &&
+        p->client_secret_file == NULL && p->client_secret_command == NULL &&
+        (rc = po_cfg_problem(
+             r, err,
+             "%s: client_auth is %s but no client secret is "
+             "configured; set client_secret_file, "
+             "client_secret_command or client_secret (or use "
+             "client_auth none for a public client)",
+             label,
+             p->client_auth == PO_CLIENT_AUTH_POST ? "post" : "basic")) !=
+            PO_OK)
+        return rc;
     return check_device_pam(p, label, r, err);
 }
 

@@ -1237,10 +1237,10 @@ static const validate_case validate_cases[] = {
       {"client_secret_file", ""},
       {"client_secret", SECRET}},
      "client_auth is none"},
-    {{{"client_auth", "post"}, {"client_secret_file", ""}},
-     "client_auth is post but no client secret is configured"},
-    {{{"client_secret_file", ""}},
-     "client_auth is basic but no client secret is configured"},
+    /* no secret source: a profile that serves a pam_oauth session cache
+     * (po_profile_validate_pam refuses it: test_validate_no_secret) */
+    {{{"client_auth", "post"}, {"client_secret_file", ""}}, NULL},
+    {{{"client_secret_file", ""}}, NULL},
     {{{"client_secret_command", "pass show x"}},
      "client_secret_file and client_secret_command are both set"},
     {{{"client_secret", SECRET}},
@@ -1361,6 +1361,32 @@ static void test_validate(void **state)
         po_profile_free(&p);
     }
     assert_int_equal(po_profile_validate(NULL, NULL), PO_USAGE);
+}
+
+/* A confidential client without a secret source is accepted for reading
+ * a session cache, refused for pam_oauth, which makes requests. */
+static void test_validate_no_secret(void **state)
+{
+    static const char *const auths[] = {"basic", "post"};
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < 2; i++) {
+        po_profile p;
+        po_err err;
+
+        good_profile(&p, "val");
+        set_ok(&p, "client_auth", auths[i]);
+        set_ok(&p, "client_secret_file", "");
+        assert_int_equal(po_profile_validate(&p, &err), PO_OK);
+        assert_int_equal(po_profile_validate_pam(&p, &err), PO_CONFIG);
+        assert_contains(err.msg, "no client secret is configured");
+        assert_contains(err.msg, auths[i]);
+        /* a request would say what is missing */
+        assert_int_equal(po_profile_load_secret(&p, NULL, &err), PO_CONFIG);
+        assert_contains(err.msg, "no client secret is configured");
+        po_profile_free(&p);
+    }
 }
 
 /* Messages of a profile from a file name its source. */
@@ -1578,13 +1604,18 @@ static void test_check_reports_all(void **state)
              0600);
     memset(&d, 0, sizeof(d));
     assert_int_equal(po_config_check(path, 0, collect, &d), PO_CONFIG);
-    assert_int_equal(d.n, 6);
+    assert_int_equal(d.n, 5);
     assert_contains(d.msgs[0], "token_url is not set");
     assert_contains(d.msgs[1], "client_id is not set");
-    assert_contains(d.msgs[2], "no client secret");
-    assert_contains(d.msgs[3], "username_format");
-    assert_contains(d.msgs[4], "cache_dir");
-    assert_contains(d.msgs[5], "match");
+    assert_contains(d.msgs[2], "username_format");
+    assert_contains(d.msgs[3], "cache_dir");
+    assert_contains(d.msgs[4], "match");
+    /* no secret source: a problem only for pam_oauth (PO_CFG_PAM_RULES) */
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(po_config_check(path, PO_CFG_PAM_RULES, collect, &d),
+                     PO_CONFIG);
+    assert_int_equal(d.n, 6);
+    assert_contains(d.msgs[5], "no client secret");
 
     /* a good file: nothing to say */
     new_file(path, sizeof(path),
@@ -2229,6 +2260,7 @@ int main(void)
         cmocka_unit_test(test_strict_owner),
         cmocka_unit_test(test_strict_dirs),
         cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_validate_no_secret),
         cmocka_unit_test(test_validate_names_source),
         cmocka_unit_test(test_validate_device),
         cmocka_unit_test(test_origins),
