@@ -12,6 +12,12 @@
 VERSION    := 0.1.0
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
+# The session-refresh helper: LIBEXECDIR/pam-oauth/session-refresh, setgid
+# to SESSION_GROUP (see session-refresh(8)); its rate limit's state under
+# RUNSTATEDIR/pam-oauth/refresh.
+LIBEXECDIR ?= $(PREFIX)/libexec
+RUNSTATEDIR ?= /run
+SESSION_GROUP := pam-oauth
 DATADIR    ?= $(PREFIX)/share
 MANDIR     ?= $(DATADIR)/man
 DOCDIR     ?= $(PREFIX)/share/doc/pam-oauth
@@ -21,6 +27,7 @@ PAMDIR     ?= $(shell $(PKG_CONFIG) --variable=libdir pam 2>/dev/null || echo /l
 # systemd units: where systemd.pc says for PREFIX=/usr, else under PREFIX
 # (systemd also reads /usr/local/lib/systemd/system).
 SYSTEMDUNITDIR ?= $(if $(filter /usr,$(PREFIX)),$(or $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null),/usr/lib/systemd/system),$(PREFIX)/lib/systemd/system)
+TMPFILESDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/tmpfiles.d,$(PREFIX)/lib/tmpfiles.d)
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 # zsh's site-functions; Debian's zsh reads vendor-completions instead.
 ZSHCOMPDIR  ?= $(DATADIR)/zsh/site-functions
@@ -56,29 +63,33 @@ endif
 CFLAGS  ?= $(OPTFLAGS)
 ALL_CFLAGS = -std=gnu11 -fPIC -fstack-protector-strong -fvisibility=hidden \
              $(WARN) $(SANFLAGS) $(CPPFLAGS) $(CFLAGS) -Icommon $(DEP_CFLAGS) \
-             -DPO_VERSION='"$(VERSION)"' -DPO_SYSCONFDIR='"$(SYSCONFDIR)"' -MMD -MP
+             -DPO_VERSION='"$(VERSION)"' -DPO_SYSCONFDIR='"$(SYSCONFDIR)"' \
+             -DPO_LIBEXECDIR='"$(LIBEXECDIR)"' -DPO_RUNSTATEDIR='"$(RUNSTATEDIR)"' -MMD -MP
 ALL_LDFLAGS = -Wl,-z,relro,-z,now -Wl,--as-needed $(SANFLAGS) $(LDFLAGS)
 
 COMMON_SRC := $(wildcard common/*.c)
 PAM_SRC    := $(wildcard pam_oauth/*.c)
 HELPER_SRC := $(wildcard curl_helper/*.c)
+REFRESH_SRC := $(wildcard session_refresh/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
 
 COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/%.o)
 PAM_OBJ    := $(PAM_SRC:%.c=$(B)/%.o)
 HELPER_OBJ := $(HELPER_SRC:%.c=$(B)/%.o)
+REFRESH_OBJ := $(REFRESH_SRC:%.c=$(B)/%.o)
 
 LIBCORE := $(B)/common/libpoauth.a
 MODULE  := $(B)/pam_oauth/pam_oauth.so
 HELPER  := $(B)/curl_helper/oauth-token
 GITHELPER := $(B)/curl_helper/git-credential-oauth-token
 DOCKERHELPER := $(B)/curl_helper/docker-credential-oauth-token
+REFRESHER := $(B)/session_refresh/session-refresh
 UNIT_BIN := $(UNIT_SRC:%.c=$(B)/%)
 TOOL_BIN := $(TOOL_SRC:%.c=$(B)/%)
 
 .PHONY: all check check-run unit-tests test-tools install uninstall clean bench demo demo-run deps format
-all: $(MODULE) $(HELPER) $(GITHELPER) $(DOCKERHELPER)
+all: $(MODULE) $(HELPER) $(GITHELPER) $(DOCKERHELPER) $(REFRESHER)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -96,6 +107,10 @@ $(MODULE): $(PAM_OBJ) $(LIBCORE) pam_oauth/pam_oauth.map
 
 $(HELPER): $(HELPER_OBJ) $(LIBCORE)
 	$(CC) -o $@ $(HELPER_OBJ) $(LIBCORE) $(ALL_LDFLAGS) -pie \
+	  $(JSON_LIBS) $(CRYPTO_LIBS) -ldl -lpthread
+
+$(REFRESHER): $(REFRESH_OBJ) $(LIBCORE)
+	$(CC) -o $@ $(REFRESH_OBJ) $(LIBCORE) $(ALL_LDFLAGS) -pie \
 	  $(JSON_LIBS) $(CRYPTO_LIBS) -ldl -lpthread
 
 $(GITHELPER) $(DOCKERHELPER): $(HELPER)
@@ -141,6 +156,17 @@ install: all
 	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 	  $(DESTDIR)$(DOCDIR)/examples
 	install -m 0644 $(MODULE) $(DESTDIR)$(PAMDIR)/pam_oauth.so
+	install -d $(DESTDIR)$(LIBEXECDIR)/pam-oauth
+	install -m 0755 $(REFRESHER) $(DESTDIR)$(LIBEXECDIR)/pam-oauth/session-refresh
+	install -m 0644 man/pam-oauth-session-refresh.8 $(DESTDIR)$(MANDIR)/man8/pam-oauth-session-refresh.8
+	@# setgid only where the group exists and this is the live system; a
+	@# package (DESTDIR) sets owner and mode in its maintainer scripts.
+	@if [ -z '$(DESTDIR)' ] && getent group $(SESSION_GROUP) >/dev/null; then \
+	  chgrp $(SESSION_GROUP) $(LIBEXECDIR)/pam-oauth/session-refresh && \
+	  chmod 2755 $(LIBEXECDIR)/pam-oauth/session-refresh; \
+	else \
+	  echo "note: $(LIBEXECDIR)/pam-oauth/session-refresh installed 0755; make it root:$(SESSION_GROUP) 2755 (see session-refresh(8))"; \
+	fi
 	install -m 0755 $(HELPER) $(DESTDIR)$(BINDIR)/oauth-token
 	ln -sf oauth-token $(DESTDIR)$(BINDIR)/git-credential-oauth-token
 	ln -sf oauth-token $(DESTDIR)$(BINDIR)/docker-credential-oauth-token
@@ -154,30 +180,38 @@ install: all
 	  'systemd/oauth-token-refresh@.service.in' > '$(B)/systemd/oauth-token-refresh@.service'
 	install -m 0644 '$(B)/systemd/oauth-token-refresh@.service' \
 	  'systemd/oauth-token-refresh@.timer' $(DESTDIR)$(SYSTEMDUNITDIR)/
+	install -d $(DESTDIR)$(TMPFILESDIR)
+	sed -e 's|@RUNSTATEDIR@|$(RUNSTATEDIR)|g' systemd/pam-oauth.tmpfiles.in \
+	  > '$(B)/systemd/pam-oauth.tmpfiles'
+	install -m 0644 '$(B)/systemd/pam-oauth.tmpfiles' $(DESTDIR)$(TMPFILESDIR)/pam-oauth.conf
 	install -m 0644 completion/oauth-token.bash $(DESTDIR)$(BASHCOMPDIR)/oauth-token
 	install -m 0644 completion/_oauth-token $(DESTDIR)$(ZSHCOMPDIR)/_oauth-token
 
 uninstall:
 	rm -f $(DESTDIR)$(PAMDIR)/pam_oauth.so $(DESTDIR)$(BINDIR)/oauth-token \
+	  $(DESTDIR)$(LIBEXECDIR)/pam-oauth/session-refresh \
+	  $(DESTDIR)$(MANDIR)/man8/pam-oauth-session-refresh.8 \
 	  $(DESTDIR)$(BINDIR)/git-credential-oauth-token \
 	  $(DESTDIR)$(BINDIR)/docker-credential-oauth-token \
 	  $(DESTDIR)$(MANDIR)/man1/oauth-token.1 $(DESTDIR)$(MANDIR)/man5/pam-oauth.conf.5 \
 	  $(DESTDIR)$(MANDIR)/man8/pam_oauth.8 $(DESTDIR)$(DOCDIR)/examples/pam-oauth.conf \
 	  '$(DESTDIR)$(SYSTEMDUNITDIR)/oauth-token-refresh@.service' \
 	  '$(DESTDIR)$(SYSTEMDUNITDIR)/oauth-token-refresh@.timer' \
-	  $(DESTDIR)$(BASHCOMPDIR)/oauth-token $(DESTDIR)$(ZSHCOMPDIR)/_oauth-token
-	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
+	  $(DESTDIR)$(BASHCOMPDIR)/oauth-token $(DESTDIR)$(ZSHCOMPDIR)/_oauth-token \
+	  $(DESTDIR)$(TMPFILESDIR)/pam-oauth.conf
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LIBEXECDIR)/pam-oauth 2>/dev/null
 
 format:
-	clang-format -i common/*.[ch] pam_oauth/*.[ch] curl_helper/*.[ch] tests/unit/*.c tests/tools/*.c
+	clang-format -i common/*.[ch] pam_oauth/*.[ch] curl_helper/*.[ch] session_refresh/*.c tests/unit/*.c tests/tools/*.c
 
 clean:
 	rm -rf build common/*.o common/*.d common/*.a pam_oauth/*.o pam_oauth/*.d \
 	  pam_oauth/*.so curl_helper/*.o curl_helper/*.d curl_helper/oauth-token \
 	  curl_helper/git-credential-oauth-token \
 	  curl_helper/docker-credential-oauth-token tests/unit/*.d \
-	  'systemd/oauth-token-refresh@.service' \
+	  session_refresh/*.o session_refresh/*.d session_refresh/session-refresh \
+	  'systemd/oauth-token-refresh@.service' systemd/pam-oauth.tmpfiles \
 	  $(UNIT_SRC:%.c=%) $(TOOL_SRC:%.c=%) tests/tools/*.d
 
--include $(COMMON_OBJ:.o=.d) $(PAM_OBJ:.o=.d) $(HELPER_OBJ:.o=.d) \
+-include $(COMMON_OBJ:.o=.d) $(PAM_OBJ:.o=.d) $(HELPER_OBJ:.o=.d) $(REFRESH_OBJ:.o=.d) \
   $(UNIT_BIN:=.d) $(TOOL_BIN:=.d)

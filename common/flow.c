@@ -3,13 +3,17 @@
  * under the cache lock). */
 #include "flow.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "flow_impl.h"
+#include "renew.h"
 #include "secret.h"
 #include "store.h"
 #include "util.h"
@@ -199,6 +203,52 @@ static void take_token(po_cache_entry *e, po_token *tok)
     memset(tok, 0, sizeof(*tok));
 }
 
+/* Whether po_flow_get should leave e to the session-refresh helper: a
+ * pam_oauth session entry with a refresh token, and a client secret the
+ * caller cannot read (renew.h). */
+static int needs_helper(const po_flow *f, const po_cache_entry *e)
+{
+    const po_profile *p = f->profile;
+
+    if (f->renew_helper == NULL || !e->from_pam ||
+        e->token.refresh_token == NULL ||
+        p->client_auth == PO_CLIENT_AUTH_NONE || p->client_secret != NULL ||
+        p->client_secret_command != NULL)
+        return 0;
+    if (p->client_secret_file == NULL)
+        return 1; /* a profile that only serves the session's cache */
+    return access(p->client_secret_file, R_OK) != 0 && errno == EACCES;
+}
+
+/* Run the helper, then serve what it wrote. */
+static po_rc renew_by_helper(const po_flow *f, const char *dir,
+                             uint64_t deadline, po_token *out, po_err *err)
+{
+    po_profile *p = f->profile;
+    po_cache_entry e;
+    po_rc rc;
+
+    memset(&e, 0, sizeof(e));
+    po_logf(f->log, LOG_DEBUG,
+            "profile %s: the client secret is not readable; refreshing the "
+            "session token with %s",
+            p->name, f->renew_helper);
+    if ((rc = po_renew_run(f->renew_helper, p->name, deadline, err)) != PO_OK ||
+        (rc = po_cache_read(dir, p, f->log, &e, err)) != PO_OK)
+        goto out;
+    if (!po_flow_is_fresh(p, &e.token, flow_now(f))) {
+        rc = po_fail(err, PO_NOT_FOUND,
+                     "%s reported success but the token of profile %s in %s "
+                     "is not fresh",
+                     f->renew_helper, p->name, dir);
+        goto out;
+    }
+    rc = po_token_copy(out, &e.token, err);
+out:
+    po_cache_entry_free(&e);
+    return rc;
+}
+
 po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
 {
     po_rc rc = PO_OK;
@@ -259,6 +309,15 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
          handled))
         goto out;
 
+    /* The session's token, the secret out of reach: the helper renews
+     * it (it takes the lock itself). */
+    if (needs_helper(f, &e)) {
+        po_cache_unlock(&lk);
+        po_cache_entry_free(&e);
+        rc = renew_by_helper(f, dir, deadline, out, err);
+        goto out;
+    }
+
     /* 3. The refresh token first. */
     if (e.token.refresh_token != NULL) {
         memset(&g, 0, sizeof(g));
@@ -283,6 +342,13 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
         po_secret_clear(&e.token.refresh_token);
         if ((rc = po_cache_write(dir, p, &e, err)) != PO_OK)
             goto out;
+        if (p->grant != PO_GRANT_CLIENT_CREDENTIALS && e.from_pam) {
+            rc = po_fail(err, PO_INVALID_GRANT,
+                         "the refresh token of the session token of profile "
+                         "%s was rejected: log in again",
+                         p->name);
+            goto out;
+        }
         if (p->grant != PO_GRANT_CLIENT_CREDENTIALS) {
             rc = po_fail(err, PO_INVALID_GRANT,
                          "the refresh token was rejected; run 'oauth-token "
@@ -295,7 +361,12 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
 
     /* The primary grant. */
     if (p->grant != PO_GRANT_CLIENT_CREDENTIALS) {
-        if (e.token.access_token == NULL)
+        if (e.from_pam)
+            rc = po_fail(err, PO_NOT_FOUND,
+                         "the session token of profile %s has expired and "
+                         "there is no refresh token: log in again",
+                         p->name);
+        else if (e.token.access_token == NULL)
             rc = po_fail(err, PO_NOT_FOUND,
                          "no token cached for profile %s; run 'oauth-token "
                          "login%s'",
@@ -319,6 +390,7 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
     take_token(&e, &tok);
     free(e.username);
     e.username = NULL;
+    e.from_pam = 0;
 
 store:
     /* 4. Written (a rotated refresh token included) before the lock is
@@ -333,6 +405,131 @@ out:
     free(dir);
     if (rc != PO_OK)
         po_token_free(out);
+    return rc;
+}
+
+po_rc po_flow_renew_session(const po_flow *f, const char *idp_user,
+                            po_flow_admit_fn admit, void *admit_ctx,
+                            int *renewed, po_err *err)
+{
+    po_rc rc = PO_OK;
+    po_profile *p = f->profile;
+    po_cache_entry e;
+    po_token tok;
+    po_grant_input g;
+    po_lock lk = {-1};
+    struct stat st;
+    char *dir = NULL, *file = NULL;
+    uint64_t deadline = flow_deadline(f);
+    int counted = 0;
+
+    *renewed = 0;
+    memset(&e, 0, sizeof(e));
+    memset(&tok, 0, sizeof(tok));
+    if ((rc = flow_dir(f, &dir, err)) != PO_OK ||
+        (rc = po_cache_file(dir, p, &file, err)) != PO_OK)
+        goto out;
+    /* Nothing is created for an entry that is not there. */
+    if (lstat(file, &st) == -1) {
+        rc = errno == ENOENT || errno == ENOTDIR
+                 ? po_fail(err, PO_NOT_FOUND,
+                           "no session token for profile %s: %s does not "
+                           "exist",
+                           p->name, file)
+                 : po_fail(err, PO_IO, "%s: %s", file, strerror(errno));
+        goto out;
+    }
+    if ((rc = flow_lock(f, dir, deadline, &lk, err)) != PO_OK)
+        goto out;
+    if (lstat(file, &st) == -1) {
+        rc = po_fail(err, PO_NOT_FOUND, "%s: %s", file, strerror(errno));
+        goto out;
+    }
+    if (S_ISLNK(st.st_mode) || !S_ISREG(st.st_mode)) {
+        rc = po_fail(err, PO_ACCESS_DENIED, "%s is %s; refused", file,
+                     S_ISLNK(st.st_mode) ? "a symbolic link"
+                                         : "not a regular file");
+        goto out;
+    }
+    if (st.st_uid != geteuid()) {
+        rc = po_fail(err, PO_ACCESS_DENIED,
+                     "%s is owned by uid %lu, not by the caller (uid %lu); "
+                     "refused",
+                     file, (unsigned long)st.st_uid, (unsigned long)geteuid());
+        goto out;
+    }
+    /* The one read that is checked and used (O_NOFOLLOW, owner, mode). */
+    if ((rc = po_cache_read(dir, p, f->log, &e, err)) != PO_OK)
+        goto out;
+    if (e.token.access_token == NULL && e.token.refresh_token == NULL &&
+        !e.from_pam) {
+        rc = po_fail(err, PO_ACCESS_DENIED,
+                     "%s holds no usable token for profile %s (see the "
+                     "warning above); refused",
+                     file, p->name);
+        goto out;
+    }
+    if (!e.from_pam) {
+        rc = po_fail(err, PO_ACCESS_DENIED,
+                     "%s was not stored by pam_oauth (no \"stored_by\" "
+                     "marker); refused",
+                     file);
+        goto out;
+    }
+    if (idp_user == NULL || e.username == NULL ||
+        strcmp(e.username, idp_user) != 0) {
+        rc = po_fail(err, PO_ACCESS_DENIED,
+                     "%s holds the token of another identity provider user "
+                     "than the caller's login (%s); refused",
+                     file, idp_user != NULL ? idp_user : "?");
+        goto out;
+    }
+    if (po_flow_is_fresh(p, &e.token, flow_now(f)))
+        goto out;
+    if (e.token.refresh_token == NULL) {
+        rc = po_fail(err, PO_INVALID_GRANT,
+                     "the session token of profile %s has no refresh token: "
+                     "log in again",
+                     p->name);
+        goto out;
+    }
+    if (admit != NULL && (rc = admit(admit_ctx, err)) != PO_OK)
+        goto out;
+    memset(&g, 0, sizeof(g));
+    g.grant = PO_GRANT_REFRESH_TOKEN;
+    g.refresh_token = e.token.refresh_token;
+    rc = flow_request(f, &g, PO_FLOW_IGNORE_BUDGET, deadline, &e, &counted,
+                      &tok, err);
+    if (rc == PO_INVALID_GRANT) {
+        po_err why = *err;
+        /* Rejected: never send it again. */
+        po_secret_clear(&e.token.refresh_token);
+        write_after_failure(f, dir, &e);
+        rc = po_fail(err, PO_INVALID_GRANT,
+                     "the refresh token of profile %s was rejected (%s): log "
+                     "in again",
+                     p->name, why.msg);
+        goto out;
+    }
+    if (rc != PO_OK) {
+        if (counted)
+            write_after_failure(f, dir, &e);
+        goto out;
+    }
+    if (tok.refresh_token == NULL) {
+        tok.refresh_token = e.token.refresh_token;
+        e.token.refresh_token = NULL;
+    }
+    take_token(&e, &tok);
+    if ((rc = po_cache_write(dir, p, &e, err)) != PO_OK)
+        goto out;
+    *renewed = 1;
+out:
+    po_cache_unlock(&lk);
+    po_token_free(&tok);
+    po_cache_entry_free(&e);
+    free(file);
+    free(dir);
     return rc;
 }
 
@@ -380,6 +577,7 @@ po_rc po_flow_login(const po_flow *f, const char *username,
         goto out;
     }
     take_token(&e, &tok);
+    e.from_pam = 0; /* the user's own login, not the session's */
     if ((rc = po_str_replace(&e.username, username)) != PO_OK) {
         rc = po_fail(err, rc, "out of memory");
         goto out;
@@ -488,6 +686,7 @@ po_rc po_flow_device_login(const po_flow *f, const po_flow_device_ui *ui,
     take_token(&e, &tok);
     free(e.username); /* the approver is the identity provider's to say */
     e.username = NULL;
+    e.from_pam = 0;
     if ((rc = po_cache_write(dir, p, &e, err)) != PO_OK ||
         (rc = po_token_copy(out, &e.token, err)) != PO_OK)
         goto out;

@@ -13,6 +13,11 @@
  *      PO_INVALID_GRANT telling the user to run `oauth-token login`;
  *   4. write the new entry (rotated refresh token included) atomically,
  *      then release the lock.
+ * Between 2 and 3, when f->renew_helper is set, the entry is a pam_oauth
+ * session entry with a refresh token and the client secret cannot be read
+ * by the caller (client_secret_file EACCES, or no secret source at all),
+ * the lock is released, the helper is run (po_renew_run) and the entry it
+ * wrote is read again: the caller never sees the secret.
  * A token is fresh while now < expires_at - margin and, when
  * refresh_interval is set, now < obtained_at + refresh_interval.
  *
@@ -45,8 +50,12 @@ typedef struct po_flow {
     const po_log *log;
     po_clock_fn clock; /* NULL = time(NULL)                      */
     void *clock_ctx;
-    uint64_t deadline_ms; /* absolute po_mono_ms(); 0 = now +
-                             profile->timeout_ms                    */
+    uint64_t deadline_ms;     /* absolute po_mono_ms(); 0 = now +
+                                 profile->timeout_ms                    */
+    const char *renew_helper; /* oauth-token: the session-refresh helper
+                                 (renew.h), run by po_flow_get for a
+                                 pam_oauth session entry when the client
+                                 secret is not readable; NULL: never  */
 } po_flow;
 
 #define PO_FLOW_FORCE_NEW 1u     /* request a new token even if fresh   */
@@ -68,6 +77,24 @@ int po_flow_is_fresh(const po_profile *p, const po_token *t, int64_t now);
  * budget is used up (unless PO_FLOW_IGNORE_BUDGET); a warning is logged
  * when a request takes the count past 80 % of it. */
 po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err);
+
+/* For the session-refresh helper (renew.h), its secret loaded and its
+ * group dropped: renew the caller's pam_oauth session entry in f's cache
+ * directory (f->cache_dir, the one pam_oauth writes: po_cache_user_dir).
+ * Under the lock, one read of the entry is checked and used: it must be a
+ * regular file (not a symbolic link) owned by the effective uid, marked
+ * stored_by pam_oauth, for idp_user (the IdP user pam_oauth logs this
+ * user in as); otherwise PO_ACCESS_DENIED saying which.  No entry file is
+ * PO_NOT_FOUND.  A fresh token: PO_OK, *renewed = 0, no request.  No
+ * refresh token: PO_INVALID_GRANT ("log in again").  Otherwise admit
+ * (may be NULL) is asked first (the rate limit: its rc is returned), then
+ * the refresh_token grant alone is used and the result written as
+ * po_flow_get does (*renewed = 1); a rejected refresh token is dropped
+ * from the entry and PO_INVALID_GRANT returned. */
+typedef po_rc (*po_flow_admit_fn)(void *ctx, po_err *err);
+po_rc po_flow_renew_session(const po_flow *f, const char *idp_user,
+                            po_flow_admit_fn admit, void *admit_ctx,
+                            int *renewed, po_err *err);
 
 /* The password grant for username/password, under the lock, and the result
  * stored in the cache (only the tokens: the password is never stored). */

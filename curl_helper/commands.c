@@ -5,6 +5,7 @@
  * them keeps cache or HTTP logic of its own.
  */
 #include "helper.h"
+#include "renew.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -526,6 +527,35 @@ static void check_diag(void *ctx, const char *msg)
     ot_error(NULL, "%s", msg);
 }
 
+/* A profile with no secret source is not a problem: it serves the
+ * session token pam_oauth stored, renewed by the session-refresh helper.
+ * Say so, so that nobody wonders why it cannot log in by itself. */
+static void session_only_notes(const ot_ctx *c)
+{
+    po_config cfg;
+    po_err err;
+    size_t i;
+
+    po_config_init(&cfg);
+    /* the problems, if any, were reported already; what loads is read */
+    for (i = 0; c->paths[i] != NULL; i++)
+        if (access(c->paths[i], F_OK) == 0)
+            (void)po_config_load_file(&cfg, c->paths[i], 0, &err);
+    for (i = 0; i < cfg.nprofiles; i++) {
+        const po_profile *p = &cfg.profiles[i];
+
+        if (p->client_auth == PO_CLIENT_AUTH_NONE || p->client_secret != NULL ||
+            p->client_secret_file != NULL || p->client_secret_command != NULL)
+            continue;
+        printf("profile [%s]: no client secret: it serves only the session "
+               "token pam_oauth stores at login (store_token), refreshed by "
+               "%s; 'oauth-token login' and other grants need a secret or "
+               "client_auth = none\n",
+               p->name, PO_RENEW_HELPER);
+    }
+    po_config_free(&cfg);
+}
+
 po_rc ot_cmd_check_config(ot_ctx *c, po_err *err)
 {
     unsigned flags = c->paths_explicit ? 0 : PO_CFG_MISSING_OK;
@@ -550,6 +580,7 @@ po_rc ot_cmd_check_config(ot_ctx *c, po_err *err)
         if (st.problems == before)
             printf("%s: ok\n", c->paths[i]);
     }
+    session_only_notes(c);
     if (fflush(stdout) != 0)
         return po_fail(err, PO_IO, "writing standard output failed");
     if (found == 0) {

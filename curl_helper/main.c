@@ -4,6 +4,7 @@
  * themselves are in commands.c, run_curl.c and git.c.
  */
 #include "helper.h"
+#include "renew.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -368,6 +369,8 @@ po_rc ot_select_profile(ot_ctx *c, const char *name, po_err *err)
     memset(&c->flow, 0, sizeof(c->flow));
     c->flow.profile = p;
     c->flow.log = &c->log;
+    /* a session token whose secret we cannot read: the setgid helper */
+    c->flow.renew_helper = PO_RENEW_HELPER;
     return PO_OK;
 }
 
