@@ -17,6 +17,7 @@ RpmPackages       packaging/build-rpm builds the RPMs; rpm -qlp must list the
 
 The builds run once per process and are shared by the tests.
 """
+import grp
 import os
 import pwd
 import re
@@ -251,6 +252,12 @@ class DebianPackages(unittest.TestCase):
             "/usr/share/man/man5/pam-oauth.conf.5.gz": "-rw-r--r--",
             "/usr/share/doc/oauth-token/copyright": "-rw-r--r--",
             "/usr/share/doc/oauth-token/changelog.gz": "-rw-r--r--",
+            # 0755 root:root in the .deb; postinst gives it root:pam-oauth
+            # 2755 with dpkg-statoverride (test_maintainer_scripts,
+            # test_1_installed_files): the group is made at install time
+            "/usr/libexec/pam-oauth/session-refresh": "-rwxr-xr-x",
+            "/usr/share/man/man8/pam-oauth-session-refresh.8.gz": "-rw-r--r--",
+            "/usr/lib/tmpfiles.d/pam-oauth.conf": "-rw-r--r--",
         }
         self.assertEqual({path: listing.get(path, ("missing",))[0] for path in want}, want)
         links = {"/usr/bin/git-credential-oauth-token": "oauth-token",
@@ -306,6 +313,21 @@ class DebianPackages(unittest.TestCase):
         with open(os.path.join(d, "prerm")) as f:
             prerm = f.read()
         self.assertRegex(prerm, r'if \[ "\$1" = "remove" \]; then\s+pam-auth-update --package --remove oauth')
+        # the session-refresh helper: its group, then its owner and mode
+        d = os.path.join(extract(deb("oauth-token")), "DEBIAN")
+        with open(os.path.join(d, "postinst")) as f:
+            postinst = f.read()
+        self.assertIn("addgroup --system --quiet pam-oauth", postinst)
+        self.assertIn('dpkg-statoverride --update --add root pam-oauth 2755 "$helper"', postinst)
+        self.assertIn("helper=/usr/libexec/pam-oauth/session-refresh", postinst)
+        self.assertIn("systemd-tmpfiles", postinst)    # /run/pam-oauth-refresh
+        with open(os.path.join(d, "postrm")) as f:
+            postrm = f.read()
+        self.assertRegex(postrm, r'if \[ "\$1" = "purge" \]; then[^f]+dpkg-statoverride --remove '
+                                 r'/usr/libexec/pam-oauth/session-refresh')
+        tmpfiles = os.path.join(os.path.dirname(d), "usr/lib/tmpfiles.d/pam-oauth.conf")
+        with open(tmpfiles) as f:
+            self.assertIn("d /run/pam-oauth-refresh 0770 root pam-oauth -", f.read())
 
     def test_lintian_no_errors(self):
         """lintian: no E: line (warnings are allowed)."""
@@ -399,6 +421,10 @@ class InstalledDebian(unittest.TestCase):
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o644)
         self.assertEqual(os.stat("/usr/bin/oauth-token").st_mode & 0o777, 0o755)
         self.assertEqual(os.readlink("/usr/bin/git-credential-oauth-token"), "oauth-token")
+        # the session-refresh helper: setgid pam-oauth (postinst)
+        st = os.stat("/usr/libexec/pam-oauth/session-refresh")
+        self.assertEqual((st.st_uid, grp.getgrgid(st.st_gid).gr_name), (0, "pam-oauth"))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o2755)
         self.assertTrue(os.path.isdir("/etc/pam-oauth"))
         self.assertEqual(stat.S_IMODE(os.stat("/etc/pam-oauth").st_mode), 0o755)
         now = snapshot("/etc/pam.d")
@@ -542,8 +568,12 @@ class InstalledDebian(unittest.TestCase):
         for path in (self.module, "/usr/bin/oauth-token", "/usr/bin/git-credential-oauth-token",
                      "/usr/bin/docker-credential-oauth-token", "/usr/share/pam-configs/oauth",
                      "/lib/systemd/system/oauth-token-refresh@.service",
-                     "/usr/share/bash-completion/completions/oauth-token"):
+                     "/usr/share/bash-completion/completions/oauth-token",
+                     "/usr/libexec/pam-oauth/session-refresh"):
             self.assertFalse(os.path.lexists(path), f"{path} left behind")
+        p = subprocess.run(["dpkg-statoverride", "--list",
+                            "/usr/libexec/pam-oauth/session-refresh"], capture_output=True)
+        self.assertNotEqual(p.returncode, 0, "the statoverride survived the purge")
         if not self.etc_existed:
             self.assertFalse(os.path.exists("/etc/pam-oauth"), "/etc/pam-oauth left behind")
         self.assertEqual(snapshot("/etc/pam.d", "/var/lib/pam"), self.before,
@@ -598,6 +628,8 @@ class RpmPackages(unittest.TestCase):
                                  capture_output=True, text=True).stdout
         self.assertRegex(listing, r"(?m)^l.*/usr/bin/git-credential-oauth-token -> oauth-token$")
         self.assertRegex(listing, r"(?m)^l.*/usr/bin/docker-credential-oauth-token -> oauth-token$")
+        self.assertRegex(listing, r"(?m)^-rwxr-sr-x +1 root +pam-oauth .* "
+                                  r"/usr/libexec/pam-oauth/session-refresh$")
         self.assertRegex(listing, r"(?m)^-rwxr-xr-x.*/usr/bin/oauth-token$")
 
 
