@@ -203,6 +203,34 @@ static void take_token(po_cache_entry *e, po_token *tok)
     memset(tok, 0, sizeof(*tok));
 }
 
+/* The refresh_token grant with e's refresh token; on PO_OK the new token
+ * is in e (the old refresh token kept when the server does not rotate
+ * it).  The caller holds the lock and handles a rejection. */
+static po_rc flow_refresh(const po_flow *f, unsigned flags, uint64_t deadline,
+                          po_cache_entry *e, int *counted, po_err *err)
+{
+    po_grant_input g;
+    po_token tok;
+    po_rc rc;
+
+    memset(&g, 0, sizeof(g));
+    memset(&tok, 0, sizeof(tok));
+    g.grant = PO_GRANT_REFRESH_TOKEN;
+    g.refresh_token = e->token.refresh_token;
+    rc = flow_request(f, &g, flags, deadline, e, counted, &tok, err);
+    if (rc != PO_OK) {
+        po_token_free(&tok);
+        return rc;
+    }
+    /* A server that does not rotate it: keep the one we have. */
+    if (tok.refresh_token == NULL) {
+        tok.refresh_token = e->token.refresh_token;
+        e->token.refresh_token = NULL;
+    }
+    take_token(e, &tok);
+    return PO_OK;
+}
+
 /* Whether po_flow_get should leave e to the session-refresh helper: a
  * pam_oauth session entry with a refresh token, and a client secret the
  * caller cannot read (renew.h). */
@@ -320,19 +348,9 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
 
     /* 3. The refresh token first. */
     if (e.token.refresh_token != NULL) {
-        memset(&g, 0, sizeof(g));
-        g.grant = PO_GRANT_REFRESH_TOKEN;
-        g.refresh_token = e.token.refresh_token;
-        rc = flow_request(f, &g, flags, deadline, &e, &counted, &tok, err);
-        if (rc == PO_OK) {
-            /* A server that does not rotate it: keep the one we have. */
-            if (tok.refresh_token == NULL) {
-                tok.refresh_token = e.token.refresh_token;
-                e.token.refresh_token = NULL;
-            }
-            take_token(&e, &tok);
+        rc = flow_refresh(f, flags, deadline, &e, &counted, err);
+        if (rc == PO_OK)
             goto store;
-        }
         if (rc != PO_INVALID_GRANT) {
             if (counted)
                 write_after_failure(f, dir, &e);
@@ -415,8 +433,6 @@ po_rc po_flow_renew_session(const po_flow *f, const char *idp_user,
     po_rc rc = PO_OK;
     po_profile *p = f->profile;
     po_cache_entry e;
-    po_token tok;
-    po_grant_input g;
     po_lock lk = {-1};
     struct stat st;
     char *dir = NULL, *file = NULL;
@@ -425,7 +441,6 @@ po_rc po_flow_renew_session(const po_flow *f, const char *idp_user,
 
     *renewed = 0;
     memset(&e, 0, sizeof(e));
-    memset(&tok, 0, sizeof(tok));
     if ((rc = flow_dir(f, &dir, err)) != PO_OK ||
         (rc = po_cache_file(dir, p, &file, err)) != PO_OK)
         goto out;
@@ -495,11 +510,7 @@ po_rc po_flow_renew_session(const po_flow *f, const char *idp_user,
     }
     if (admit != NULL && (rc = admit(admit_ctx, err)) != PO_OK)
         goto out;
-    memset(&g, 0, sizeof(g));
-    g.grant = PO_GRANT_REFRESH_TOKEN;
-    g.refresh_token = e.token.refresh_token;
-    rc = flow_request(f, &g, PO_FLOW_IGNORE_BUDGET, deadline, &e, &counted,
-                      &tok, err);
+    rc = flow_refresh(f, PO_FLOW_IGNORE_BUDGET, deadline, &e, &counted, err);
     if (rc == PO_INVALID_GRANT) {
         po_err why = *err;
         /* Rejected: never send it again. */
@@ -516,17 +527,11 @@ po_rc po_flow_renew_session(const po_flow *f, const char *idp_user,
             write_after_failure(f, dir, &e);
         goto out;
     }
-    if (tok.refresh_token == NULL) {
-        tok.refresh_token = e.token.refresh_token;
-        e.token.refresh_token = NULL;
-    }
-    take_token(&e, &tok);
     if ((rc = po_cache_write(dir, p, &e, err)) != PO_OK)
         goto out;
     *renewed = 1;
 out:
     po_cache_unlock(&lk);
-    po_token_free(&tok);
     po_cache_entry_free(&e);
     free(file);
     free(dir);

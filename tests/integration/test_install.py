@@ -15,7 +15,8 @@ import unittest
 import harness
 
 ROOT = harness.REPO_ROOT
-MAN_PAGES = ("man/oauth-token.1", "man/pam-oauth.conf.5", "man/pam_oauth.8")
+MAN_PAGES = ("man/oauth-token.1", "man/pam-oauth.conf.5", "man/pam_oauth.8",
+             "man/pam-oauth-session-refresh.8")
 
 
 def pam_dir():
@@ -85,6 +86,11 @@ class Install(unittest.TestCase):
             f"{unit_dir()}/oauth-token-refresh@.timer": ("file", 0o644),
             "/usr/share/bash-completion/completions/oauth-token": ("file", 0o644),
             "/usr/share/zsh/site-functions/_oauth-token": ("file", 0o644),
+            # 0755 under DESTDIR: a package (or make install on the live
+            # system, when the group exists) makes it root:pam-oauth 2755
+            "/usr/libexec/pam-oauth/session-refresh": ("file", 0o755),
+            "/usr/share/man/man8/pam-oauth-session-refresh.8": ("file", 0o644),
+            "/usr/lib/tmpfiles.d/pam-oauth.conf": ("file", 0o644),
         }
 
     def install(self):
@@ -201,6 +207,9 @@ class ManPages(unittest.TestCase):
 
     def test_pam_oauth_8(self):
         self.lint("man/pam_oauth.8")
+
+    def test_session_refresh_8(self):
+        self.lint("man/pam-oauth-session-refresh.8")
 
     def test_sections_match_file_names(self):
         """.TH names the page and the section its file name says."""

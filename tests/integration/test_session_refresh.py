@@ -401,3 +401,67 @@ class TestPublicClientAndCheckConfig(RefreshCase):
         out = p.stdout.decode()
         self.assertIn("no client secret: it serves only the session token", out)
         self.assertIn(self.b.helper, out)
+
+
+class TestSshdSessionOutlivesToken(RefreshCase):
+    """A real sshd login (UsePAM, store_token): inside the session, after
+    the token's lifetime, oauth-token still prints a token the server
+    accepts, refreshed through the helper."""
+
+    @classmethod
+    def setUpClass(cls):
+        import sshdtest
+        why = sshdtest.skip_reason(tools=[("sshpass", "sshpass")])
+        if why:
+            raise unittest.SkipTest(why)
+        super().setUpClass()
+        mod = pamtest.module()
+        args = f"config={cls.b.conf} fail_delay=0 debug"
+        cls.env.service("sshd", [
+            ("auth", "[success=done authinfo_unavail=ignore default=die]", mod, args),
+            ("auth", "requisite", "pam_deny.so", ""),
+            ("account", "required", mod, args),
+            ("session", "required", mod, args),
+        ])
+        cls.sshd = sshdtest.Sshd(cls.env, ["PasswordAuthentication yes",
+                                          "KbdInteractiveAuthentication no"],
+                                 allow_users=[cls.user.name])
+        try:
+            cls.sshd.start()
+        except Exception:
+            cls.sshd.stop()
+            super().tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sshd.stop()
+        super().tearDownClass()
+
+    def test_token_valid_after_its_lifetime(self):
+        wait = LIFETIME + 1
+        command = f"sleep {wait}; {self.b.oauth_token} -p default"
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SSHPASS": "sess-pass",
+               "HOME": self.env.dir, "LC_ALL": "C"}
+        argv = ["sshpass", "-e", "ssh", "-F", "/dev/null", "-p", str(self.sshd.port),
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no",
+                "-o", "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=10",
+                "-o", "LogLevel=ERROR", f"{self.user.name}@127.0.0.1", command]
+        for _ in range(3):
+            p = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL,
+                               capture_output=True, timeout=120)
+            if not (p.returncode == 255 and b"kex_exchange_identification" in p.stderr):
+                break
+            time.sleep(0.2)
+        out, err = p.stdout.decode(), p.stderr.decode()
+        self.assertEqual(p.returncode, 0, f"{out}\n{err}\n--- sshd log\n{self.sshd.read_log()}")
+        second = out.strip()
+        self.assertTrue(self.accepted(second))
+        by_grant = self.srv.stats()["by_grant"]
+        # the login's password grant, then one refresh (by the helper)
+        self.assertEqual((by_grant.get("password", 0), by_grant.get("refresh_token", 0)),
+                         (1, 1), by_grant)
+        self.assertEqual(os.listdir(self.b.state), [f"{self.user.uid}.default"])
+        e = self.entry()
+        self.assertEqual((e["access_token"], e.get("stored_by")), (second, "pam_oauth"))
