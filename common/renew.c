@@ -61,7 +61,10 @@ exec_helper(const char *helper, const char *profile, const sigset_t *mask)
     if ((fd = open("/dev/null", O_RDWR)) == -1 || dup2(fd, 0) == -1 ||
         dup2(fd, 1) == -1 || dup2(fd, 2) == -1)
         _exit(127);
+#if defined(__GLIBC__) &&                                                      \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
     if (close_range(3, ~0u, 0) == -1)
+#endif
         for (fd = 3; fd < 1024; fd++)
             (void)close(fd);
     execve(helper, argv, envp);
