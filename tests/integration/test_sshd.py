@@ -64,7 +64,7 @@ class TestSshdLogin(unittest.TestCase):
         # The configuration: readable by the user (oauth-token reads it in
         # the session), the client secret in a root-only file.
         secret = harness.write_file(os.path.join(d, "client.secret"), "test-secret\n", 0o600)
-        cls.conf = cls.env.config({
+        cls.keys = {
             "token_url": cls.srv.url("/generic/token"),
             "grant": "password",
             "client_id": "test-client",
@@ -72,7 +72,8 @@ class TestSshdLogin(unittest.TestCase):
             "ca_file": harness.stage().add(cls.srv.ca_file, "ca.pem", 0o644),
             "store_token": True,
             "timeout": "10s",
-        }, name="pam-oauth.conf", mode=0o644)
+        }
+        cls.conf = cls.write_conf()
         mod = pamtest.module()
         # fail_delay=0: libpam's delay varies by half its length either
         # way, which would hide the timing the no-oracle test compares.
@@ -90,6 +91,10 @@ class TestSshdLogin(unittest.TestCase):
         ], allow_users=[USER])
         cls.server.start()
         cls.port = cls.server.port
+
+    @classmethod
+    def write_conf(cls, **extra):
+        return cls.env.config(dict(cls.keys, **extra), name="pam-oauth.conf", mode=0o644)
 
     @classmethod
     def read_log(cls):
@@ -229,6 +234,35 @@ class TestSshdLogin(unittest.TestCase):
                          f"prompts {known[0]}\n")
         self.assertLess(abs(t_known - t_unknown), 0.5, seen)
         self.assertNotIn("Wr0ng-pass-7", self.read_log())
+
+    def test_keyboard_interactive_account_checks(self):
+        """sshd runs keyboard-interactive authentication in a child process:
+        the account checks (require_roles, require_scope) must hold there
+        too, not only for password authentication in the monitor."""
+        self.srv.client("test-client", secret="test-secret", roles_in_response=True)
+        cases = [
+            ("role present", {"require_roles": "dev", "roles_claim": "roles"}, True),
+            ("role missing", {"require_roles": "admin", "roles_claim": "roles"}, False),
+            ("scope not granted", {"scope": "read", "require_scope": "read admin"}, False),
+        ]
+        try:
+            for name, extra, ok in cases:
+                with self.subTest(name):
+                    self.write_conf(**extra)
+                    # sshd reports every pam_acct_mgmt refusal in the
+                    # child this way (the module's own lines stay there).
+                    refused = "PAM: User account has expired for " + USER
+                    before = self.read_log().count(refused)
+                    _, _, rc = self.kbdint(USER, PASSWORD)
+                    log = self.read_log()
+                    if ok:
+                        self.assertEqual(rc, 0, f"{self.last_stderr}\n{log}")
+                        self.assertEqual(log.count(refused), before, log)
+                    else:
+                        self.assertNotEqual(rc, 0, f"{name}: logged in\n{log}")
+                        self.assertEqual(log.count(refused), before + 1, log)
+        finally:
+            self.write_conf()
 
     def test_wrong_password_refused(self):
         before = self.srv.stats()["total"]
