@@ -323,8 +323,8 @@ class DebianPackages(unittest.TestCase):
         self.assertIn("systemd-tmpfiles", postinst)    # /run/pam-oauth-refresh
         with open(os.path.join(d, "postrm")) as f:
             postrm = f.read()
-        self.assertRegex(postrm, r'if \[ "\$1" = "purge" \]; then[^f]+dpkg-statoverride --remove '
-                                 r'/usr/libexec/pam-oauth/session-refresh')
+        self.assertRegex(postrm, r'if \[ "\$1" = "purge" \]; then\n(?:    .*\n)*?\s+'
+                                 r'dpkg-statoverride --remove /usr/libexec/pam-oauth/session-refresh')
         tmpfiles = os.path.join(os.path.dirname(d), "usr/lib/tmpfiles.d/pam-oauth.conf")
         with open(tmpfiles) as f:
             self.assertIn("d /run/pam-oauth-refresh 0770 root pam-oauth -", f.read())
@@ -628,8 +628,14 @@ class RpmPackages(unittest.TestCase):
                                  capture_output=True, text=True).stdout
         self.assertRegex(listing, r"(?m)^l.*/usr/bin/git-credential-oauth-token -> oauth-token$")
         self.assertRegex(listing, r"(?m)^l.*/usr/bin/docker-credential-oauth-token -> oauth-token$")
-        self.assertRegex(listing, r"(?m)^-rwxr-sr-x +1 root +pam-oauth .* "
-                                  r"/usr/libexec/pam-oauth/session-refresh$")
+        # owner, group and mode of the session-refresh helper (rpm -qlv
+        # cuts group names to 8 characters)
+        modes = subprocess.run(["rpm", "-qp", "--queryformat",
+                                "[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} "
+                                "%{FILENAMES}\n]", self.rpm("oauth-token")],
+                               check=True, capture_output=True, text=True).stdout
+        self.assertIn("-rwxr-sr-x root pam-oauth /usr/libexec/pam-oauth/session-refresh\n",
+                      modes)
         self.assertRegex(listing, r"(?m)^-rwxr-xr-x.*/usr/bin/oauth-token$")
 
 
