@@ -189,7 +189,7 @@ static int run(int argc, char **argv, sr_log *lg)
     struct passwd pw, *res = NULL;
     char pwbuf[4096], *dir = NULL, *idp = NULL;
     const char *name;
-    int renewed = 0, status;
+    int renewed = 0, internal = 0, status;
     po_err err;
     po_rc rc = PO_OK;
 
@@ -249,9 +249,12 @@ static int run(int argc, char **argv, sr_log *lg)
      * again. */
     gate.now = (int64_t)time(NULL);
     if ((rc = gate_open(lg->uid, name, &gate, &err)) != PO_OK ||
-        (rc = po_profile_load_secret(p, &log, &err)) != PO_OK ||
-        (rc = drop_group(getgid(), &err)) != PO_OK)
+        (rc = po_profile_load_secret(p, &log, &err)) != PO_OK)
         goto out;
+    if ((rc = drop_group(getgid(), &err)) != PO_OK) {
+        internal = 1;
+        goto out;
+    }
     memset(&f, 0, sizeof(f));
     f.profile = p;
     f.cache_dir = dir;
@@ -262,10 +265,13 @@ static int run(int argc, char **argv, sr_log *lg)
                name,
                renewed ? "session token refreshed" : "session token is fresh");
 out:
-    status = po_renew_exit_status(rc);
-    if (rc == PO_IO && status == PO_RENEW_EXIT_TEMPFAIL &&
-        strncmp(err.msg, "setresgid", 9) == 0)
-        status = PO_RENEW_EXIT_INTERNAL;
+    /* Whatever happened, the group is not kept to the end (so that no
+     * exit handler runs with it). */
+    if (getegid() != getgid() && drop_group(getgid(), &err) != PO_OK) {
+        rc = PO_IO;
+        internal = 1;
+    }
+    status = internal ? PO_RENEW_EXIT_INTERNAL : po_renew_exit_status(rc);
     if (rc != PO_OK)
         syslog(rc == PO_ACCESS_DENIED || rc == PO_RATE_LIMITED ? LOG_NOTICE
                                                                : LOG_ERR,
