@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "secret.h"
@@ -421,11 +422,56 @@ static int same_str(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
-/* Fill e from the parsed object o.  PO_IO (with the reason) when a member
- * has the wrong type or the version is unknown. */
-static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
-                          const po_log *log, po_cache_entry *e, po_err *err)
+/* "YYYY-MM" with a month 01..12. */
+static int month_ok(const char *m)
 {
+    size_t i;
+
+    if (strlen(m) != 7 || m[4] != '-')
+        return 0;
+    for (i = 0; i < 7; i++)
+        if (i != 4 && (m[i] < '0' || m[i] > '9'))
+            return 0;
+    return (m[5] == '0' && m[6] >= '1') || (m[5] == '1' && m[6] <= '2');
+}
+
+/* Why the token's times in t cannot be believed at wall time now, into
+ * why (size n); 0 when they can.  No arithmetic here can overflow:
+ * obtained_at is bounded before anything is added to it. */
+static int times_insane(const po_token *t, int64_t now, char *why, size_t n)
+{
+    if (t->obtained_at < PO_CACHE_TIME_MIN) {
+        (void)snprintf(why, n, "obtained_at %" PRId64 " is before 2000",
+                       t->obtained_at);
+        return 1;
+    }
+    if (now < INT64_MAX - PO_CACHE_CLOCK_SKEW &&
+        t->obtained_at > now + PO_CACHE_CLOCK_SKEW) {
+        (void)snprintf(why, n,
+                       "obtained_at is %" PRId64 " s in the future (more than "
+                       "the %d s of clock skew allowed)",
+                       t->obtained_at - now, PO_CACHE_CLOCK_SKEW);
+        return 1;
+    }
+    if (t->expires_at <= t->obtained_at ||
+        t->expires_at > t->obtained_at + PO_TOKEN_LIFETIME_MAX) {
+        (void)snprintf(why, n,
+                       "expires_at %" PRId64 " is not between 1 s and 10 "
+                       "years after obtained_at %" PRId64,
+                       t->expires_at, t->obtained_at);
+        return 1;
+    }
+    return 0;
+}
+
+/* Fill e from the parsed object o.  PO_IO (with the reason) when a member
+ * has the wrong type or the version is unknown.  A token with times not to
+ * be believed at now is dropped here, with a warning. */
+static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
+                          int64_t now, const po_log *log, po_cache_entry *e,
+                          po_err *err)
+{
+    char why[160];
     po_rc rc = PO_OK;
     json_object *v;
     int64_t n;
@@ -461,7 +507,7 @@ static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
     }
     e->budget_count = (long)n;
     if (month != NULL) {
-        if (strlen(month) != 7 || month[4] != '-') {
+        if (!month_ok(month)) {
             rc = po_fail(err, PO_IO, "\"budget_month\" is not YYYY-MM");
             goto out;
         }
@@ -486,8 +532,20 @@ static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
             goto out;
         }
     }
-    /* A token is only used by the endpoint and client it was issued by;
-     * the budget counter is kept either way. */
+    /* A token is only used by the endpoint and client it was issued by,
+     * and only with times that make sense (a forged or damaged entry must
+     * not be served as fresh for ever); the budget counter is kept either
+     * way. */
+    if ((e->token.access_token != NULL || e->token.refresh_token != NULL) &&
+        times_insane(&e->token, now, why, sizeof(why))) {
+        po_logf(log, LOG_WARNING,
+                "token cache %s: the cached token is not used: %s; fetching "
+                "a new token",
+                path, why);
+        po_token_free(&e->token);
+        free(e->username);
+        e->username = NULL;
+    }
     if (e->token.access_token != NULL || e->token.refresh_token != NULL) {
         if (!same_str(url, p->token_url) || !same_str(client, p->client_id)) {
             po_logf(log, LOG_INFO,
@@ -559,8 +617,8 @@ out:
 
 /* Parse text into e; PO_IO with the reason when it is not a usable entry. */
 static po_rc parse_entry(const char *text, size_t len, const po_profile *p,
-                         const char *path, const po_log *log, po_cache_entry *e,
-                         po_err *err)
+                         const char *path, int64_t now, const po_log *log,
+                         po_cache_entry *e, po_err *err)
 {
     po_rc rc = PO_OK;
     json_tokener *tok = NULL;
@@ -597,7 +655,7 @@ static po_rc parse_entry(const char *text, size_t len, const po_profile *p,
             goto out;
         }
     }
-    rc = decode_entry(o, p, path, log, e, err);
+    rc = decode_entry(o, p, path, now, log, e, err);
 out:
     if (o != NULL) {
         cleanse_tree(o);
@@ -619,8 +677,9 @@ out:
     return rc;
 }
 
-static po_rc cache_read_uid(const char *dir, const po_profile *p, uid_t uid,
-                            const po_log *log, po_cache_entry *out, po_err *err)
+static po_rc cache_read_uid_at(const char *dir, const po_profile *p, uid_t uid,
+                               int64_t now, const po_log *log,
+                               po_cache_entry *out, po_err *err)
 {
     po_rc rc = PO_OK;
     po_err why;
@@ -633,7 +692,7 @@ static po_rc cache_read_uid(const char *dir, const po_profile *p, uid_t uid,
         goto out;
     rc = load_file(path, uid, &text, &len, &why);
     if (rc == PO_OK)
-        rc = parse_entry(text, len, p, path, log, out, &why);
+        rc = parse_entry(text, len, p, path, now, log, out, &why);
     if (rc == PO_NOT_FOUND) {
         rc = PO_OK;
     } else if (rc == PO_IO) {
@@ -651,6 +710,18 @@ out:
     }
     free(path);
     return rc;
+}
+
+static po_rc cache_read_uid(const char *dir, const po_profile *p, uid_t uid,
+                            const po_log *log, po_cache_entry *out, po_err *err)
+{
+    return cache_read_uid_at(dir, p, uid, (int64_t)time(NULL), log, out, err);
+}
+
+po_rc po_cache_read_at(const char *dir, const po_profile *p, int64_t now,
+                       const po_log *log, po_cache_entry *out, po_err *err)
+{
+    return cache_read_uid_at(dir, p, current_fsuid(), now, log, out, err);
 }
 
 po_rc po_cache_read(const char *dir, const po_profile *p, const po_log *log,

@@ -60,12 +60,27 @@ po_rc po_cache_user_dir(const po_profile *p, const char *user, uid_t uid,
  * symlinked or foreign directory is PO_IO with a message saying why. */
 po_rc po_cache_ensure_dir(const char *dir, po_err *err);
 
-/* Read profile p's entry.  Returns PO_OK with an empty entry when there is
- * no file; when the file is unusable (corrupt, truncated, a symlink, not
- * owned by the effective uid, group/world-writable) it logs a warning
- * naming the file and the reason and returns PO_OK with an empty entry.
- * A token for another token_url/client_id/username is dropped (the budget
- * counter is kept).  Other failures (out of memory) are errors. */
+/* The earliest obtained_at believed (2000-01-01T00:00:00Z), and how far in
+ * the future of the reader's clock it may lie (clocks of machines sharing
+ * a home directory, a clock stepped back). */
+#define PO_CACHE_TIME_MIN 946684800LL
+#define PO_CACHE_CLOCK_SKEW 300
+
+/* Read profile p's entry, judging its times by the wall clock now
+ * (seconds).  Returns PO_OK with an empty entry when there is no file; when
+ * the file is unusable (corrupt, truncated, a symlink, not owned by the
+ * effective uid, group/world-writable, a budget counter out of range) it
+ * logs a warning naming the file and the reason and returns PO_OK with an
+ * empty entry.  A token whose times are not sane (obtained_at before
+ * PO_CACHE_TIME_MIN or more than PO_CACHE_CLOCK_SKEW after now, a lifetime
+ * not between 1 s and PO_TOKEN_LIFETIME_MAX) is dropped with such a
+ * warning, the budget counter kept.  A token for another
+ * token_url/client_id is dropped (the budget counter is kept).  Other
+ * failures (out of memory) are errors. */
+po_rc po_cache_read_at(const char *dir, const po_profile *p, int64_t now,
+                       const po_log *log, po_cache_entry *out, po_err *err);
+
+/* po_cache_read_at with now = time(NULL). */
 po_rc po_cache_read(const char *dir, const po_profile *p, const po_log *log,
                     po_cache_entry *out, po_err *err);
 

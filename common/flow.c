@@ -15,13 +15,33 @@
 #define MARGIN_MIN 5 /* s: auto margin bounds */
 #define MARGIN_MAX 300
 
+/* a + b and a - b, saturated to the range of int64_t: times come from
+ * files and servers, so no sum of two of them may overflow. */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
+static int64_t sat_sub(int64_t a, int64_t b)
+{
+    int64_t r;
+
+    if (__builtin_sub_overflow(a, b, &r))
+        return b < 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
 long po_flow_margin(const po_profile *p, const po_token *t)
 {
     int64_t life, m;
 
     if (p->refresh_margin >= 0)
         return p->refresh_margin;
-    life = t->expires_at - t->obtained_at;
+    life = sat_sub(t->expires_at, t->obtained_at);
     m = life > 0 ? life / 10 : 0;
     if (m < MARGIN_MIN)
         m = MARGIN_MIN;
@@ -34,10 +54,10 @@ int po_flow_is_fresh(const po_profile *p, const po_token *t, int64_t now)
 {
     if (t == NULL || t->access_token == NULL)
         return 0;
-    if (now >= t->expires_at - (int64_t)po_flow_margin(p, t))
+    if (now >= sat_sub(t->expires_at, (int64_t)po_flow_margin(p, t)))
         return 0;
     if (p->refresh_interval > 0 &&
-        now >= t->obtained_at + (int64_t)p->refresh_interval)
+        now >= sat_add(t->obtained_at, (int64_t)p->refresh_interval))
         return 0;
     return 1;
 }
@@ -213,8 +233,9 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
     /* 1. Without the lock: a fresh token is returned at once.  Warnings
      * about an unusable file come from the locked read below. */
     if (!(flags & PO_FLOW_FORCE_NEW)) {
-        rc = po_cache_read(dir, p, (flags & PO_FLOW_CACHE_ONLY) ? f->log : NULL,
-                           &e, err);
+        rc = po_cache_read_at(dir, p, flow_now(f),
+                              (flags & PO_FLOW_CACHE_ONLY) ? f->log : NULL, &e,
+                              err);
         if (rc != PO_OK)
             goto out;
         if (po_flow_is_fresh(p, &e.token, flow_now(f))) {
@@ -232,7 +253,7 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
 
     /* 2. Under the lock: another process may have refreshed meanwhile. */
     if ((rc = flow_lock(f, dir, deadline, &lk, err)) != PO_OK ||
-        (rc = po_cache_read(dir, p, f->log, &e, err)) != PO_OK)
+        (rc = po_cache_read_at(dir, p, flow_now(f), f->log, &e, err)) != PO_OK)
         goto out;
     if (!(flags & PO_FLOW_FORCE_NEW) &&
         po_flow_is_fresh(p, &e.token, flow_now(f))) {
@@ -342,7 +363,7 @@ po_rc po_flow_login(const po_flow *f, const char *username,
     }
     if ((rc = flow_dir(f, &dir, err)) != PO_OK ||
         (rc = flow_lock(f, dir, deadline, &lk, err)) != PO_OK ||
-        (rc = po_cache_read(dir, p, f->log, &e, err)) != PO_OK)
+        (rc = po_cache_read_at(dir, p, flow_now(f), f->log, &e, err)) != PO_OK)
         goto out;
     memset(&g, 0, sizeof(g));
     g.grant = PO_GRANT_PASSWORD;
@@ -384,7 +405,8 @@ po_rc po_flow_invalidate(const po_flow *f, const char *token, int *done,
     memset(&e, 0, sizeof(e));
     if ((rc = flow_dir(f, &dir, err)) != PO_OK ||
         (rc = flow_lock(f, dir, flow_deadline(f), &lk, err)) != PO_OK ||
-        (rc = po_cache_read(dir, f->profile, f->log, &e, err)) != PO_OK)
+        (rc = po_cache_read_at(dir, f->profile, flow_now(f), f->log, &e,
+                               err)) != PO_OK)
         goto out;
     if (e.token.access_token == NULL) {
         *done = token == NULL;
@@ -414,7 +436,8 @@ po_rc po_flow_erase(const po_flow *f, po_err *err)
     memset(&e, 0, sizeof(e));
     if ((rc = flow_dir(f, &dir, err)) != PO_OK ||
         (rc = flow_lock(f, dir, flow_deadline(f), &lk, err)) != PO_OK ||
-        (rc = po_cache_read(dir, f->profile, f->log, &e, err)) != PO_OK)
+        (rc = po_cache_read_at(dir, f->profile, flow_now(f), f->log, &e,
+                               err)) != PO_OK)
         goto out;
     if (e.token.access_token == NULL && e.token.refresh_token == NULL &&
         e.username == NULL)
@@ -438,7 +461,7 @@ po_rc po_flow_status(const po_flow *f, po_cache_entry *out, po_err *err)
     memset(out, 0, sizeof(*out));
     if ((rc = flow_dir(f, &dir, err)) != PO_OK)
         goto out;
-    rc = po_cache_read(dir, f->profile, f->log, out, err);
+    rc = po_cache_read_at(dir, f->profile, flow_now(f), f->log, out, err);
 out:
     free(dir);
     return rc;

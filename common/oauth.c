@@ -24,10 +24,9 @@
 #include "secret.h"
 #include "util.h"
 
-#define REQ_MAX (256 * 1024)            /* a built URL or body            */
-#define EXPIRES_MAX (10L * 366 * 86400) /* 10 years, in seconds       */
-#define DESC_MAX 200                    /* server's description in messages */
-#define CODE_MAX 64                     /* server's error code in messages  */
+#define REQ_MAX (256 * 1024) /* a built URL or body            */
+#define DESC_MAX 200         /* server's description in messages */
+#define CODE_MAX 64          /* server's error code in messages  */
 #define JSON_DEPTH 32
 
 /* ------------------------------------------------------------------ */
@@ -672,7 +671,7 @@ static int get_expires_in(json_object *root, int64_t *out)
     } else {
         return -1; /* double, boolean, object, array */
     }
-    if (x <= 0 || x > EXPIRES_MAX)
+    if (x <= 0 || x > PO_TOKEN_LIFETIME_MAX)
         return -1;
     *out = x;
     return 1;

@@ -13,6 +13,10 @@
 #include "err.h"
 #include "http.h"
 
+/* The longest token lifetime believed, from a server (expires_in) or a
+ * cache file: 10 years, in seconds. */
+#define PO_TOKEN_LIFETIME_MAX (10LL * 366 * 86400)
+
 /* A token and what came with it.  Strings are malloc'd or NULL. */
 typedef struct po_token {
     char *access_token;  /* secret                                   */

@@ -768,6 +768,33 @@ class BadCache(HelperTestCase):
     def test_group_writable(self):
         self.check_refetch(lambda path: os.chmod(path, 0o660))
 
+    def forge_times(self, path, obtained, expires):
+        with open(path) as f:
+            entry = json.load(f)
+        entry.update(access_token="forged-token", obtained_at=obtained, expires_at=expires)
+        harness.write_file(path, json.dumps(entry))
+
+    def test_times_out_of_bounds(self):
+        """A forged or damaged entry is not served as fresh for ever
+        (issue 14.5): times outside sane bounds are refused with a warning
+        naming the file; a new token is fetched and the budget kept."""
+        now = int(time.time())
+        cases = [("expires_at -2^63", now - 10, -2**63),
+                 ("expires_at 2^62", now - 10, 2**62),
+                 ("expires_at 2^63-1", now - 10, 2**63 - 1),
+                 ("obtained_at 0", 0, now + 3600),
+                 ("obtained_at in a year", now + 366 * 86400, now + 367 * 86400),
+                 ("lifetime over 10 years", now - 10, now + 11 * 366 * 86400)]
+        for name, obtained, expires in cases:
+            with self.subTest(name):
+                SRV.reset()
+                if os.path.exists(self.cache_file()):
+                    os.remove(self.cache_file())
+                self.check_refetch(lambda path: self.forge_times(path, obtained, expires))
+                self.assertNotIn("forged-token", self.token())
+                p = self.ok("status", "--format", "json")
+                self.assertEqual(json.loads(p.stdout)["state"], "valid")
+
     def test_status_reads_a_corrupt_cache(self):
         self.token()
         harness.write_file(self.cache_file(), "not json")

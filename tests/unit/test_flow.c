@@ -49,6 +49,10 @@ static void test_margin(void **state)
         {0, 0, 3600, 0},       /* explicit 0                      */
         {60, 0, 3600, 60},     /* explicit                        */
         {900, 0, 600, 900},    /* explicit, larger than lifetime  */
+        /* lifetimes whose computation would overflow (issue 14.5) */
+        {-1, INT64_MIN, INT64_MAX, 300},
+        {-1, INT64_MAX, INT64_MIN, 5},
+        {-1, 1000, INT64_MIN, 5},
     };
     po_profile p;
     po_token t;
@@ -99,6 +103,17 @@ static void test_fresh(void **state)
         {-1, 7200, 1, 1, 0, 3600, 3300, 0},
         /* clock before obtained_at (clock stepped back) */
         {-1, 600, 1, 1, 1000, 4600, 900, 1},
+        /* times no sum may overflow on (issue 14.5): never fresh */
+        {-1, 0, 1, 1, 1000, INT64_MIN, 1000, 0},
+        {300, 0, 1, 1, 1000, INT64_MIN, 1000, 0},
+        /* obtained in the future: the cache decoder refuses such times,
+         * is_fresh itself must only not overflow */
+        {-1, 600, 1, 1, INT64_MAX, INT64_MAX, 1000, 1},
+        {-1, 600, 1, 1, INT64_MIN, 4600, 1000, 0},
+        {-1, 0, 1, 1, INT64_MIN, INT64_MAX, INT64_MAX, 0},
+        /* a huge expiry is fresh only until refresh_interval */
+        {-1, 600, 1, 1, 1000, INT64_MAX, 1599, 1},
+        {-1, 600, 1, 1, 1000, INT64_MAX, 1600, 0},
     };
     po_profile p;
     po_token t;
