@@ -642,6 +642,9 @@ static po_rc attempt(const po_http_opts *opts, const po_http_req *req,
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
     SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
     SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+    /* TLS 1.2 or later, whatever the system's OpenSSL configuration would
+     * allow (libcurl 7.88 asks OpenSSL for TLS 1.0 and up by default). */
+    SETOPT(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     if (opts->ca_file != NULL)
         SETOPT(CURLOPT_CAINFO, opts->ca_file);
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);

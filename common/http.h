@@ -7,7 +7,8 @@
  * (pthread_once).  A program that never makes a request (a cache hit)
  * never loads the network stack.  curl_global_cleanup is never called.
  *
- * Every transfer: TLS verification on, protocols limited to https (http
+ * Every transfer: TLS verification on, TLS 1.2 at least
+ * (CURLOPT_SSLVERSION), protocols limited to https (http
  * only for a loopback host when allowed), no redirects, CURLOPT_NOSIGNAL,
  * SIGPIPE blocked in the calling thread and the caller's mask restored
  * (with any SIGPIPE raised meanwhile consumed), response body capped at

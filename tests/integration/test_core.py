@@ -13,10 +13,13 @@ import hashlib
 import json
 import os
 import shutil
+import ssl
 import subprocess
+import threading
 import time
 import unittest
 import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import harness
 
@@ -69,7 +72,7 @@ class Runner:
         self.count = 0
 
     def run(self, profile, password=None, username=None, refresh_token=None,
-            overrides=(), keep_tokens=False, timeout=60):
+            overrides=(), keep_tokens=False, timeout=60, extra_env=None):
         self.count += 1
         conf = os.path.join(self.dir, "c%d.conf" % self.count)
         text = "[p]\n" + "".join("%s = %s\n" % (k, ini_value(v))
@@ -78,6 +81,7 @@ class Runner:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("PO_") and k.lower() not in (
                    "http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+        env.update(extra_env or {})
         if username is not None:
             env["PO_USERNAME"] = username
         if refresh_token is not None:
@@ -605,6 +609,101 @@ class Faults(CoreTestCase):
             self.assertNotIn("fluent-secret", text)
             self.assertNotIn("alice-pass", text)
             self.assertNotIn("?", text)
+
+
+# OpenSSL settings that would let a client speak TLS 1.0 and 1.1 (security
+# level 0): Debian's defaults already refuse them, so only with these does the
+# TLS floor of the core itself show.
+PERMISSIVE_OPENSSL_CONF = """openssl_conf = po_conf
+[po_conf]
+ssl_conf = po_ssl
+[po_ssl]
+system_default = po_system
+[po_system]
+MinProtocol = TLSv1
+CipherString = DEFAULT:@SECLEVEL=0
+"""
+
+
+class OldTlsServer:
+    """An HTTPS token endpoint on 127.0.0.1 that speaks TLS 1.1 at most,
+    with the test CA's server certificate."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            body = json.dumps({"access_token": "old-tls-token", "token_type": "Bearer",
+                               "expires_in": 3600}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    def __init__(self):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        context.load_cert_chain(os.path.join(SRV.dir, "server.pem"),
+                                os.path.join(SRV.dir, "server.key"))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self.Handler)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = "https://127.0.0.1:%d/token" % self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class TlsFloor(CoreTestCase):
+    """TLS 1.2 is the minimum the core accepts (CURLOPT_SSLVERSION), whatever
+    the system's OpenSSL configuration allows (issue 14.7)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.dir = harness.tmpdir()
+        cls.conf = harness.write_file(os.path.join(cls.dir, "openssl.cnf"),
+                                      PERMISSIVE_OPENSSL_CONF)
+        try:
+            cls.server = OldTlsServer()
+        except (ssl.SSLError, ValueError) as e:
+            raise unittest.SkipTest("Python's ssl cannot serve TLS 1.1 here: %s" % e)
+        # The control: with these settings an ordinary client does connect
+        # over TLS 1.1, so a refusal below is the core's own.
+        p = subprocess.run(["curl", "-sS", "--cacert", SRV.ca_file, "--tlsv1.1",
+                            "--tls-max", "1.1", "-d", "x", "-w", "%{http_code}", "-o",
+                            os.devnull, cls.server.url],
+                           env=dict(os.environ, OPENSSL_CONF=cls.conf), capture_output=True,
+                           text=True, timeout=30)
+        if p.stdout != "200":
+            cls.server.stop()
+            raise unittest.SkipTest("curl cannot reach a TLS 1.1 server even with "
+                                    "OPENSSL_CONF allowing it: %s" % p.stderr.strip())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def test_tls_1_1_refused(self):
+        r = self.run_po({"token_url": self.server.url, "ca_file": SRV.ca_file,
+                         "client_id": "c", "client_secret": "s", "retries": "0"},
+                        extra_env={"OPENSSL_CONF": self.conf})
+        self.assertOutcome(r, "tls")
+        self.assertIn("TLS", r["message"])
+
+    def test_tls_1_2_and_later_accepted(self):
+        r = self.run_po({"token_url": SRV.url("/generic/token"), "ca_file": SRV.ca_file,
+                         "client_id": "test-client", "client_secret": "test-secret"},
+                        extra_env={"OPENSSL_CONF": self.conf})
+        self.assertOutcome(r, "ok")
 
 
 class NoSecretsInLogs(CoreTestCase):
