@@ -76,6 +76,21 @@ po_rc po_fail(po_err *err, po_rc rc, const char *fmt, ...)
     return rc;
 }
 
+void po_err_append(po_err *err, const char *fmt, ...)
+{
+    size_t used;
+    va_list ap;
+
+    if (err == NULL)
+        return;
+    used = strnlen(err->msg, sizeof(err->msg));
+    if (used + 1 >= sizeof(err->msg))
+        return;
+    va_start(ap, fmt);
+    (void)vsnprintf(err->msg + used, sizeof(err->msg) - used, fmt, ap);
+    va_end(ap);
+}
+
 void po_safe_text(const char *s, char *out, size_t n)
 {
     size_t i;
@@ -95,6 +110,7 @@ void po_err_clear(po_err *err)
         return;
     err->rc = PO_OK;
     err->http_status = 0;
+    err->retry_after = 0;
     err->msg[0] = '\0';
 }
 

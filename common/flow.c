@@ -181,6 +181,18 @@ static po_rc flow_request(const po_flow *f, const po_grant_input *g,
                     "token requests",
                     p->name, e->budget_count, p->budget);
     }
+    if (rc == PO_RATE_LIMITED && p->budget > 0)
+        /* Wave: "a limit of 1000 tokens per month" for the client. */
+        po_err_append(&rerr,
+                      "; the identity provider limits this client to a "
+                      "number of tokens a month (budget = %ld here): its "
+                      "monthly quota for client %s is probably used up "
+                      "(%ld requests made from this machine in %s; other "
+                      "machines with the same client count too)",
+                      p->budget, p->client_id, e->budget_count, month);
+    else if (rc == PO_RATE_LIMITED && rerr.retry_after > 86400)
+        po_err_append(&rerr, "; a wait of more than a day: a quota of the "
+                             "identity provider, not a short rate limit");
     if (rc != PO_OK && err != NULL)
         *err = rerr;
     return rc;
@@ -214,6 +226,7 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
     po_token tok;
     po_grant_input g;
     po_lock lk = {-1};
+    po_err refused; /* the refresh grant's outcome */
     char *dir = NULL;
     uint64_t deadline = flow_deadline(f);
     int counted = 0;
@@ -221,6 +234,7 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
     memset(out, 0, sizeof(*out));
     memset(&e, 0, sizeof(e));
     memset(&tok, 0, sizeof(tok));
+    po_err_clear(&refused);
     if ((flags & PO_FLOW_CACHE_ONLY) && (flags & PO_FLOW_FORCE_NEW)) {
         rc = po_fail(err, PO_USAGE,
                      "a new token was asked for without "
@@ -266,7 +280,9 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
         memset(&g, 0, sizeof(g));
         g.grant = PO_GRANT_REFRESH_TOKEN;
         g.refresh_token = e.token.refresh_token;
-        rc = flow_request(f, &g, flags, deadline, &e, &counted, &tok, err);
+        rc = flow_request(f, &g, flags, deadline, &e, &counted, &tok, &refused);
+        if (rc != PO_OK && err != NULL)
+            *err = refused;
         if (rc == PO_OK) {
             /* A server that does not rotate it: keep the one we have. */
             if (tok.refresh_token == NULL) {
@@ -286,12 +302,16 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
         if ((rc = po_cache_write(dir, p, &e, err)) != PO_OK)
             goto out;
         if (p->grant != PO_GRANT_CLIENT_CREDENTIALS) {
+            /* The server's words say why (expired, revoked, reused). */
             rc = po_fail(err, PO_INVALID_GRANT,
-                         "the refresh token was rejected; run 'oauth-token "
-                         "login' (profile %s)",
-                         p->name);
+                         "the refresh token was rejected (%s); run "
+                         "'oauth-token login' (profile %s)",
+                         refused.msg, p->name);
             goto out;
         }
+        po_logf(f->log, LOG_INFO,
+                "the refresh token was rejected (%s); using the %s grant",
+                refused.msg, "client_credentials");
         counted = 0;
     }
 

@@ -12,6 +12,7 @@
 #include <curl/curl.h> /* types and constants only: libcurl is not linked */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,8 +21,10 @@
 #include <strings.h>
 #include <sys/auxv.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 #include "version.h"
@@ -29,8 +32,9 @@
 #define CURL_SONAME "libcurl.so.4"
 #define CURL_MIN_VERSION 0x075500 /* 7.85.0: CURLOPT_PROTOCOLS_STR */
 #define BACKOFF_BASE_MS 200u
-#define RETRY_AFTER_MAX 86400L /* longer than any deadline we use  */
-#define URL_SHOW_MAX 256       /* redacted URL in messages and logs */
+#define RETRY_AFTER_MAX (366L * 86400) /* a monthly quota may say next month   \
+                                        */
+#define URL_SHOW_MAX 256               /* redacted URL in messages and logs */
 
 /* ------------------------------------------------------------------ */
 /* libcurl, loaded once                                                */
@@ -476,9 +480,10 @@ static po_rc map_curl_code(CURLcode cc)
     switch (cc) {
     case CURLE_OPERATION_TIMEDOUT:
         return PO_TIMEOUT;
+    case CURLE_SSL_CACERT_BADFILE: /* the CA file, not the server */
+        return PO_CONFIG;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CIPHER:
     case CURLE_SSL_ENGINE_NOTFOUND:
@@ -510,8 +515,10 @@ static po_rc map_curl_code(CURLcode cc)
 }
 
 /* What happened, for the message; curl's own words follow in brackets. */
-static const char *describe(po_rc rc)
+static const char *describe(po_rc rc, CURLcode cc)
 {
+    if (cc == CURLE_SSL_CACERT_BADFILE)
+        return "no usable CA certificates in ca_file (or the system store)";
     switch (rc) {
     case PO_TIMEOUT:
         return "timed out";
@@ -718,7 +725,7 @@ static po_rc attempt(const po_http_opts *opts, const po_http_req *req,
                   ? errbuf
                   : curl_fn.easy_strerror(cc);
         rc = po_fail(err, rc, "%s %s: %s (curl: %s)", req->method, shown,
-                     describe(rc), why);
+                     describe(rc, cc), why);
         goto out;
     }
     if (status >= 300 && status < 400) {
@@ -743,6 +750,27 @@ out:
 
 /* ------------------------------------------------------------------ */
 /* retries                                                             */
+
+/* A ca_file that cannot be read is a local problem, said as such (libcurl
+ * would report "error setting certificate file", like a TLS failure). */
+static po_rc check_ca_file(const char *path, po_err *err)
+{
+    struct stat st;
+    int fd;
+
+    if (path == NULL)
+        return PO_OK;
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) == -1)
+        return po_fail(err, PO_CONFIG, "ca_file %s cannot be read: %s", path,
+                       strerror(errno));
+    if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return po_fail(err, PO_CONFIG, "ca_file %s is not a regular file",
+                       path);
+    }
+    close(fd);
+    return PO_OK;
+}
 
 static uint64_t backoff_ms(int n)
 {
@@ -790,6 +818,7 @@ po_rc po_http_request(const po_http_opts *opts, const po_http_req *req,
         goto out;
     }
     if ((rc = po_http_check_url(req->url, opts->allow_http, &e)) != PO_OK ||
+        (rc = check_ca_file(opts->ca_file, &e)) != PO_OK ||
         (rc = curl_ready(&e)) != PO_OK)
         goto out;
 

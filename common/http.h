@@ -72,7 +72,8 @@ void po_http_redact_url(const char *url, char *out, size_t n);
  * PO_OK means an HTTP response was received (any status: the caller
  * interprets it); resp must be freed with po_http_resp_free.  Otherwise:
  * PO_NETWORK, PO_TIMEOUT, PO_TLS, PO_MALFORMED_RESPONSE (body over the
- * cap, a redirect), PO_CONFIG (URL refused, libcurl not loadable), with
+ * cap, a redirect), PO_CONFIG (URL refused, libcurl not loadable, a
+ * ca_file that cannot be read or holds no CA certificate), with
  * resp->status set when a response was seen. */
 po_rc po_http_request(const po_http_opts *opts, const po_http_req *req,
                       po_http_resp *resp, po_err *err);

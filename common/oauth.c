@@ -840,7 +840,7 @@ po_rc po_oauth_token_request(const po_profile *p, const po_grant_input *g,
     po_http_opts opts;
     po_http_req hreq;
     char shown[256];
-    int coded = 0;
+    int coded = 0, answered = 0;
 
     memset(out, 0, sizeof(*out));
     memset(&resp, 0, sizeof(resp));
@@ -870,8 +870,16 @@ po_rc po_oauth_token_request(const po_profile *p, const po_grant_input *g,
             grant_name(g->grant), shown);
     if ((rc = po_http_request(&opts, &hreq, &resp, &e)) != PO_OK)
         goto out;
+    answered = 1;
     rc = parse_response(resp.status, resp.body.data, resp.body.len, now,
                         p->default_lifetime, out, &coded, &e);
+    if ((resp.status == 429 || resp.status == 503) && resp.retry_after > 0) {
+        char until[40];
+        po_format_utc(now + resp.retry_after, until, sizeof(until));
+        e.retry_after = resp.retry_after;
+        po_err_append(&e, "; the server asks to wait %ld s: try again after %s",
+                      resp.retry_after, until);
+    }
     if (rc == PO_INVALID_REQUEST && !coded && resp.status == 400 &&
         g->grant == PO_GRANT_REFRESH_TOKEN) {
         /* Glewlwyd answers a used, revoked or unknown refresh token with an
@@ -884,6 +892,8 @@ po_rc po_oauth_token_request(const po_profile *p, const po_grant_input *g,
         rc = PO_INVALID_GRANT;
     }
 out:
+    if (rc != PO_OK && resp.attempts > 1)
+        po_err_append(&e, " (after %d attempts)", resp.attempts);
     if (rc == PO_OK)
         po_logf(log, LOG_DEBUG,
                 "token request: grant %s to %s: HTTP %ld after %d "
@@ -892,12 +902,20 @@ out:
                 out->has_expires_in ? "expires_in sent" : "default lifetime",
                 (long)(out->expires_at - out->obtained_at),
                 out->refresh_token != NULL ? ", with a refresh token" : "");
-    else
+    else if (answered)
         po_logf(log, LOG_DEBUG,
                 "token request: grant %s to %s: HTTP %ld after %d "
                 "attempt(s): %s: %s",
                 grant_name(g->grant), shown, resp.status, resp.attempts,
                 po_rc_name(rc), e.msg);
+    else
+        /* No answer to interpret: a status curl saw on the way (a 200
+         * whose body was cut off) is not the outcome. */
+        po_logf(log, LOG_DEBUG,
+                "token request: grant %s to %s: failed after %d "
+                "attempt(s): %s: %s",
+                grant_name(g->grant), shown, resp.attempts, po_rc_name(rc),
+                e.msg);
     if (err != NULL) {
         *err = e;
         err->rc = rc;

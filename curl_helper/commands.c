@@ -15,6 +15,7 @@
 
 #include "cache.h"
 #include "http.h"
+#include "util.h"
 
 #define OUT_MAX (1024 * 1024) /* any output we build                */
 #define USER_MAX 256          /* login: user name, with the NUL     */
@@ -176,7 +177,7 @@ po_rc ot_cmd_refresh(ot_ctx *c, po_err *err)
     memset(&t, 0, sizeof(t));
     if ((rc = ot_token(c, PO_FLOW_FORCE_NEW, &t, err)) != PO_OK)
         return rc;
-    ot_format_utc(t.expires_at, when, sizeof(when));
+    po_format_utc(t.expires_at, when, sizeof(when));
     po_logf(&c->log, LOG_INFO, "new token, valid until %s", when);
     po_token_free(&t);
     return PO_OK;
@@ -226,7 +227,7 @@ static po_rc status_text(const ot_ctx *c, const po_cache_entry *e,
                        p->name, si->url, p->client_id ? p->client_id : "-",
                        si->file, si->state);
     if (rc == PO_OK && t->access_token != NULL) {
-        ot_format_utc(t->expires_at, when, sizeof(when));
+        po_format_utc(t->expires_at, when, sizeof(when));
         if (t->expires_at > si->now)
             rc = po_buf_printf(b, "expires:        %s (in %lld s)\n", when,
                                (long long)(t->expires_at - si->now));
@@ -365,7 +366,7 @@ po_rc ot_cmd_login(ot_ctx *c, po_err *err)
                        c->opts.force ? PO_FLOW_IGNORE_BUDGET : 0, &t, err);
     if (rc != PO_OK)
         goto out;
-    ot_format_utc(t.expires_at, when, sizeof(when));
+    po_format_utc(t.expires_at, when, sizeof(when));
     ot_error(c, "logged in as %s; token valid until %s%s", username, when,
              t.refresh_token != NULL ? ", refresh token cached" : "");
 out:

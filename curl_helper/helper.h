@@ -95,9 +95,6 @@ po_rc ot_token(ot_ctx *c, unsigned flags, po_token *out, po_err *err);
 /* write(2) all of p to fd, restarting after EINTR and short writes. */
 po_rc ot_write_all(int fd, const void *p, size_t n, po_err *err);
 
-/* Format wall-clock time t as "YYYY-MM-DD HH:MM:SS UTC" into buf. */
-void ot_format_utc(int64_t t, char *buf, size_t n);
-
 /* commands.c: one function per command. */
 po_rc ot_cmd_get(ot_ctx *c, po_err *err);
 po_rc ot_cmd_header(ot_ctx *c, po_err *err);

@@ -9,9 +9,12 @@ lines, debug included, on stderr; see its header comment.
 """
 
 import base64
+import calendar
+import email.utils
 import hashlib
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -463,7 +466,7 @@ class Faults(CoreTestCase):
                 self.assertOutcome(r, "server_error", status)
                 self.assertEqual(self.total(), 3)
                 self.assertEqual(r["message"], "token endpoint answered HTTP %d: "
-                                 "server_error: injected fault" % status)
+                                 "server_error: injected fault (after 3 attempts)" % status)
                 retries = [line for line in r.logs if "retrying" in line]
                 self.assertEqual(len(retries), 2, r.logs)
                 self.assertTrue(all(line.startswith("log: info: ") for line in retries))
@@ -495,8 +498,28 @@ class Faults(CoreTestCase):
         self.assertOutcome(r, "rate_limited", 429)
         self.assertEqual(self.total(), 1)
         self.assertLess(r.elapsed, 4)
-        self.assertEqual(r["message"], "token endpoint answered HTTP 429: too_many_requests: "
-                         "Rate limit exceeded")
+        # When to try again (issue 14.9), as a UTC time near now + 60 s.
+        m = re.fullmatch(r"token endpoint answered HTTP 429: too_many_requests: Rate limit "
+                         r"exceeded; the server asks to wait 60 s: try again after "
+                         r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC", r["message"])
+        self.assertTrue(m, r["message"])
+        when = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S"))
+        self.assertLess(abs(when - (time.time() + 60)), 10)
+
+    def test_429_with_a_date_and_503(self):
+        # A monthly quota's answer: "next month", as an HTTP date.
+        when = int(time.time()) + 20 * 86400
+        SRV.fault(self.PATH, "429",
+                  headers={"Retry-After": email.utils.formatdate(when, usegmt=True)})
+        r = self.run_po(self.profile(timeout="5s"))
+        self.assertOutcome(r, "rate_limited", 429)
+        self.assertIn("try again after %s" % time.strftime("%Y-%m-%d %H:%M", time.gmtime(when)),
+                      r["message"])
+        SRV.fault(self.PATH, "status", count=-1, status=503, headers={"Retry-After": "120"})
+        r = self.run_po(self.profile(timeout="5s"))
+        SRV.clear_faults()
+        self.assertOutcome(r, "server_error", 503)
+        self.assertIn("the server asks to wait 120 s: try again after", r["message"])
 
     def test_garbage(self):
         SRV.fault(self.PATH, "garbage")
@@ -526,7 +549,29 @@ class Faults(CoreTestCase):
         self.assertOutcome(r, "network")
         self.assertTrue(r["message"].startswith("POST %s: network error (curl: "
                                                 % SRV.url(self.PATH)), r)
+        self.assertTrue(r["message"].endswith(" (after 3 attempts)"), r)
         self.assertEqual(self.total(), 3)
+        # The log says the request failed, not "HTTP 200" (the status curl
+        # saw before the connection broke) (issue 14.9).
+        last = [l for l in r.logs if "token request: grant" in l][-1]
+        self.assertIn("failed after 3 attempt(s): network: POST", last)
+        self.assertNotIn("HTTP 200", last)
+
+    def test_unusable_ca_file(self):
+        """A ca_file that cannot be used is said to be so: a configuration
+        error (exit 2 for the helper), not a TLS failure (issue 14.9)."""
+        garbage = harness.write_file(os.path.join(self.runner.dir, "garbage.pem"),
+                                     "not a certificate\n", 0o644)
+        cases = [(os.path.join(self.runner.dir, "missing.pem"), "cannot be read: No such file"),
+                 (self.runner.dir, "is not a regular file"),
+                 (garbage, "no usable CA certificates in ca_file")]
+        for path, words in cases:
+            with self.subTest(path):
+                r = self.run_po(self.profile(ca_file=path))
+                self.assertOutcome(r, "config")
+                self.assertIn(words, r["message"])
+                self.assertNotIn("TLS handshake", r["message"])
+        self.assertEqual(self.total(), 0)
 
     def test_close_once_then_ok(self):
         SRV.fault(self.PATH, "close", count=1)

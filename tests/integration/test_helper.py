@@ -5,6 +5,7 @@ what a process listing can see, and unusable cache files.
     cd tests/integration && PO_BUILD_DIR=/work/main python3 -m unittest test_helper -v
 """
 
+import email.utils
 import fcntl
 import json
 import os
@@ -508,6 +509,18 @@ class Login(HelperTestCase):
         self.assertNotEqual(self.token("-p", "fluent"), first)
         self.assertEqual(SRV.stats()["by_grant"], {"password": 1, "refresh_token": 1})
 
+    def test_rejected_refresh_token_says_why(self):
+        """The server's error_description survives into the message
+        (issue 14.9)."""
+        self.assertEqual(self.login().returncode, 0)
+        with open(self.cache_file("fluent")) as f:
+            SRV.revoke(token=json.load(f)["refresh_token"])
+        p = self.run_helper("-p", "fluent", "refresh")
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn("the refresh token was rejected (token endpoint answered HTTP 400: "
+                      "invalid_grant: Invalid refresh token); run 'oauth-token login'", p.stderr)
+        self.assertIn("refresh token:  none", self.ok("-p", "fluent", "status").stdout)
+
     def test_password_with_special_characters(self):
         p = self.login("carol")
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -662,6 +675,23 @@ class ExitCodes(HelperTestCase):
         SRV.clear_faults()
         SRV.fault("/generic/token", "429", count=-1, retry_after=0)
         self.assertExit(4, [])
+
+    def test_rate_limited_says_when_and_whose_quota(self):
+        """A 429 says when to try again, and for a profile with a monthly
+        budget (Wave: 1000 tokens a month) that it is the vendor's quota
+        (issue 14.9)."""
+        when = int(time.time()) + 12 * 86400
+        SRV.fault("/wave/oauth/token", "429", count=-1,
+                  headers={"Retry-After": email.utils.formatdate(when, usegmt=True)})
+        p = self.assertExit(4, ["-p", "wave", "-o", "retries=0"], "oauth-token: wave: ",
+                            "HTTP 429", "try again after " +
+                            time.strftime("%Y-%m-%d %H:%M", time.gmtime(when)),
+                            "monthly quota for client wave-client is probably used up",
+                            "budget = 2")
+        SRV.clear_faults()
+        SRV.fault("/generic/token", "429", count=-1, retry_after=30)
+        p = self.assertExit(4, ["-o", "retries=0"], "the server asks to wait 30 s")
+        self.assertNotIn("quota", p.stderr)
 
     def test_budget_5(self):
         self.ok("-p", "wave", "refresh")
