@@ -47,7 +47,8 @@ static const char *const roles_source_values[] = {"response", "token", NULL};
  * are generated from this one list. */
 #define PO_OPTION_ROWS(X)                                                      \
     X("allow_http", PO_OPT_BOOL, allow_http, "no", PO_FOR_BOTH, NULL, 0, 1,    \
-      "allow an http:// token_url to a loopback host (tests only)")            \
+      "allow http:// to a loopback host (tests only): the token_url, issuer, " \
+      "jwks_uri and introspection_url, and git")                               \
     X("audience", PO_OPT_STRING, audience, NULL, PO_FOR_BOTH, NULL, 0, 0,      \
       "the audience parameter of token requests (Wave, Bloom)")                \
     X("body", PO_OPT_ENUM, body, "form", PO_FOR_BOTH, body_values, 0, 0,       \

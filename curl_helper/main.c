@@ -103,8 +103,8 @@ static const char usage_text[] =
     "                          \"default\"; git: chosen by the match key)\n"
     "  -c, --config PATH       read PATH instead of the default files\n"
     "                          (repeatable; default $PAM_OAUTH_CONFIG, else\n"
-    "                          " PO_SYSTEM_CONFIG " then\n"
-    "                          ~/.config/" PO_USER_CONFIG_REL ")\n"
+    "                          the system file, then the user's: see\n"
+    "                          \"Configuration files\" below)\n"
     "  -o, --option KEY=VALUE  override a profile key (not a secret)\n"
     "      --format text|json  output of get, status and refresh\n"
     "      --force             go past the monthly token budget\n"
@@ -201,16 +201,6 @@ po_rc ot_write_all(int fd, const void *p, size_t n, po_err *err)
         n -= (size_t)w;
     }
     return PO_OK;
-}
-
-void ot_format_utc(int64_t t, char *buf, size_t n)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-
-    if (gmtime_r(&tt, &tm) == NULL ||
-        strftime(buf, n, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
-        (void)snprintf(buf, n, "%lld", (long long)t);
 }
 
 /* A token goes into HTTP headers, curl config lines and git's line
@@ -521,12 +511,38 @@ static po_rc check_args(const ot_ctx *c, const ot_command *cmd, po_err *err)
     return PO_OK;
 }
 
-static void print_help(void)
+/* The files this invocation would read, as find_paths chooses them (-c,
+ * $PAM_OAUTH_CONFIG, else the system file and the user's). */
+static void print_paths(ot_ctx *c)
+{
+    struct stat st;
+    po_err err;
+    size_t i;
+
+    fputs("\nConfiguration files, in the order read (from ", stdout);
+    if (find_paths(c, &err) != PO_OK) {
+        printf("?): %s\n", err.msg);
+        return;
+    }
+    fputs(c->opts.nconfigs > 0 ? "-c"
+          : c->paths_explicit  ? "$PAM_OAUTH_CONFIG"
+                               : "the built-in search list",
+          stdout);
+    fputs("):\n", stdout);
+    for (i = 0; c->paths[i] != NULL; i++)
+        printf("  %s%s\n", c->paths[i],
+               stat(c->paths[i], &st) == 0 ? ""
+               : c->paths_explicit         ? " (missing: an error)"
+                                           : " (missing: skipped)");
+}
+
+static void print_help(ot_ctx *c)
 {
     const po_option *opts;
     size_t i, n;
 
     fputs(usage_text, stdout);
+    print_paths(c);
     fputs("\nProfile keys for -o (see pam-oauth.conf(5)):\n", stdout);
     opts = po_options(&n);
     for (i = 0; i < n; i++)
@@ -585,7 +601,7 @@ int main(int argc, char **argv)
     if ((rc = parse_args(&c, argc, argv, git_name, &action, &err)) != PO_OK)
         goto usage;
     if (action == O_HELP) {
-        print_help();
+        print_help(&c);
         status = fflush(stdout) == 0 ? OT_EXIT_OK : OT_EXIT_OTHER;
         goto done;
     }

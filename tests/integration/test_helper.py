@@ -742,6 +742,27 @@ class ExitCodes(HelperTestCase):
         p = self.ok("--version")
         self.assertRegex(p.stdout, r"^oauth-token \(pam-oauth\) \d+\.\d+\.\d+\n$")
 
+    def test_help_shows_the_files_read(self):
+        """--help lists the configuration files this invocation reads; the
+        default build reads /etc/pam-oauth, like the man pages say (issue
+        14.9)."""
+        env = {k: v for k, v in self.env.items() if k != "PAM_OAUTH_CONFIG"}
+        env["XDG_CONFIG_HOME"] = os.path.join(self.dir, "xdg")
+        p = self.ok("--help", env=env)
+        files = p.stdout.split("\nConfiguration files, in the order read (from the "
+                               "built-in search list):\n")[1].split("\n\n")[0]
+        self.assertEqual(files.splitlines()[0].split(" (")[0], "  /etc/pam-oauth/pam-oauth.conf")
+        self.assertEqual(files.splitlines()[1],
+                         "  " + os.path.join(self.dir, "xdg", "pam-oauth", "pam-oauth.conf")
+                         + " (missing: skipped)")
+        p = self.ok("--help")
+        self.assertIn("(from $PAM_OAUTH_CONFIG):\n  %s\n" % self.config, p.stdout)
+        p = self.ok("-c", self.config, "-c", "/nonexistent.conf", "--help")
+        self.assertIn("(from -c):\n  %s\n  /nonexistent.conf (missing: an error)\n"
+                      % self.config, p.stdout)
+        with open(os.path.join(harness.REPO_ROOT, "man", "pam-oauth.conf.5")) as f:
+            self.assertIn(".I /etc/pam\\-oauth/pam\\-oauth.conf\nThe system file", f.read())
+
 
 class BadCache(HelperTestCase):
     """An unusable cache file: a warning and a new token, never a crash."""
