@@ -464,9 +464,59 @@ static int times_insane(const po_token *t, int64_t now, char *why, size_t n)
     return 0;
 }
 
+/* The renewal note o (an object) into r, or why it cannot be believed at
+ * now into why (size n), returning -1 (r is then cleared). */
+static int decode_renewal(json_object *o, int64_t now, po_renewal *r, char *why,
+                          size_t n)
+{
+    json_object *v;
+    int64_t failures = 0;
+    const char *outcome = NULL, *msg = "";
+
+    memset(r, 0, sizeof(*r));
+    if (get_i64(o, "failed_at", &r->failed_at, NULL) != PO_OK ||
+        get_i64(o, "after", &r->after, NULL) != PO_OK ||
+        get_i64(o, "failures", &failures, NULL) != PO_OK)
+        goto bad_type;
+    if (json_object_object_get_ex(o, "outcome", &v) &&
+        json_object_is_type(v, json_type_string))
+        outcome = json_object_get_string(v);
+    if (json_object_object_get_ex(o, "message", &v) && v != NULL) {
+        if (!json_object_is_type(v, json_type_string))
+            goto bad_type;
+        msg = json_object_get_string(v);
+    }
+    r->rc = po_rc_from_name(outcome);
+    if (r->failed_at < PO_CACHE_TIME_MIN ||
+        (now < INT64_MAX - PO_CACHE_CLOCK_SKEW &&
+         r->failed_at > now + PO_CACHE_CLOCK_SKEW) ||
+        r->after < r->failed_at ||
+        r->after > r->failed_at + PO_CACHE_RENEWAL_WAIT_MAX) {
+        (void)snprintf(why, n, "its times are not sane");
+        goto bad;
+    }
+    if (failures < 1 || failures > 1000000000L) {
+        (void)snprintf(why, n, "\"failures\" is out of range");
+        goto bad;
+    }
+    if (!po_rc_unavailable(r->rc)) {
+        (void)snprintf(why, n, "\"outcome\" is not a known unavailable one");
+        goto bad;
+    }
+    r->failures = (long)failures;
+    po_safe_text(msg, r->msg, sizeof(r->msg));
+    return 0;
+bad_type:
+    (void)snprintf(why, n, "a member has the wrong type");
+bad:
+    memset(r, 0, sizeof(*r));
+    return -1;
+}
+
 /* Fill e from the parsed object o.  PO_IO (with the reason) when a member
  * has the wrong type or the version is unknown.  A token with times not to
- * be believed at now is dropped here, with a warning. */
+ * be believed at now is dropped here, with a warning, and so is a renewal
+ * note that makes no sense. */
 static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
                           int64_t now, const po_log *log, po_cache_entry *e,
                           po_err *err)
@@ -536,6 +586,13 @@ static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
      * and only with times that make sense (a forged or damaged entry must
      * not be served as fresh for ever); the budget counter is kept either
      * way. */
+    if (json_object_object_get_ex(o, "renewal", &v) && v != NULL &&
+        (!json_object_is_type(v, json_type_object) ||
+         decode_renewal(v, now, &e->renewal, why, sizeof(why)) != 0))
+        po_logf(
+            log, LOG_WARNING,
+            "token cache %s: the note of a failed renewal is ignored: %s", path,
+            json_object_is_type(v, json_type_object) ? why : "not an object");
     if ((e->token.access_token != NULL || e->token.refresh_token != NULL) &&
         times_insane(&e->token, now, why, sizeof(why))) {
         po_logf(log, LOG_WARNING,
@@ -767,6 +824,23 @@ static po_rc put_extra(po_buf *b, const char *extra)
     return rc;
 }
 
+/* The renewal note, when there is one. */
+static po_rc put_renewal(po_buf *b, const po_renewal *r)
+{
+    po_rc rc;
+
+    if (r->failed_at == 0)
+        return PO_OK;
+    if ((rc = po_buf_printf(b,
+                            ",\"renewal\":{\"failed_at\":%" PRId64
+                            ",\"after\":%" PRId64 ",\"failures\":%ld",
+                            r->failed_at, r->after, r->failures)) ||
+        (rc = put_str(b, "outcome", po_rc_name(r->rc))) ||
+        (rc = put_str(b, "message", r->msg)))
+        return rc;
+    return po_buf_puts(b, "}");
+}
+
 /* The entry as JSON text, into the secret buffer b. */
 static po_rc encode_entry(const po_profile *p, const po_cache_entry *e,
                           po_buf *b)
@@ -792,8 +866,9 @@ static po_rc encode_entry(const po_profile *p, const po_cache_entry *e,
         (rc = put_extra(b, t->extra_json)) ||
         (rc = put_str(b, "budget_month",
                       e->budget_month[0] ? e->budget_month : NULL)) ||
-        (rc = po_buf_printf(b, ",\"budget_count\":%ld}\n",
-                            e->budget_count < 0 ? 0 : e->budget_count)))
+        (rc = po_buf_printf(b, ",\"budget_count\":%ld",
+                            e->budget_count < 0 ? 0 : e->budget_count)) ||
+        (rc = put_renewal(b, &e->renewal)) || (rc = po_buf_puts(b, "}\n")))
         return rc;
     return PO_OK;
 }

@@ -16,7 +16,9 @@
  *      "username":..., "access_token":..., "token_type":...,
  *      "refresh_token":..., "scope":..., "id_token":..., "obtained_at":N,
  *      "expires_at":N, "has_expires_in":B, "extra":{...},
- *      "budget_month":"YYYY-MM", "budget_count":N}
+ *      "budget_month":"YYYY-MM", "budget_count":N,
+ *      "renewal":{"failed_at":N, "after":N, "failures":N,
+ *                 "outcome":"network", "message":"..."} or absent}
  * A token is only used when token_url, client_id and username match the
  * profile (so two profiles never share a token).  Files are written to a
  * temporary file in the same directory, fsync'd, renamed into place and the
@@ -34,11 +36,26 @@
 
 #define PO_CACHE_FILE_MAX (256 * 1024)
 
+/* The last renewal of the token that failed because the identity provider
+ * was unavailable (flow.h), so that other callers wait before trying
+ * again instead of each waiting for the same failure. */
+typedef struct po_renewal {
+    int64_t failed_at; /* wall clock of the failed attempt; 0: none     */
+    int64_t after;     /* no new attempt before this (unless forced)    */
+    long failures;     /* consecutive failed attempts                   */
+    po_rc rc;          /* the failure's outcome (po_rc_unavailable)     */
+    char msg[256];     /* and its message (never holds a secret)        */
+} po_renewal;
+
+/* The longest wait a renewal note may ask for, in seconds. */
+#define PO_CACHE_RENEWAL_WAIT_MAX 86400
+
 typedef struct po_cache_entry {
     po_token token;       /* token.access_token NULL: none cached       */
     char *username;       /* the user the token was issued to, or NULL  */
     char budget_month[8]; /* "YYYY-MM" (UTC) of budget_count, "" if none */
     long budget_count;    /* token requests that month                   */
+    po_renewal renewal;   /* failed_at 0: no failed renewal noted        */
 } po_cache_entry;
 
 /* Free an entry's contents (cleansed); e is zeroed. */
@@ -74,7 +91,10 @@ po_rc po_cache_ensure_dir(const char *dir, po_err *err);
  * empty entry.  A token whose times are not sane (obtained_at before
  * PO_CACHE_TIME_MIN or more than PO_CACHE_CLOCK_SKEW after now, a lifetime
  * not between 1 s and PO_TOKEN_LIFETIME_MAX) is dropped with such a
- * warning, the budget counter kept.  A token for another
+ * warning, the budget counter kept; so is a renewal note whose times are
+ * not sane (failed_at likewise, after not within
+ * PO_CACHE_RENEWAL_WAIT_MAX of it) or whose outcome is not an
+ * "unavailable" one.  A token for another
  * token_url/client_id is dropped (the budget counter is kept).  Other
  * failures (out of memory) are errors. */
 po_rc po_cache_read_at(const char *dir, const po_profile *p, int64_t now,

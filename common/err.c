@@ -48,6 +48,16 @@ const char *po_rc_name(po_rc rc)
     return rc_names[rc];
 }
 
+po_rc po_rc_from_name(const char *name)
+{
+    int i;
+
+    for (i = 0; name != NULL && i < PO_RC_COUNT; i++)
+        if (rc_names[i] != NULL && strcmp(rc_names[i], name) == 0)
+            return (po_rc)i;
+    return PO_RC_COUNT;
+}
+
 int po_rc_unavailable(po_rc rc)
 {
     switch (rc) {

@@ -86,6 +86,9 @@ typedef struct po_err {
 /* Stable lower-case name of rc ("invalid_grant", "timeout", ...). */
 const char *po_rc_name(po_rc rc);
 
+/* The po_rc whose po_rc_name is name, or PO_RC_COUNT when there is none. */
+po_rc po_rc_from_name(const char *name);
+
 /* Whether rc means the identity provider could not be reached or gave no
  * usable answer (network, timeout, tls, HTTP 5xx, 429, a malformed
  * response): the same request may succeed later, so a PAM stack falls

@@ -14,6 +14,13 @@
 
 #define MARGIN_MIN 5 /* s: auto margin bounds */
 #define MARGIN_MAX 300
+#define BACKOFF_FIRST 10     /* s: no renewal this long after a failure */
+#define BACKOFF_MAX 600      /* s: doubling per failure, up to this      */
+#define RETRY_AFTER_CAP 3600 /* s: the longest Retry-After honoured      */
+
+_Static_assert(RETRY_AFTER_CAP <= PO_CACHE_RENEWAL_WAIT_MAX &&
+                   BACKOFF_MAX <= PO_CACHE_RENEWAL_WAIT_MAX,
+               "the cache accepts every wait the flow notes");
 
 /* a + b and a - b, saturated to the range of int64_t: times come from
  * files and servers, so no sum of two of them may overflow. */
@@ -115,15 +122,16 @@ static po_rc flow_dir(const po_flow *f, char **out, po_err *err)
 }
 
 /* Create the directory and take the lock, waiting at most lock_timeout_ms
- * and never past the deadline. */
+ * and never past the deadline; not at all with nowait (PO_LOCKED when
+ * another process holds it). */
 static po_rc flow_lock(const po_flow *f, const char *dir, uint64_t deadline,
-                       po_lock *lk, po_err *err)
+                       int nowait, po_lock *lk, po_err *err)
 {
     uint64_t now = po_mono_ms();
     long wait = f->profile->lock_timeout_ms;
     po_rc rc;
 
-    if (now >= deadline)
+    if (now >= deadline || nowait)
         wait = 0;
     else if (wait < 0 || (uint64_t)wait > deadline - now)
         wait = (long)(deadline - now);
@@ -218,7 +226,95 @@ static void take_token(po_cache_entry *e, po_token *tok)
     memset(tok, 0, sizeof(*tok));
 }
 
-po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
+/* Whether t can still be used at now, due for renewal or not. */
+static int still_valid(const po_token *t, int64_t now)
+{
+    return t->access_token != NULL && now < t->expires_at;
+}
+
+/* Seconds before the next attempt after the failures-th failure in a row,
+ * the server's Retry-After (seconds, 0 if none) considered. */
+static int64_t backoff_s(long failures, long retry_after)
+{
+    int64_t d = BACKOFF_FIRST;
+    long i;
+
+    for (i = 1; i < failures && d < BACKOFF_MAX; i++)
+        d *= 2;
+    if (d > BACKOFF_MAX)
+        d = BACKOFF_MAX;
+    if (retry_after > d)
+        d = retry_after < RETRY_AFTER_CAP ? retry_after : RETRY_AFTER_CAP;
+    return d;
+}
+
+/* Copy e's still-valid token into out, telling note that it is stale
+ * because of r. */
+static po_rc serve_stale(const po_cache_entry *e, const po_renewal *r,
+                         po_token *out, po_flow_note *note, po_err *err)
+{
+    po_rc rc = po_token_copy(out, &e->token, err);
+
+    if (rc == PO_OK && note != NULL) {
+        note->stale = 1;
+        note->renewal = *r;
+    }
+    return rc;
+}
+
+/* Within the backoff of a failed renewal (r): the still-valid token, or the
+ * noted failure at once. */
+static po_rc held_off(const po_cache_entry *e, int64_t now, po_token *out,
+                      po_flow_note *note, po_err *err)
+{
+    const po_renewal *r = &e->renewal;
+    char at[40], after[40];
+
+    if (still_valid(&e->token, now))
+        return serve_stale(e, r, out, note, err);
+    po_format_utc(r->failed_at, at, sizeof(at));
+    po_format_utc(r->after, after, sizeof(after));
+    return po_fail(err, r->rc,
+                   "%s (at %s; not tried again before %s, unless with "
+                   "'oauth-token refresh')",
+                   r->msg, at, after);
+}
+
+/* A renewal of e's token ended in rc, err saying why.  An "unavailable"
+ * outcome is noted in e with its backoff; e is written when the note or
+ * the budget counter changed.  A token still valid is then served stale
+ * (unless the caller insisted on a new one) instead of the failure. */
+static po_rc renewal_failed(const po_flow *f, const char *dir, unsigned flags,
+                            po_cache_entry *e, int counted, int64_t now,
+                            po_rc rc, po_err *err, po_token *out,
+                            po_flow_note *note)
+{
+    po_renewal r;
+    int noted = po_rc_unavailable(rc);
+
+    memset(&r, 0, sizeof(r));
+    r.failed_at = now;
+    r.after = now;
+    r.rc = rc;
+    po_safe_text(err != NULL ? err->msg : po_rc_name(rc), r.msg, sizeof(r.msg));
+    if (noted) {
+        r.failures = e->renewal.failed_at != 0 ? e->renewal.failures + 1 : 1;
+        r.after = sat_add(
+            now, backoff_s(r.failures, err != NULL ? err->retry_after : 0));
+        e->renewal = r;
+    } else {
+        memset(&e->renewal, 0, sizeof(e->renewal));
+    }
+    if (noted || counted)
+        write_after_failure(f, dir, e);
+    if ((noted || rc == PO_BUDGET) && !(flags & PO_FLOW_FORCE_NEW) &&
+        still_valid(&e->token, now))
+        return serve_stale(e, &r, out, note, err);
+    return rc;
+}
+
+po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out,
+                  po_flow_note *note, po_err *err)
 {
     po_rc rc = PO_OK;
     po_profile *p = f->profile;
@@ -229,11 +325,14 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
     po_err refused; /* the refresh grant's outcome */
     char *dir = NULL;
     uint64_t deadline = flow_deadline(f);
+    int64_t now;
     int counted = 0;
 
     memset(out, 0, sizeof(*out));
     memset(&e, 0, sizeof(e));
     memset(&tok, 0, sizeof(tok));
+    if (note != NULL)
+        memset(note, 0, sizeof(*note));
     po_err_clear(&refused);
     if ((flags & PO_FLOW_CACHE_ONLY) && (flags & PO_FLOW_FORCE_NEW)) {
         rc = po_fail(err, PO_USAGE,
@@ -247,12 +346,12 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
     /* 1. Without the lock: a fresh token is returned at once.  Warnings
      * about an unusable file come from the locked read below. */
     if (!(flags & PO_FLOW_FORCE_NEW)) {
-        rc = po_cache_read_at(dir, p, flow_now(f),
-                              (flags & PO_FLOW_CACHE_ONLY) ? f->log : NULL, &e,
-                              err);
+        now = flow_now(f);
+        rc = po_cache_read_at(
+            dir, p, now, (flags & PO_FLOW_CACHE_ONLY) ? f->log : NULL, &e, err);
         if (rc != PO_OK)
             goto out;
-        if (po_flow_is_fresh(p, &e.token, flow_now(f))) {
+        if (po_flow_is_fresh(p, &e.token, now)) {
             rc = po_token_copy(out, &e.token, err);
             goto out;
         }
@@ -262,17 +361,45 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
                          dir);
             goto out;
         }
+        /* A renewal failed moments ago: nobody waits for the same
+         * failure again. */
+        if (e.renewal.failed_at != 0 && now < e.renewal.after) {
+            rc = held_off(&e, now, out, note, err);
+            goto out;
+        }
+        /* Due but still valid: a process holding the lock is renewing
+         * it, and this one is good meanwhile. */
+        if (still_valid(&e.token, now)) {
+            rc = flow_lock(f, dir, deadline, 1, &lk, err);
+            if (rc == PO_LOCKED) {
+                if (e.renewal.failed_at != 0)
+                    rc = serve_stale(&e, &e.renewal, out, note, err);
+                else
+                    rc = po_token_copy(out, &e.token, err);
+                goto out;
+            }
+            if (rc != PO_OK)
+                goto out;
+        }
         po_cache_entry_free(&e);
     }
 
-    /* 2. Under the lock: another process may have refreshed meanwhile. */
-    if ((rc = flow_lock(f, dir, deadline, &lk, err)) != PO_OK ||
-        (rc = po_cache_read_at(dir, p, flow_now(f), f->log, &e, err)) != PO_OK)
+    /* 2. Under the lock: another process may have refreshed (or failed
+     * to) meanwhile. */
+    if (lk.fd == -1 && (rc = flow_lock(f, dir, deadline, 0, &lk, err)) != PO_OK)
         goto out;
-    if (!(flags & PO_FLOW_FORCE_NEW) &&
-        po_flow_is_fresh(p, &e.token, flow_now(f))) {
-        rc = po_token_copy(out, &e.token, err);
+    now = flow_now(f);
+    if ((rc = po_cache_read_at(dir, p, now, f->log, &e, err)) != PO_OK)
         goto out;
+    if (!(flags & PO_FLOW_FORCE_NEW)) {
+        if (po_flow_is_fresh(p, &e.token, now)) {
+            rc = po_token_copy(out, &e.token, err);
+            goto out;
+        }
+        if (e.renewal.failed_at != 0 && now < e.renewal.after) {
+            rc = held_off(&e, now, out, note, err);
+            goto out;
+        }
     }
 
     /* 3. The refresh token first. */
@@ -293,12 +420,15 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
             goto store;
         }
         if (rc != PO_INVALID_GRANT) {
-            if (counted)
-                write_after_failure(f, dir, &e);
+            rc = renewal_failed(f, dir, flags, &e, counted, flow_now(f), rc,
+                                &refused, out, note);
+            if (rc != PO_OK && err != NULL)
+                *err = refused;
             goto out;
         }
         /* Rejected: never send it again. */
         po_secret_clear(&e.token.refresh_token);
+        memset(&e.renewal, 0, sizeof(e.renewal));
         if ((rc = po_cache_write(dir, p, &e, err)) != PO_OK)
             goto out;
         if (p->grant != PO_GRANT_CLIENT_CREDENTIALS) {
@@ -333,8 +463,8 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
     g.grant = PO_GRANT_CLIENT_CREDENTIALS;
     rc = flow_request(f, &g, flags, deadline, &e, &counted, &tok, err);
     if (rc != PO_OK) {
-        if (counted)
-            write_after_failure(f, dir, &e);
+        rc = renewal_failed(f, dir, flags, &e, counted, flow_now(f), rc, err,
+                            out, note);
         goto out;
     }
     take_token(&e, &tok);
@@ -344,6 +474,7 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
 store:
     /* 4. Written (a rotated refresh token included) before the lock is
      * released. */
+    memset(&e.renewal, 0, sizeof(e.renewal));
     if ((rc = po_cache_write(dir, p, &e, err)) != PO_OK ||
         (rc = po_token_copy(out, &e.token, err)) != PO_OK)
         goto out;
@@ -382,7 +513,7 @@ po_rc po_flow_login(const po_flow *f, const char *username,
         goto out;
     }
     if ((rc = flow_dir(f, &dir, err)) != PO_OK ||
-        (rc = flow_lock(f, dir, deadline, &lk, err)) != PO_OK ||
+        (rc = flow_lock(f, dir, deadline, 0, &lk, err)) != PO_OK ||
         (rc = po_cache_read_at(dir, p, flow_now(f), f->log, &e, err)) != PO_OK)
         goto out;
     memset(&g, 0, sizeof(g));
@@ -424,7 +555,7 @@ po_rc po_flow_invalidate(const po_flow *f, const char *token, int *done,
     *done = 0;
     memset(&e, 0, sizeof(e));
     if ((rc = flow_dir(f, &dir, err)) != PO_OK ||
-        (rc = flow_lock(f, dir, flow_deadline(f), &lk, err)) != PO_OK ||
+        (rc = flow_lock(f, dir, flow_deadline(f), 0, &lk, err)) != PO_OK ||
         (rc = po_cache_read_at(dir, f->profile, flow_now(f), f->log, &e,
                                err)) != PO_OK)
         goto out;
@@ -455,7 +586,7 @@ po_rc po_flow_erase(const po_flow *f, po_err *err)
 
     memset(&e, 0, sizeof(e));
     if ((rc = flow_dir(f, &dir, err)) != PO_OK ||
-        (rc = flow_lock(f, dir, flow_deadline(f), &lk, err)) != PO_OK ||
+        (rc = flow_lock(f, dir, flow_deadline(f), 0, &lk, err)) != PO_OK ||
         (rc = po_cache_read_at(dir, f->profile, flow_now(f), f->log, &e,
                                err)) != PO_OK)
         goto out;

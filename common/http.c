@@ -32,9 +32,10 @@
 #define CURL_SONAME "libcurl.so.4"
 #define CURL_MIN_VERSION 0x075500 /* 7.85.0: CURLOPT_PROTOCOLS_STR */
 #define BACKOFF_BASE_MS 200u
-#define RETRY_AFTER_MAX (366L * 86400) /* a monthly quota may say next month   \
-                                        */
-#define URL_SHOW_MAX 256               /* redacted URL in messages and logs */
+#define RETRY_AFTER_MAX                                                        \
+    (366L * 86400)       /* a monthly quota may say next month                 \
+                          */
+#define URL_SHOW_MAX 256 /* redacted URL in messages and logs */
 
 /* ------------------------------------------------------------------ */
 /* libcurl, loaded once                                                */

@@ -249,6 +249,16 @@ static po_rc status_text(const ot_ctx *c, const po_cache_entry *e,
     else if (rc == PO_OK)
         rc = po_buf_printf(b, "requests:       %ld in %s (no budget)\n",
                            si->count, si->month);
+    if (rc == PO_OK && e->renewal.failed_at != 0) {
+        char after[40];
+        po_format_utc(e->renewal.failed_at, when, sizeof(when));
+        po_format_utc(e->renewal.after, after, sizeof(after));
+        rc = po_buf_printf(b,
+                           "renewal:        failed %ld time(s), last at %s: "
+                           "%s: %s; next attempt after %s\n",
+                           e->renewal.failures, when, po_rc_name(e->renewal.rc),
+                           e->renewal.msg, after);
+    }
     return rc;
 }
 
@@ -292,6 +302,17 @@ static po_rc status_json(const ot_ctx *c, const po_cache_entry *e,
     if (rc == PO_OK)
         rc = p->budget > 0 ? json_num(b, "budget", p->budget)
                            : json_str(b, "budget", NULL);
+    if (rc == PO_OK && e->renewal.failed_at == 0)
+        rc = json_str(b, "renewal", NULL);
+    else if (rc == PO_OK &&
+             (rc = po_buf_printf(
+                  b,
+                  ",\"renewal\":{\"failed_at\":%lld,\"after\":%lld,"
+                  "\"failures\":%ld,\"outcome\":\"%s\",\"message\":",
+                  (long long)e->renewal.failed_at, (long long)e->renewal.after,
+                  e->renewal.failures, po_rc_name(e->renewal.rc))) == PO_OK &&
+             (rc = po_json_quote(b, e->renewal.msg)) == PO_OK)
+        rc = po_buf_puts(b, "}");
     if (rc == PO_OK)
         rc = po_buf_puts(b, "}\n");
     return rc;

@@ -89,7 +89,9 @@ po_rc ot_select_profile(ot_ctx *c, const char *name, po_err *err);
 
 /* A fresh token from po_flow_get, checked to be usable in an HTTP header
  * (visible ASCII only) so that no server can inject a header line or a git
- * protocol line.  flags are PO_FLOW_*; --force adds IGNORE_BUDGET. */
+ * protocol line.  flags are PO_FLOW_*; --force adds IGNORE_BUDGET.  A
+ * stale but still valid token (the identity provider unavailable) comes
+ * with a warning on standard error saying why and until when. */
 po_rc ot_token(ot_ctx *c, unsigned flags, po_token *out, po_err *err);
 
 /* write(2) all of p to fd, restarting after EINTR and short writes. */

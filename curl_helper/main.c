@@ -218,15 +218,41 @@ static int token_safe(const char *t)
     return 1;
 }
 
+/* The token served is stale: say why, how long it stays valid and when it
+ * is renewed. */
+static void warn_stale(ot_ctx *c, const po_token *t, const po_flow_note *n)
+{
+    char until[40], next[40];
+    int64_t left = t->expires_at - (int64_t)time(NULL);
+
+    po_format_utc(t->expires_at, until, sizeof(until));
+    po_format_utc(n->renewal.after, next, sizeof(next));
+    if (n->renewal.rc == PO_BUDGET)
+        po_logf(&c->log, LOG_WARNING,
+                "the token is due for renewal but %s; using the cached token, "
+                "valid until %s (%lld min left)",
+                n->renewal.msg, until, (long long)(left > 0 ? left / 60 : 0));
+    else
+        po_logf(&c->log, LOG_WARNING,
+                "renewing the token failed (%s: %s); using the cached token, "
+                "valid until %s (%lld min left); the next renewal is tried "
+                "after %s",
+                po_rc_name(n->renewal.rc), n->renewal.msg, until,
+                (long long)(left > 0 ? left / 60 : 0), next);
+}
+
 po_rc ot_token(ot_ctx *c, unsigned flags, po_token *out, po_err *err)
 {
+    po_flow_note note;
     po_rc rc;
     int done = 0;
 
     if (c->opts.force)
         flags |= PO_FLOW_IGNORE_BUDGET;
-    if ((rc = po_flow_get(&c->flow, flags, out, err)) != PO_OK)
+    if ((rc = po_flow_get(&c->flow, flags, out, &note, err)) != PO_OK)
         return rc;
+    if (note.stale)
+        warn_stale(c, out, &note);
     if (!token_safe(out->access_token)) {
         /* Drop it so that the next run asks again; the error is ours. */
         (void)po_flow_invalidate(&c->flow, out->access_token, &done, NULL);

@@ -17,6 +17,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import termios
 import time
 import unittest
@@ -399,6 +400,145 @@ class ProcessListing(HelperTestCase):
         self.assertEqual(p.returncode, 0, err)
         # nothing of the process held the (then future) token either
         self.assertEqual(proc_leaks(out.decode().strip()), [])
+
+
+class Outage(HelperTestCase):
+    """A valid token is served through an outage (issue 14.8): Froomle's
+    profile renews every 10 minutes a token valid for 24 hours; when the
+    renewal fails because the identity provider is unavailable, the cached
+    token is printed (exit 0) with a warning, and callers do not each wait
+    for the same failure."""
+
+    PATH = "/froomle/oauth/token"
+
+    def setUp(self):
+        super().setUp()
+        self.first = self.token("-p", "froomle")
+        self.path = self.cache_file("froomle")
+
+    def entry(self):
+        with open(self.path) as f:
+            return json.load(f)
+
+    def make_due(self, **changes):
+        """The cached token obtained 601 s ago: due by refresh_interval,
+        valid for almost 24 h more."""
+        entry = self.entry()
+        entry.pop("renewal", None)
+        now = int(time.time())
+        entry.update({"obtained_at": now - 601, "expires_at": now - 601 + 86400, **changes})
+        harness.write_file(self.path, json.dumps(entry))
+        return entry
+
+    def froomle_requests(self):
+        return SRV.stats()["by_path"].get(self.PATH, 0)
+
+    def assertServedStale(self, p, outcome):
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, self.first + "\n")
+        self.assertIn("oauth-token: froomle: warning: renewing the token failed (%s: " % outcome,
+                      p.stderr)
+        self.assertRegex(p.stderr, r"using the cached token, valid until \d{4}-\d\d-\d\d "
+                         r"\d\d:\d\d:\d\d UTC \(14\d\d min left\); the next renewal is "
+                         r"tried after ")
+        self.assertNoSecret(p.stderr, self.first)
+
+    def test_served_through_each_kind_of_outage(self):
+        cases = [("HTTP 503", "server_error", ("status",), {"status": 503}, ()),
+                 ("HTTP 500", "server_error", ("status",), {"status": 500}, ()),
+                 ("HTTP 429", "rate_limited", ("429",), {"retry_after": 0}, ()),
+                 ("connection closed", "network", ("close",), {}, ()),
+                 ("connection reset", "network", ("reset",), {}, ()),
+                 ("garbage", "malformed_response", ("garbage",), {}, ()),
+                 ("stall", "timeout", ("stall",), {"seconds": 10}, ("-o", "timeout=1500ms"))]
+        for name, outcome, (kind,), kw, extra in cases:
+            with self.subTest(name):
+                SRV.clear_faults()
+                self.make_due()
+                SRV.fault(self.PATH, kind, count=-1, **kw)
+                before = self.froomle_requests()
+                p = self.run_helper("-p", "froomle", "-o", "retries=1", *extra, "get")
+                self.assertServedStale(p, outcome)
+                self.assertGreater(self.froomle_requests(), before)
+                self.assertEqual(self.entry()["renewal"]["failures"], 1)
+                # The next call, within the backoff, does not ask again.
+                before = self.froomle_requests()
+                p = self.run_helper("-p", "froomle", *extra, "get")
+                self.assertServedStale(p, outcome)
+                self.assertEqual(self.froomle_requests(), before)
+        # The provider is back and the backoff over: a new token, no warning,
+        # and the note is gone.
+        SRV.clear_faults()
+        entry = self.entry()
+        entry["renewal"]["after"] = entry["renewal"]["failed_at"]
+        harness.write_file(self.path, json.dumps(entry))
+        p = self.ok("-p", "froomle", "get")
+        self.assertEqual(p.stderr, "")
+        self.assertNotEqual(p.stdout.strip(), self.first)
+        self.assertNotIn("renewal", self.entry())
+
+    def test_status_shows_the_failed_renewal(self):
+        self.make_due()
+        SRV.fault(self.PATH, "status", count=-1, status=503)
+        self.ok("-p", "froomle", "-o", "retries=0", "get")
+        p = self.ok("-p", "froomle", "status")
+        self.assertIn("token:          refresh-due", p.stdout)
+        self.assertRegex(p.stdout, r"renewal:        failed 1 time\(s\), last at \d{4}-.* UTC: "
+                         r"server_error: token endpoint answered HTTP 503")
+        self.assertIn("next attempt after", p.stdout)
+        doc = json.loads(self.ok("-p", "froomle", "status", "--format", "json").stdout)
+        self.assertEqual(doc["renewal"]["outcome"], "server_error")
+        self.assertEqual(doc["renewal"]["failures"], 1)
+
+    def test_a_rejection_is_not_served_stale(self):
+        self.make_due()
+        SRV.client("froomle-client", secret="rotated-secret")
+        p = self.run_helper("-p", "froomle", "get")
+        self.assertEqual((p.returncode, p.stdout), (3, ""), p.stderr)
+        self.assertIn("invalid_client", p.stderr)
+
+    def test_an_expired_token_is_not_served(self):
+        now = int(time.time())
+        self.make_due(obtained_at=now - 86400, expires_at=now - 1)
+        SRV.fault(self.PATH, "status", count=-1, status=503)
+        p = self.run_helper("-p", "froomle", "-o", "retries=0", "get")
+        self.assertEqual((p.returncode, p.stdout), (4, ""), p.stderr)
+        # During the backoff the next caller fails at once, without a request.
+        before = self.froomle_requests()
+        t = time.monotonic()
+        p = self.run_helper("-p", "froomle", "get")
+        self.assertEqual((p.returncode, p.stdout), (4, ""), p.stderr)
+        self.assertIn("not tried again before", p.stderr)
+        self.assertEqual(self.froomle_requests(), before)
+        self.assertLess(time.monotonic() - t, 2)
+        # oauth-token refresh always asks.
+        p = self.run_helper("-p", "froomle", "-o", "retries=0", "refresh")
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertEqual(self.froomle_requests(), before + 1)
+
+    def test_many_callers_during_a_stall_wait_once(self):
+        """20 callers while the provider stalls: one waits for the timeout
+        (1.5 s) while the others get the cached token at once; none waits
+        for the lock, and at most one request is made."""
+        self.make_due()
+        SRV.fault(self.PATH, "stall", count=-1, seconds=10)
+        before = self.froomle_requests()
+        t = time.monotonic()
+        procs = [subprocess.Popen([HELPER, "-p", "froomle", "-o", "timeout=1500ms", "-o",
+                                   "retries=0", "get"], env=self.env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE) for _ in range(20)]
+        results = [(p.wait(timeout=60), p.stdout.read().decode(), p.stderr.read().decode())
+                   for p in procs]
+        for p in procs:
+            p.stdout.close()
+            p.stderr.close()
+        elapsed = time.monotonic() - t
+        self.assertEqual([r[0] for r in results], [0] * 20, [r[2] for r in results])
+        self.assertEqual({r[1] for r in results}, {self.first + "\n"})
+        self.assertLessEqual(self.froomle_requests() - before, 1)
+        self.assertLess(elapsed, 1.5 + 3, results)
+        sys.stderr.write(f"\n# 20 callers during a stall: {elapsed:.2f} s, "
+                         f"{self.froomle_requests() - before} request(s)\n")
 
 
 class Status(HelperTestCase):

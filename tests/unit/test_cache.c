@@ -595,6 +595,93 @@ static void test_insane_times(void **state)
     free(file);
 }
 
+/* The note of a failed renewal (issue 14.8): written, read back, and
+ * dropped (the token kept) when it makes no sense. */
+static void test_renewal_note(void **state)
+{
+    static const int64_t now = 1750000000;
+    static const struct {
+        const char *note;
+        int kept;
+    } rows[] = {
+        {"{\"failed_at\":1749999990,\"after\":1750000010,\"failures\":2,"
+         "\"outcome\":\"timeout\",\"message\":\"m\"}",
+         1},
+        {"[]", 0},
+        {"{\"failed_at\":1749999990,\"after\":1749999989,\"failures\":2,"
+         "\"outcome\":\"timeout\"}",
+         0},
+        {"{\"failed_at\":1749999990,\"after\":1750099991,\"failures\":2,"
+         "\"outcome\":\"timeout\"}",
+         0},
+        {"{\"failed_at\":1760000000,\"after\":1760000010,\"failures\":2,"
+         "\"outcome\":\"timeout\"}",
+         0},
+        {"{\"failed_at\":5,\"after\":10,\"failures\":2,\"outcome\":"
+         "\"timeout\"}",
+         0},
+        {"{\"failed_at\":1749999990,\"after\":1750000010,\"failures\":0,"
+         "\"outcome\":\"timeout\"}",
+         0},
+        {"{\"failed_at\":1749999990,\"after\":1750000010,\"failures\":2,"
+         "\"outcome\":\"invalid_grant\"}",
+         0},
+        {"{\"failed_at\":\"x\",\"after\":1750000010,\"failures\":2,"
+         "\"outcome\":\"timeout\"}",
+         0},
+    };
+    fx *f = *state;
+    po_cache_entry in, out;
+    po_err err;
+    char *file = path_in(f, "prof.json"), text[1024];
+    size_t i;
+
+    make_dir(f);
+    sample_entry(&in);
+    in.renewal.failed_at = 1700000100;
+    in.renewal.after = 1700000120;
+    in.renewal.failures = 3;
+    in.renewal.rc = PO_SERVER_ERROR;
+    strcpy(in.renewal.msg, "token endpoint answered HTTP 503: \"quoted\"");
+    assert_int_equal(po_cache_write(f->dir, &f->p, &in, &err), PO_OK);
+    assert_int_equal(
+        po_cache_read_at(f->dir, &f->p, 1700000200, &f->log, &out, &err),
+        PO_OK);
+    assert_int_equal(f->cap.warnings, 0);
+    assert_int_equal(out.renewal.failed_at, 1700000100);
+    assert_int_equal(out.renewal.after, 1700000120);
+    assert_int_equal(out.renewal.failures, 3);
+    assert_int_equal(out.renewal.rc, PO_SERVER_ERROR);
+    assert_string_equal(out.renewal.msg, in.renewal.msg);
+    po_cache_entry_free(&out);
+    po_cache_entry_free(&in);
+
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        (void)snprintf(text, sizeof(text),
+                       "{\"version\":1,\"token_url\":"
+                       "\"https://auth.example.test/token\",\"client_id\":"
+                       "\"cid\",\"access_token\":\"AT\",\"obtained_at\":"
+                       "1749999000,\"expires_at\":1750003600,\"renewal\":%s}",
+                       rows[i].note);
+        write_text(file, text, 0600);
+        memset(&f->cap, 0, sizeof(f->cap));
+        assert_int_equal(
+            po_cache_read_at(f->dir, &f->p, now, &f->log, &out, &err), PO_OK);
+        assert_string_equal(out.token.access_token, "AT");
+        if (rows[i].kept != (out.renewal.failed_at != 0) ||
+            f->cap.warnings != !rows[i].kept)
+            fail_msg("row %zu: note %s, %d warnings", i,
+                     out.renewal.failed_at ? "kept" : "dropped",
+                     f->cap.warnings);
+        if (!rows[i].kept &&
+            (strstr(f->cap.last, file) == NULL ||
+             strstr(f->cap.last, "failed renewal is ignored") == NULL))
+            fail_msg("row %zu: warning '%s'", i, f->cap.last);
+        po_cache_entry_free(&out);
+    }
+    free(file);
+}
+
 /* ------------------------------------------------------------------ */
 /* directories                                                         */
 
@@ -1084,6 +1171,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_unusable_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_insane_times, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renewal_note, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_dir_selection, setup,
                                         teardown),
