@@ -102,7 +102,8 @@ static const char *const roles_source_values[] = {"response", "token", NULL};
     X("lock_timeout", PO_OPT_MILLIS, lock_timeout_ms, "10s", PO_FOR_BOTH,      \
       NULL, 0, 600000L, "bound on waiting for the token cache lock")           \
     X("match", PO_OPT_STRING, match, NULL, PO_FOR_HELPER, NULL, 0, 0,          \
-      "git: space-separated URL prefixes this profile answers for")            \
+      "git: space-separated URL prefixes this profile answers for (none: it "  \
+      "never answers git)")                                                    \
     X("minimum_uid", PO_OPT_LONG, minimum_uid, "1000", PO_FOR_PAM, NULL, 0,    \
       2147483647L, "users with a lower uid are ignored by the PAM module")     \
     X("refresh_interval", PO_OPT_DURATION, refresh_interval, "0",              \

@@ -22,7 +22,10 @@ token store (see VENDORS):
   /fluent/oauth/token   every parameter in the query string of a POST, password
                         and refresh_token grants, Fluent's response extras
 Protected resource: GET|POST /api/resource and /demo/resource.
-git over HTTPS: /git/<repo>.git/... through `git http-backend`.
+git over HTTPS: /git/<repo>.git/... through `git http-backend` (a repository may
+have submodules: /_admin/git-init {"name", "submodules": {path: {url, commit}}});
+each git request's Host header and whether it carried credentials are logged
+(stats "git_log"), so a test sees which host name received a token.
 JWT issuer (jwt_issuer.py), issuer URL BASE/jwt:
   GET  /jwt/.well-known/openid-configuration   discovery document
   GET  /jwt/jwks        the key set, with Cache-Control: max-age (counted)
@@ -355,6 +358,7 @@ class Store:
             self.stats = {"token_requests": {}, "by_grant": {}, "by_path": {}, "total": 0,
                           "resource_requests": 0, "git_requests": 0, "tokens_issued": 0}
             self.last_requests = deque(maxlen=LAST_REQUESTS)
+            self.git_log = deque(maxlen=LAST_REQUESTS)
 
     # clients and users
 
@@ -498,9 +502,17 @@ class Store:
                 stats[table][key] = stats[table].get(key, 0) + 1
             self.last_requests.append(summary)
 
+    def record_git_request(self, host, path, authorization):
+        """Which host name a git request was sent to, and whether it
+        carried credentials (the helper's answer)."""
+        with self.lock:
+            self.git_log.append({"host": host, "path": path,
+                                 "authorization": bool(authorization)})
+
     def snapshot(self):
         with self.lock:
-            return {**copy.deepcopy(self.stats), "last_requests": list(self.last_requests)}
+            return {**copy.deepcopy(self.stats), "last_requests": list(self.last_requests),
+                    "git_log": list(self.git_log)}
 
 
 # ---------------------------------------------------------------- git
@@ -513,11 +525,14 @@ GIT_ENV = {
 }
 
 
-def init_repo(root, name):
-    """A bare repository ROOT/NAME.git with one commit on main (idempotent)."""
+def init_repo(root, name, submodules=None):
+    """A bare repository ROOT/NAME.git with one commit on main (idempotent);
+    submodules {path: {"url", "commit"}} adds a .gitmodules naming them and
+    their gitlinks.  Returns the commit."""
     repo = os.path.join(root, name + ".git")
     if os.path.isdir(repo):
-        return
+        return subprocess.run(("git", "rev-parse", "main"), env={**GIT_ENV, "GIT_DIR": repo},
+                              check=True, text=True, capture_output=True).stdout.strip()
     env = {**GIT_ENV, "GIT_DIR": repo + ".tmp",
            "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
            "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
@@ -530,10 +545,18 @@ def init_repo(root, name):
 
     git("init", "--bare", "--quiet", "--initial-branch=main", repo + ".tmp")
     blob = git("hash-object", "-w", "--stdin", text=f"Test repository {name}\n")
-    tree = git("mktree", text=f"100644 blob {blob}\tREADME\n")
+    entries = f"100644 blob {blob}\tREADME\n"
+    if submodules:
+        gitmodules = "".join(f'[submodule "{p}"]\n\tpath = {p}\n\turl = {s["url"]}\n'
+                             for p, s in sorted(submodules.items()))
+        mblob = git("hash-object", "-w", "--stdin", text=gitmodules)
+        entries += f"100644 blob {mblob}\t.gitmodules\n" + "".join(
+            f"160000 commit {s['commit']}\t{p}\n" for p, s in sorted(submodules.items()))
+    tree = git("mktree", text=entries)
     commit = git("commit-tree", tree, "-m", "Initial commit")
     git("update-ref", "refs/heads/main", commit)
     os.rename(repo + ".tmp", repo)
+    return commit
 
 
 def read_cgi_headers(stream):
@@ -582,6 +605,8 @@ class Handler(BaseHTTPRequestHandler):
             self.store.count("resource_requests")
         elif path.startswith("/git/"):
             self.store.count("git_requests")
+            self.store.record_git_request(self.headers.get("Host", ""), path,
+                                          self.headers.get("Authorization"))
         fault = self.store.take_fault(path)
         if fault is not None and self.apply_fault(fault, url):
             return
@@ -1011,10 +1036,16 @@ class Handler(BaseHTTPRequestHandler):
         name = args["name"].removesuffix(".git")
         if not REPO_NAME.fullmatch(name):
             raise ValueError("bad repository name")
+        submodules = args.get("submodules") or {}
+        if not all(REPO_NAME.fullmatch(p) and isinstance(s, dict)
+                   and re.fullmatch(r"[0-9a-f]{40}", s.get("commit", ""))
+                   and re.fullmatch(r"https?://[!-~]+", s.get("url", ""))
+                   for p, s in submodules.items()):
+            raise ValueError("bad submodules")
         state = self.server.state
         with state.git_lock:
-            init_repo(state.git_root, name)
-        return {"ok": True, "url": f"{self.server.base_url}/git/{name}.git"}
+            commit = init_repo(state.git_root, name, submodules)
+        return {"ok": True, "url": f"{self.server.base_url}/git/{name}.git", "commit": commit}
 
 
 ADMIN_ACTIONS = {
