@@ -178,8 +178,8 @@ static po_rc flow_request(const po_flow *f, const po_grant_input *g,
     /* The secret is loaded only now that a request is certain. */
     if ((rc = po_profile_load_secret(p, f->log, err)) != PO_OK)
         return rc;
-    rc =
-        po_oauth_token_request(p, g, deadline, flow_now(f), f->log, tok, &rerr);
+    rc = po_oauth_token_request(p, g, deadline, f->http_flags, flow_now(f),
+                                f->log, tok, &rerr);
     if (reached_server(rc, &rerr)) {
         e->budget_count++;
         *counted = 1;

@@ -53,6 +53,8 @@ typedef struct po_flow {
     void *clock_ctx;
     uint64_t deadline_ms; /* absolute po_mono_ms(); 0 = now +
                              profile->timeout_ms                    */
+    unsigned http_flags;  /* po_http_opts.flags of its requests:
+                             PO_HTTP_LAZY_BIND for oauth-token only  */
 } po_flow;
 
 #define PO_FLOW_FORCE_NEW 1u     /* request a new token even if fresh   */

@@ -57,6 +57,10 @@ static struct {
 static po_rc curl_load_rc = PO_CONFIG;
 static char curl_load_msg[256] = "libcurl not loaded";
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+/* pthread_once passes no argument: the flags of the request whose thread
+ * runs curl_load reach it through this thread's own copy, set just before
+ * (so no other thread's request can change them). */
+static __thread unsigned curl_load_flags;
 
 static void curl_load(void)
 {
@@ -86,7 +90,13 @@ static void curl_load(void)
                        "would write TLS secrets to that file");
         return;
     }
-    h = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    /* Inside another program (the PAM module) every symbol is bound now,
+     * so that a missing one fails here and not in the middle of a login;
+     * oauth-token, our own short-lived process, binds lazily what
+     * libcurl's dependencies leave lazy (bench row 3). */
+    h = dlopen(CURL_SONAME,
+               ((curl_load_flags & PO_HTTP_LAZY_BIND) ? RTLD_LAZY : RTLD_NOW) |
+                   RTLD_LOCAL | RTLD_NODELETE);
     if (h == NULL) {
         e = dlerror();
         (void)snprintf(curl_load_msg, sizeof(curl_load_msg),
@@ -140,8 +150,9 @@ static void curl_load(void)
     curl_load_rc = PO_OK;
 }
 
-static po_rc curl_ready(po_err *err)
+static po_rc curl_ready(unsigned flags, po_err *err)
 {
+    curl_load_flags = flags;
     if (pthread_once(&curl_once, curl_load) != 0)
         return po_fail(err, PO_CONFIG, "cannot initialise libcurl");
     if (curl_load_rc != PO_OK)
@@ -820,7 +831,7 @@ po_rc po_http_request(const po_http_opts *opts, const po_http_req *req,
     }
     if ((rc = po_http_check_url(req->url, opts->allow_http, &e)) != PO_OK ||
         (rc = check_ca_file(opts->ca_file, &e)) != PO_OK ||
-        (rc = curl_ready(&e)) != PO_OK)
+        (rc = curl_ready(opts->flags, &e)) != PO_OK)
         goto out;
 
     tries = 1 + (opts->retries > 0 ? opts->retries : 0);

@@ -3,8 +3,9 @@
  * programs.
  *
  * libcurl is not linked: it is loaded with dlopen("libcurl.so.4") the
- * first time a request is made, and curl_global_init runs exactly once
- * (pthread_once).  A program that never makes a request (a cache hit)
+ * first time a request is made (RTLD_NOW, or RTLD_LAZY when the frontend
+ * asks for it with PO_HTTP_LAZY_BIND), and curl_global_init runs exactly
+ * once (pthread_once).  A program that never makes a request (a cache hit)
  * never loads the network stack.  curl_global_cleanup is never called.
  *
  * Every transfer: TLS verification on, TLS 1.2 at least
@@ -27,6 +28,14 @@
 
 #define PO_HTTP_BODY_MAX (1024 * 1024)
 
+/* po_http_opts.flags */
+#define PO_HTTP_LAZY_BIND                                                      \
+    1u /* load libcurl with RTLD_LAZY: for a program                           \
+          of our own (oauth-token), never for code                             \
+          loaded into another process, which keeps                             \
+          RTLD_NOW; only the first request's flags                             \
+          count (libcurl is loaded once)          */
+
 typedef struct po_http_opts {
     const char *ca_file;     /* NULL = system store                  */
     long connect_timeout_ms; /* per attempt                          */
@@ -34,6 +43,7 @@ typedef struct po_http_opts {
                                 attempt, backoff and Retry-After     */
     int retries;             /* extra attempts after the first       */
     int allow_http;          /* http:// allowed to a loopback host   */
+    unsigned flags;          /* PO_HTTP_*                            */
     const po_log *log;
 } po_http_opts;
 

@@ -830,8 +830,9 @@ po_rc po_oauth_parse(long status, const char *body, size_t len, int64_t now,
 /* the request                                                         */
 
 po_rc po_oauth_token_request(const po_profile *p, const po_grant_input *g,
-                             uint64_t deadline_ms, int64_t now,
-                             const po_log *log, po_token *out, po_err *err)
+                             uint64_t deadline_ms, unsigned http_flags,
+                             int64_t now, const po_log *log, po_token *out,
+                             po_err *err)
 {
     po_rc rc;
     po_err e;
@@ -856,6 +857,7 @@ po_rc po_oauth_token_request(const po_profile *p, const po_grant_input *g,
         .deadline_ms = deadline_ms,
         .retries = p->retries,
         .allow_http = p->allow_http,
+        .flags = http_flags,
         .log = log,
     };
     hreq = (po_http_req){

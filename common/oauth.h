@@ -93,12 +93,14 @@ po_rc po_oauth_parse(long status, const char *body, size_t len, int64_t now,
                      long default_lifetime, po_token *out, po_err *err);
 
 /* Build, send and parse one token request within deadline_ms (absolute,
- * po_mono_ms()).  now is the wall clock used for obtained_at/expires_at.
+ * po_mono_ms()), with po_http_opts.flags http_flags (PO_HTTP_*).  now is
+ * the wall clock used for obtained_at/expires_at.
  * One difference from po_oauth_parse: an HTTP 400 without an error code
  * in answer to a refresh_token grant is PO_INVALID_GRANT (Glewlwyd
  * answers a used or unknown refresh token with an empty 400). */
 po_rc po_oauth_token_request(const po_profile *p, const po_grant_input *g,
-                             uint64_t deadline_ms, int64_t now,
-                             const po_log *log, po_token *out, po_err *err);
+                             uint64_t deadline_ms, unsigned http_flags,
+                             int64_t now, const po_log *log, po_token *out,
+                             po_err *err);
 
 #endif

@@ -367,6 +367,8 @@ po_rc ot_select_profile(ot_ctx *c, const char *name, po_err *err)
     memset(&c->flow, 0, sizeof(c->flow));
     c->flow.profile = p;
     c->flow.log = &c->log;
+    /* our own process: libcurl may be bound lazily (the module's is not) */
+    c->flow.http_flags = PO_HTTP_LAZY_BIND;
     return PO_OK;
 }
 

@@ -444,7 +444,8 @@ int po_pam_authenticate(po_pam_args *args)
     (void)snprintf(what, sizeof(what), "user %s (as %s), profile [%s]", shown,
                    idp_user, p->name);
     po_logf(&args->log, LOG_DEBUG, "%s: password grant", what);
-    rc = po_oauth_token_request(p, &g, deadline, (int64_t)time(NULL),
+    /* http flags 0: inside the host process libcurl is bound at once */
+    rc = po_oauth_token_request(p, &g, deadline, 0, (int64_t)time(NULL),
                                 &args->log, &tok, &err);
     po_secret_clear(&password);
     if (rc != PO_OK) {
