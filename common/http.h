@@ -8,6 +8,17 @@
  * once (pthread_once).  A program that never makes a request (a cache hit)
  * never loads the network stack.  curl_global_cleanup is never called.
  *
+ * Secrets in memory: libcurl is initialised with curl_global_init_mem and
+ * an allocator that cleanses every block before it is freed or moved (its
+ * copies of the request head with the Authorization header, of the body,
+ * of the response); since libcurl keeps those function addresses, the
+ * object holding this code is made RTLD_NODELETE first (pam_oauth.so then
+ * stays loaded, like libcurl; when that fails, or when the host had
+ * initialised libcurl before, libcurl's own allocator stays).  The body is
+ * handed over from the caller's buffer (CURLOPT_READFUNCTION), and with
+ * OpenSSL 3 each TLS context gets SSL_OP_CLEANSE_PLAINTEXT (the decrypted
+ * response), SSL_CTX_set_options being found in the libssl libcurl loaded.
+ *
  * Every transfer: TLS verification on, TLS 1.2 at least
  * (CURLOPT_SSLVERSION), protocols limited to https (http
  * only for a loopback host when allowed), no redirects, CURLOPT_NOSIGNAL,

@@ -35,7 +35,7 @@ JWT issuer (jwt_issuer.py), issuer URL BASE/jwt:
                         email, exp, iat, nbf, scope, realm_access.roles, groups
   POST /jwt/introspect  RFC 7662 for the store's tokens (client auth required)
 Test control, without authentication: /_admin/{reset,stats,fault,clear-faults,
-revoke,expire,client,user,git-init,jwt,jwt-stats}; tests/integration/harness.py
+revoke,expire,client,user,git-init,tokens,jwt,jwt-stats}; tests/integration/harness.py
 wraps them.  /_admin/jwt takes {"alg", "rotate", "forge", "count", "max_age",
 "audience", "reset"} (see jwt_issuer.JwtIssuer.configure).
 """
@@ -1015,6 +1015,16 @@ class Handler(BaseHTTPRequestHandler):
         self.store.clear_faults()
         return {"ok": True}
 
+    def admin_tokens(self, args):
+        """Every access and refresh token issued to a client (for tests that
+        look for them where they must not be, such as a process's memory)."""
+        client_id = args.get("client_id")
+        with self.store.lock:
+            return {"access": [t for t, r in self.store.access.items()
+                               if client_id is None or r.client_id == client_id],
+                    "refresh": [t for t, r in self.store.refresh.items()
+                                if client_id is None or r.client_id == client_id]}
+
     def admin_revoke(self, args):
         return {"ok": True, "count": self.store.revoke(args.get("token"),
                                                               bool(args.get("all")))}
@@ -1058,6 +1068,7 @@ ADMIN_ACTIONS = {
     "client": Handler.admin_client,
     "user": Handler.admin_user,
     "git-init": Handler.admin_git_init,
+    "tokens": Handler.admin_tokens,
     "jwt": Handler.admin_jwt,
     "jwt-stats": Handler.admin_jwt_stats,
 }

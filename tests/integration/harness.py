@@ -143,6 +143,11 @@ class AuthServer:
         """Create a user or change its password (and roles, when given)."""
         self.admin("user", {"username": username, "password": password, "roles": roles})
 
+    def tokens(self, client_id=None):
+        """{"access": [...], "refresh": [...]}: the tokens issued (to
+        client_id, when given)."""
+        return self.admin("tokens", {"client_id": client_id})
+
     def git_init(self, name, submodules=None):
         """Create a bare repository with one commit; returns its clone URL.
         submodules {path: {"url", "commit"}}: a .gitmodules and gitlinks."""
