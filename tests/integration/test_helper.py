@@ -19,6 +19,7 @@ import stat
 import subprocess
 import sys
 import termios
+import threading
 import time
 import unittest
 import urllib.error
@@ -402,6 +403,52 @@ class ProcessListing(HelperTestCase):
         self.assertEqual(proc_leaks(out.decode().strip()), [])
 
 
+class Relay:
+    """A TCP relay from a free port of 127.0.0.1 to port (each connection
+    in a thread); stop() closes the port, so connections are refused."""
+
+    def __init__(self, port):
+        self.target = port
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pipe(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes accept()
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(5)
+
+
 class Outage(HelperTestCase):
     """A valid token is served through an outage (issue 14.8): Froomle's
     profile renews every 10 minutes a token valid for 24 hours; when the
@@ -476,6 +523,30 @@ class Outage(HelperTestCase):
         self.assertEqual(p.stderr, "")
         self.assertNotEqual(p.stdout.strip(), self.first)
         self.assertNotIn("renewal", self.entry())
+
+    def test_served_while_the_server_is_down(self):
+        """The identity provider's port closed (connection refused): a TCP
+        relay in front of the test server, stopped after the first token."""
+        relay = Relay(SRV.port)
+        try:
+            conf = harness.write_file(os.path.join(self.dir, "relay.conf"), f"""[froomle]
+token_url = https://127.0.0.1:{relay.port}{self.PATH}
+client_id = froomle-client
+client_secret = froomle-secret
+client_auth = post
+body = json
+refresh_interval = 10m
+ca_file = {SRV.ca_file}
+""")
+            env = dict(self.env, PAM_OAUTH_CONFIG=conf)
+            os.remove(self.path)
+            self.first = self.ok("-p", "froomle", env=env).stdout.strip()
+        finally:
+            relay.stop()
+        self.make_due()
+        p = self.run_helper("-p", "froomle", "-o", "retries=0", env=env)
+        self.assertServedStale(p, "network")
+        self.assertIn("127.0.0.1:%d" % relay.port, p.stderr)
 
     def test_status_shows_the_failed_renewal(self):
         self.make_due()
