@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h> /* types and constants only: libcurl is not linked */
 #include <dlfcn.h>
+#include <link.h>
 #include <malloc.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -120,15 +121,33 @@ static void *mem_calloc(size_t n, size_t size)
     return calloc(n, size);
 }
 
+/* dl_iterate_phdr's first object is the program itself: is addr in it? */
+static int in_main_program(struct dl_phdr_info *pi, size_t size, void *addr)
+{
+    uintptr_t a = (uintptr_t)addr;
+    int i;
+
+    (void)size;
+    for (i = 0; i < pi->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &pi->dlpi_phdr[i];
+        uintptr_t lo = pi->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && a >= lo && a - lo < ph->p_memsz)
+            return 1;
+    }
+    return -1; /* stop after the first object: not in it */
+}
+
 /* libcurl keeps the allocator's addresses for as long as the process
  * lives (it is loaded RTLD_NODELETE), so the object they are in must stay
- * loaded as well: when this code is a dlopen'ed module (pam_oauth.so), it
- * is made RTLD_NODELETE too.  Returns 0 when that holds. */
+ * loaded as well: the program itself always does; a dlopen'ed module
+ * (pam_oauth.so) is made RTLD_NODELETE.  Returns 0 when that holds. */
 static int pin_self(void)
 {
     Dl_info info;
     void *self;
 
+    if (dl_iterate_phdr(in_main_program, (void *)(uintptr_t)mem_free) == 1)
+        return 0;
     if (dladdr((void *)(uintptr_t)mem_free, &info) == 0 ||
         info.dli_fname == NULL)
         return -1;
