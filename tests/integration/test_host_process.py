@@ -38,10 +38,18 @@ def setUpModule():
         raise unittest.SkipTest(f"{LOOP} is not built (make test-tools)")
 
 
+CHUNK = 1 << 20
+# AddressSanitizer's shadow memory is a terabyte-sized mapping of shadow
+# bytes only; no mapping that can hold our data is this large.
+MAPPING_MAX = 1 << 30
+
+
 def scan(pid, needles):
     """{name: occurrences} of each bytes value in needles in the writable
-    (and anonymous) mappings of process pid."""
+    (and anonymous) mappings of process pid, read in chunks that overlap by
+    the longest needle."""
     counts = {name: 0 for name in needles}
+    overlap = max(len(v) for v in needles.values()) - 1
     with open(f"/proc/{pid}/maps") as f:
         maps = f.read().splitlines()
     with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
@@ -50,17 +58,22 @@ def scan(pid, needles):
             lo, hi = (int(x, 16) for x in fields[0].split("-"))
             perms = fields[1]
             name = fields[5] if len(fields) > 5 else ""
-            if "r" not in perms or name in ("[vvar]", "[vsyscall]"):
+            if "r" not in perms or name in ("[vvar]", "[vsyscall]") or hi - lo > MAPPING_MAX:
                 continue
             if "w" not in perms and name:
                 continue  # a file's text: never holds what came at run time
-            try:
-                mem.seek(lo)
-                data = mem.read(hi - lo)
-            except OSError:
-                continue
-            for key, value in needles.items():
-                counts[key] += data.count(value)
+            tail = b""
+            for at in range(lo, hi, CHUNK):
+                try:
+                    mem.seek(at)
+                    data = tail + mem.read(min(CHUNK, hi - at))
+                except OSError:
+                    tail = b""
+                    continue
+                for key, value in needles.items():
+                    # a match inside the overlap was counted with the last chunk
+                    counts[key] += data.count(value) - tail.count(value)
+                tail = data[-overlap:] if overlap > 0 else b""
     return counts
 
 
