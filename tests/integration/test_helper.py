@@ -529,15 +529,8 @@ class Outage(HelperTestCase):
         relay in front of the test server, stopped after the first token."""
         relay = Relay(SRV.port)
         try:
-            conf = harness.write_file(os.path.join(self.dir, "relay.conf"), f"""[froomle]
-token_url = https://127.0.0.1:{relay.port}{self.PATH}
-client_id = froomle-client
-client_secret = froomle-secret
-client_auth = post
-body = json
-refresh_interval = 10m
-ca_file = {SRV.ca_file}
-""")
+            conf = harness.write_file(os.path.join(self.dir, "relay.conf"), config_text().replace(
+                SRV.url(self.PATH), f"https://127.0.0.1:{relay.port}{self.PATH}"))
             env = dict(self.env, PAM_OAUTH_CONFIG=conf)
             os.remove(self.path)
             self.first = self.ok("-p", "froomle", env=env).stdout.strip()
