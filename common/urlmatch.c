@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util.h"
+
 #define LABEL_MAX 63
 
 static int is_hex(int c)
@@ -521,25 +523,20 @@ long po_url_covers(const po_url *prefix, const po_url *u)
 po_rc po_url_match_list(const char *list, const po_url *u, long *best,
                         po_err *err)
 {
-    const char *s = list;
+    const char *s = list, *w;
     po_url p;
     po_err e;
-    size_t n;
+    size_t n = 0;
     long score;
 
     *best = 0;
-    while (s != NULL && *s != '\0') {
-        s += strspn(s, " \t");
-        n = strcspn(s, " \t");
-        if (n == 0)
-            break;
+    while (s != NULL && (w = po_next_word(&s, &n)) != NULL) {
         po_err_clear(&e);
-        if (po_url_parse_prefix(s, n, &p, &e) != PO_OK)
+        if (po_url_parse_prefix(w, n, &p, &e) != PO_OK)
             return po_fail(err, PO_CONFIG, "'%.*s': %s", n > 200 ? 200 : (int)n,
-                           s, e.msg);
+                           w, e.msg);
         if ((score = po_url_covers(&p, u)) > *best)
             *best = score;
-        s += n;
     }
     return PO_OK;
 }
