@@ -5,7 +5,7 @@
  *           [--ignore-budget] [--cache-only] [--clock-file F]
  *           [--login USER | --invalidate TOKEN_SHA256|any | --erase |
  *            --status | --simulate N_CALLS STEP_SECONDS
- *            [--barrier FILE NPROCS]]
+ *            [--barrier FILE NPROCS [--slot S NSLOTS]]]
  *
  * Without an action it calls po_flow_get once.  It prints one JSON line on
  * stdout: {"outcome":..., "message":..., "access_token_sha256":...,
@@ -18,8 +18,11 @@
  * With --barrier, NPROCS such processes advance their clocks in lock step:
  * after each call each waits until all NPROCS have made theirs (FILE, at
  * least 8 bytes of zeros when they start, is shared memory; a wait over
- * 60 s is an error), so their clocks never drift apart.  Log
- * lines go to stderr.  Exit status: 0 on success, 1 on a failure, 2 on a
+ * 60 s is an error), so their clocks never drift apart.  With --slot S N
+ * every call is a step of N rounds of the barrier and this process calls
+ * in round S: processes whose clocks are ahead call in a later round, so
+ * that no process reads a token obtained in its future.  Log lines go to
+ * stderr.  Exit status: 0 on success, 1 on a failure, 2 on a
  * usage error.
  */
 #include <errno.h>
@@ -220,7 +223,7 @@ static int usage(void)
             "         [--ignore-budget] [--cache-only] [--clock-file F]\n"
             "         [--login USER | --invalidate SHA256|any | --erase |\n"
             "          --status | --simulate N_CALLS STEP_SECONDS\n"
-            "          [--barrier FILE NPROCS]]\n");
+            "          [--barrier FILE NPROCS [--slot S NSLOTS]]]\n");
     return 2;
 }
 
@@ -244,7 +247,7 @@ int main(int argc, char **argv)
     const char *config = NULL, *profile = NULL, *dir = NULL, *login = NULL;
     const char *inval = NULL;
     int erase = 0, status = 0, i, ret = 1;
-    long sim_calls = -1, sim_step = 0, barrier_n = 0;
+    long sim_calls = -1, sim_step = 0, barrier_n = 0, slot = 0, slots = 1;
     const char *barrier_file = NULL;
     barrier bar = {NULL, 0};
     unsigned flags = 0;
@@ -290,6 +293,11 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--barrier") == 0 && i + 2 < argc) {
             barrier_file = argv[++i];
             barrier_n = strtol(argv[++i], NULL, 10);
+        } else if (strcmp(a, "--slot") == 0 && i + 2 < argc) {
+            slot = strtol(argv[++i], NULL, 10);
+            slots = strtol(argv[++i], NULL, 10);
+            if (slots < 1 || slot < 0 || slot >= slots)
+                return usage();
         } else if (strcmp(a, "--clock-file") == 0 && more)
             clk.file = argv[++i];
         else if (strcmp(a, "--simulate") == 0 && i + 2 < argc) {
@@ -384,6 +392,12 @@ int main(int argc, char **argv)
         clk.simulated = 1;
         for (n = 0; n < sim_calls; n++) {
             po_err e1;
+            long r;
+            /* The rounds of the other slots first: their calls come
+             * before this one's (their clocks are behind it). */
+            for (r = 0; bar.words != NULL && r < slot; r++)
+                if (barrier_wait(&bar) != 0)
+                    goto barrier_failed;
             po_err_clear(&e1);
             if (po_flow_get(&f, flags, &tok, &note, &e1) != PO_OK) {
                 errors++;
@@ -397,13 +411,17 @@ int main(int argc, char **argv)
             }
             po_token_free(&tok);
             clk.fake += sim_step;
-            if (bar.words != NULL && barrier_wait(&bar) != 0) {
-                rc = po_fail(&err, PO_LOCKED,
-                             "--barrier: the other processes did not come "
-                             "within 60 s (call %ld)",
-                             n + 1);
-                goto out;
-            }
+            for (r = slot; bar.words != NULL && r < slots; r++)
+                if (barrier_wait(&bar) != 0)
+                    goto barrier_failed;
+        }
+        if (0) {
+        barrier_failed:
+            rc = po_fail(&err, PO_LOCKED,
+                         "--barrier: the other processes did not come "
+                         "within 60 s (call %ld)",
+                         n + 1);
+            goto out;
         }
         o = json_object_new_object();
         json_object_object_add(o, "calls", json_object_new_int64(sim_calls));
