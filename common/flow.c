@@ -284,17 +284,20 @@ static po_rc held_off(const po_cache_entry *e, int64_t now, po_token *out,
                    r->msg, at, after);
 }
 
-/* A renewal of e's token ended in rc, err saying why.  An "unavailable"
- * outcome is noted in e with its backoff; e is written when the note or
- * the budget counter changed.  A token still valid is then served stale
- * (unless the caller insisted on a new one) instead of the failure. */
+/* A renewal of e's token ended in rc, err saying why.  With backoff, an
+ * "unavailable" outcome is noted in e with its backoff; e is written when
+ * the note or the budget counter changed.  A token still valid is then
+ * served stale (unless the caller insisted on a new one) instead of the
+ * failure.  The fleet tier passes no backoff: its hosts wait for each
+ * other on the store, and a store failure says nothing about the
+ * identity provider. */
 static po_rc renewal_failed(const po_flow *f, const char *dir, unsigned flags,
-                            po_cache_entry *e, int counted, int64_t now,
-                            po_rc rc, po_err *err, po_token *out,
+                            po_cache_entry *e, int counted, int backoff,
+                            int64_t now, po_rc rc, po_err *err, po_token *out,
                             po_flow_note *note)
 {
     po_renewal r;
-    int noted = po_rc_unavailable(rc);
+    int noted = backoff && po_rc_unavailable(rc);
 
     memset(&r, 0, sizeof(r));
     r.failed_at = now;
@@ -306,13 +309,13 @@ static po_rc renewal_failed(const po_flow *f, const char *dir, unsigned flags,
         r.after = sat_add(
             now, backoff_s(r.failures, err != NULL ? err->retry_after : 0));
         e->renewal = r;
-    } else {
+    } else if (backoff) {
         memset(&e->renewal, 0, sizeof(e->renewal));
     }
     if (noted || counted)
         write_after_failure(f, dir, e);
-    if ((noted || rc == PO_BUDGET) && !(flags & PO_FLOW_FORCE_NEW) &&
-        still_valid(&e->token, now))
+    if ((po_rc_unavailable(rc) || rc == PO_BUDGET) &&
+        !(flags & PO_FLOW_FORCE_NEW) && still_valid(&e->token, now))
         return serve_stale(e, &r, out, note, err);
     return rc;
 }
@@ -414,8 +417,8 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out,
              PO_OK ||
          handled)) {
         if (rc != PO_OK && (po_rc_unavailable(rc) || rc == PO_BUDGET))
-            rc = renewal_failed(f, dir, flags, &e, 0, flow_now(f), rc, err, out,
-                                note);
+            rc = renewal_failed(f, dir, flags, &e, 0, 0, flow_now(f), rc, err,
+                                out, note);
         goto out;
     }
 
@@ -437,7 +440,7 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out,
             goto store;
         }
         if (rc != PO_INVALID_GRANT) {
-            rc = renewal_failed(f, dir, flags, &e, counted, flow_now(f), rc,
+            rc = renewal_failed(f, dir, flags, &e, counted, 1, flow_now(f), rc,
                                 &refused, out, note);
             if (rc != PO_OK && err != NULL)
                 *err = refused;
@@ -480,7 +483,7 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out,
     g.grant = PO_GRANT_CLIENT_CREDENTIALS;
     rc = flow_request(f, &g, flags, deadline, &e, &counted, &tok, err);
     if (rc != PO_OK) {
-        rc = renewal_failed(f, dir, flags, &e, counted, flow_now(f), rc, err,
+        rc = renewal_failed(f, dir, flags, &e, counted, 1, flow_now(f), rc, err,
                             out, note);
         goto out;
     }

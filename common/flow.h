@@ -31,7 +31,8 @@
  *     expired token fails at once with the noted error instead of every
  *     caller waiting for the same timeout.
  * In fleet mode the same holds when the fleet tier's renewal fails so (or
- * the store does, with shared_cache_fallback = fail).  An expired token, a
+ * the store does, with shared_cache_fallback = fail), without a backoff
+ * note (the hosts wait for each other on the store).  An expired token, a
  * rejection (invalid_grant, invalid_client, ...) and PO_FLOW_FORCE_NEW
  * (which also ignores the backoff) fail as before.  A successful renewal
  * clears the note.

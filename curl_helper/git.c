@@ -228,9 +228,10 @@ static void request_url(const git_req *g, char *buf, size_t n)
 /* Choose and select the profile for g (whose URL is u).  PO_NOT_FOUND
  * when none matches; a profile named with -p must name the URL in its
  * match key too (CVE-2020-11008: a helper that answers every host gives
- * the token to any remote, submodule or redirect that asks). */
+ * the token to any remote, submodule or redirect that asks), except for
+ * erase, which gives nothing and drops only the token git hands back. */
 static po_rc choose_profile(ot_ctx *c, const git_req *g, const po_url *u,
-                            po_err *err)
+                            int erase, po_err *err)
 {
     const po_profile *best = NULL, *tie = NULL;
     long best_score = 0, score;
@@ -242,6 +243,9 @@ static po_rc choose_profile(ot_ctx *c, const git_req *g, const po_url *u,
     if (c->opts.profile != NULL) {
         if ((rc = ot_select_profile(c, c->opts.profile, err)) != PO_OK)
             return rc;
+        if ((c->profile->match == NULL || c->profile->match[0] == '\0') &&
+            erase)
+            return PO_OK;
         if (c->profile->match == NULL || c->profile->match[0] == '\0')
             return po_fail(err, PO_CONFIG,
                            "profile %s has no match key, so it would give "
@@ -411,7 +415,7 @@ po_rc ot_cmd_git(ot_ctx *c, po_err *err)
     if ((rc = check_request(&g, &u, err)) != PO_OK ||
         (rc = ot_load_config(c, err)) != PO_OK)
         goto out;
-    rc = choose_profile(c, &g, &u, err);
+    rc = choose_profile(c, &g, &u, is_erase, err);
     if (rc == PO_NOT_FOUND && is_erase) {
         rc = PO_OK; /* not one of ours: nothing to erase */
         goto out;

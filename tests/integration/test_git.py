@@ -420,14 +420,21 @@ class GitProtocol(HelperTestCase):
         self.assertEqual((p.returncode, p.stdout), (2, ""))
         self.assertIn("profile default has no match key", p.stderr)
         self.assertIn("(this request: https://anything.example/)", p.stderr)
+        # erase gives nothing away: it drops only the token git hands back
+        token = self.token()
         p = self.helper("erase", self.request(host="anything.example",
-                                              extra="password=x\n"), "-p", "default")
-        self.assertEqual((p.returncode, p.stdout), (2, ""))
+                                              extra="password=other\n"), "-p", "default")
+        self.assertEqual((p.returncode, p.stdout), (0, ""), p.stderr)
+        self.assertEqual(self.token(), token)
+        p = self.helper("erase", self.request(host="anything.example",
+                                              extra=f"password={token}\n"), "-p", "default")
+        self.assertEqual((p.returncode, p.stdout), (0, ""), p.stderr)
+        self.assertNotEqual(self.token(), token)
         # ... until one is given, in the file or on the command line
         lines = self.answer(self.request(host="anything.example"), "-p", "default",
                             "-o", "match=https://anything.example/")
         self.assertEqual(lines[0], "username=oauth2")
-        self.assertEqual(self.total(), 1)
+        self.assertEqual(self.total(), 2)
 
     def test_hostile_requests(self):
         """Requests a malicious remote, submodule or redirect could make git
