@@ -340,7 +340,9 @@ po_rc po_config_check(const char *path, unsigned flags, po_diag_fn diag,
     if ((rc = parse_text(&ps, buf, len, &err)) != PO_OK)
         goto out;
     for (i = 0; i < cfg.nprofiles; i++)
-        if ((rc = po_cfg_validate(&cfg.profiles[i], &rep, &err)) != PO_OK)
+        if ((rc = (flags & PO_CFG_PAM_RULES)
+                      ? po_cfg_validate_pam(&cfg.profiles[i], &rep, &err)
+                      : po_cfg_validate(&cfg.profiles[i], &rep, &err)) != PO_OK)
             goto out;
 out:
     if (rc == PO_NOMEM && diag != NULL)

@@ -26,6 +26,7 @@
 #include "util.h"
 
 #define SECRET_COMMAND_PATH "PATH=/usr/local/bin:/usr/bin:/bin"
+#define SECRET_ENV_MAX 6 /* PATH, 4 passed through, the NULL */
 
 /* ------------------------------------------------------------------ */
 /* Client secrets                                                      */
@@ -167,15 +168,18 @@ static po_rc wait_child(pid_t pid, uint64_t deadline, int *status, int *reaped)
     }
 }
 
-/* The environment of the secret command: PATH, and HOME, USER, LANG when
- * set.  Entries are malloc'd; env has room for 4 and a NULL. */
-static po_rc build_env(char *env[5], po_err *err)
+/* The environment of the secret command: PATH, and HOME, USER, LANG and
+ * CREDENTIALS_DIRECTORY (a systemd service's LoadCredential=, which
+ * `systemd-creds cat` reads) when set.  Entries are malloc'd; env has room
+ * for 5 and a NULL. */
+static po_rc build_env(char *env[SECRET_ENV_MAX], po_err *err)
 {
-    static const char *const pass[] = {"HOME", "USER", "LANG"};
+    static const char *const pass[] = {"HOME", "USER", "LANG",
+                                       "CREDENTIALS_DIRECTORY"};
     size_t i, n = 0;
     const char *v;
 
-    memset(env, 0, 5 * sizeof(env[0]));
+    memset(env, 0, SECRET_ENV_MAX * sizeof(env[0]));
     if ((env[n++] = strdup(SECRET_COMMAND_PATH)) == NULL)
         return po_fail(err, PO_NOMEM, "out of memory");
     for (i = 0; i < sizeof(pass) / sizeof(pass[0]); i++) {
@@ -194,7 +198,7 @@ static po_rc secret_from_command(const po_profile *p, const char *label,
     po_rc rc = PO_OK;
     char sh[] = "sh", dash_c[] = "-c", chunk[512];
     char *argv[] = {sh, dash_c, p->client_secret_command, NULL};
-    char *env[5] = {NULL};
+    char *env[SECRET_ENV_MAX] = {NULL};
     int pfd[2] = {-1, -1}, devnull = -1, status = 0, reaped = 0, eof = 0;
     long limit = p->timeout_ms > 0 ? p->timeout_ms : 20000;
     uint64_t deadline = po_mono_ms() + (uint64_t)limit;
@@ -315,7 +319,7 @@ out:
         close(pfd[1]);
     if (devnull != -1)
         close(devnull);
-    for (i = 0; i < 5; i++)
+    for (i = 0; i < SECRET_ENV_MAX; i++)
         free(env[i]);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "http.h"
 #include "util.h"
 
 #define LABEL_MAX 63
@@ -538,5 +539,87 @@ po_rc po_url_match_list(const char *list, const po_url *u, long *best,
         if ((score = po_url_covers(&p, u)) > *best)
             *best = score;
     }
+    return PO_OK;
+}
+
+/* The best score of profile p's match key for u (0: none). */
+static po_rc profile_score(const po_profile *p, const po_url *u, long *best,
+                           po_err *err)
+{
+    po_err e;
+
+    po_err_clear(&e);
+    if (po_url_match_list(p->match, u, best, &e) != PO_OK)
+        return po_fail(err, PO_CONFIG,
+                       "profile %s (%s): match %s; expected "
+                       "https://host[:port][/path]",
+                       p->name, p->source != NULL ? p->source : "?", e.msg);
+    return PO_OK;
+}
+
+po_rc po_url_choose_profile(const po_config *cfg, const po_profile *named,
+                            const po_url *u, const char *shown,
+                            const po_profile **out, po_err *err)
+{
+    const po_profile *best = NULL, *tie = NULL;
+    long best_score = 0, score;
+    char hostonly[PO_URL_HOST_MAX + 16];
+    po_rc rc;
+    size_t i;
+
+    *out = NULL;
+    if (named != NULL) {
+        if (named->match == NULL || named->match[0] == '\0')
+            return po_fail(err, PO_CONFIG,
+                           "profile %s has no match key, so it would give "
+                           "its token to any host that asks; name the URLs "
+                           "it is for with 'match = https://host/' in the "
+                           "profile or with -o match=... (this request: "
+                           "%.200s)",
+                           named->name, shown);
+        if ((rc = profile_score(named, u, &score, err)) != PO_OK)
+            return rc;
+        if (score == 0)
+            return po_fail(err, PO_NOT_FOUND,
+                           "profile %s does not match %.200s (see its match "
+                           "key)",
+                           named->name, shown);
+        best = named;
+    } else {
+        for (i = 0; i < cfg->nprofiles; i++) {
+            const po_profile *p = &cfg->profiles[i];
+            if ((rc = profile_score(p, u, &score, err)) != PO_OK)
+                return rc;
+            if (score > best_score) {
+                best = p;
+                best_score = score;
+                tie = NULL;
+            } else if (score > 0 && score == best_score) {
+                tie = p;
+            }
+        }
+        if (best == NULL)
+            return po_fail(err, PO_NOT_FOUND,
+                           "no profile matches %.200s (add it to a "
+                           "profile's match key)",
+                           shown);
+        if (tie != NULL)
+            return po_fail(err, PO_CONFIG,
+                           "profiles %s and %s match %.200s equally well; "
+                           "make one match key longer or use -p",
+                           best->name, tie->name, shown);
+    }
+    /* http only to a loopback host, and only with allow_http */
+    if (!u->tls) {
+        if (!best->allow_http)
+            return po_fail(err, PO_USAGE,
+                           "%.200s: refusing to send a token over http "
+                           "(allow_http is off in profile %s)",
+                           shown, best->name);
+        (void)snprintf(hostonly, sizeof(hostonly), "http://%s/", u->host);
+        if ((rc = po_http_check_url(hostonly, 1, err)) != PO_OK)
+            return rc;
+    }
+    *out = best;
     return PO_OK;
 }

@@ -35,6 +35,7 @@
 #define PO_URLMATCH_H
 
 #include <stddef.h>
+#include "config.h"
 #include "err.h"
 
 #define PO_URL_HOST_MAX 253 /* a DNS name; IPv6 literals are shorter */
@@ -78,5 +79,19 @@ long po_url_covers(const po_url *prefix, const po_url *u);
  * the entry when one is not a valid prefix (err->msg: "'ENTRY': why"). */
 po_rc po_url_match_list(const char *list, const po_url *u, long *best,
                         po_err *err);
+
+/* The rule of every frontend that answers for URLs (git, docker): which
+ * profile gets a request for u.  When named is not NULL (the profile -p
+ * chose, with its -o overrides) it must have a match key (PO_CONFIG
+ * otherwise: it would answer any host) that covers u (PO_NOT_FOUND
+ * otherwise); else the profile of cfg whose match key covers u best (the
+ * longest prefix) is chosen, PO_NOT_FOUND when none does, PO_CONFIG when
+ * two cover it equally well.  For an http URL the profile needs
+ * allow_http and the host must be a loopback one (PO_USAGE).  An invalid
+ * match entry is PO_CONFIG naming the profile.  shown names the request
+ * in messages (visible ASCII, no secret).  *out is the profile. */
+po_rc po_url_choose_profile(const po_config *cfg, const po_profile *named,
+                            const po_url *u, const char *shown,
+                            const po_profile **out, po_err *err);
 
 #endif

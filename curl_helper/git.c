@@ -28,7 +28,6 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "http.h"
 #include "urlmatch.h"
 
 #define GIT_INPUT_MAX (1024 * 1024) /* the whole request               */
@@ -202,21 +201,6 @@ static po_rc check_request(const git_req *g, po_url *u, po_err *err)
     return PO_OK;
 }
 
-/* The best score of profile p's match key for u (0: none). */
-static po_rc match_profile(const po_profile *p, const po_url *u, long *best,
-                           po_err *err)
-{
-    po_err e;
-
-    po_err_clear(&e);
-    if (po_url_match_list(p->match, u, best, &e) != PO_OK)
-        return po_fail(err, PO_CONFIG,
-                       "profile %s (%s): match %s; expected "
-                       "https://host[:port][/path]",
-                       p->name, p->source ? p->source : "?", e.msg);
-    return PO_OK;
-}
-
 /* The request as a URL, for messages. */
 static void request_url(const git_req *g, char *buf, size_t n)
 {
@@ -225,28 +209,26 @@ static void request_url(const git_req *g, char *buf, size_t n)
     (void)snprintf(buf, n, "%s://%s/%s", g->protocol, g->host, path);
 }
 
-/* Choose and select the profile for g (whose URL is u).  PO_NOT_FOUND
- * when none matches; a profile named with -p must name the URL in its
- * match key too (CVE-2020-11008: a helper that answers every host gives
- * the token to any remote, submodule or redirect that asks), except for
- * erase, which gives nothing and drops only the token git hands back. */
+/* Choose and select the profile for g (whose URL is u) by the rule of
+ * po_url_choose_profile.  PO_NOT_FOUND when none matches; a profile named
+ * with -p must name the URL in its match key too (CVE-2020-11008: a
+ * helper that answers every host gives the token to any remote, submodule
+ * or redirect that asks), except for erase, which gives nothing and drops
+ * only the token git hands back. */
 static po_rc choose_profile(ot_ctx *c, const git_req *g, const po_url *u,
                             int erase, po_err *err)
 {
-    const po_profile *best = NULL, *tie = NULL;
-    long best_score = 0, score;
-    char url[512], hostonly[300];
+    const po_profile *chosen = NULL;
+    char url[512];
     po_rc rc;
-    size_t i;
 
     request_url(g, url, sizeof(url));
     if (c->opts.profile != NULL) {
         if ((rc = ot_select_profile(c, c->opts.profile, err)) != PO_OK)
             return rc;
-        if ((c->profile->match == NULL || c->profile->match[0] == '\0') &&
-            erase)
-            return PO_OK;
-        if (c->profile->match == NULL || c->profile->match[0] == '\0')
+        if (c->profile->match == NULL || c->profile->match[0] == '\0') {
+            if (erase)
+                return PO_OK;
             return po_fail(err, PO_CONFIG,
                            "profile %s has no match key, so it would give "
                            "its token to any host git asks for; name the "
@@ -258,51 +240,13 @@ static po_rc choose_profile(ot_ctx *c, const git_req *g, const po_url *u,
                            "match=https://git.example.com/' (this request: "
                            "%.120s)",
                            c->profile->name, c->profile->name, url);
-        if ((rc = match_profile(c->profile, u, &score, err)) != PO_OK)
-            return rc;
-        if (score == 0)
-            return po_fail(err, PO_NOT_FOUND,
-                           "profile %s does not match %s (see its "
-                           "match key)",
-                           c->profile->name, url);
-    } else {
-        for (i = 0; i < c->cfg.nprofiles; i++) {
-            const po_profile *p = &c->cfg.profiles[i];
-            if ((rc = match_profile(p, u, &score, err)) != PO_OK)
-                return rc;
-            if (score > best_score) {
-                best = p;
-                best_score = score;
-                tie = NULL;
-            } else if (score > 0 && score == best_score) {
-                tie = p;
-            }
         }
-        if (best == NULL)
-            return po_fail(err, PO_NOT_FOUND,
-                           "no profile matches %s (add it to a profile's "
-                           "match key)",
-                           url);
-        if (tie != NULL)
-            return po_fail(err, PO_CONFIG,
-                           "profiles %s and %s match %s equally well; "
-                           "make one match key longer or use -p",
-                           best->name, tie->name, url);
-        if ((rc = ot_select_profile(c, best->name, err)) != PO_OK)
-            return rc;
+        return po_url_choose_profile(&c->cfg, c->profile, u, url, &chosen, err);
     }
-    /* http only to a loopback host, and only with allow_http */
-    if (!u->tls) {
-        (void)snprintf(hostonly, sizeof(hostonly), "http://%s/", u->host);
-        if (!c->profile->allow_http)
-            return po_fail(err, PO_USAGE,
-                           "%s: refusing to send a token over http "
-                           "(allow_http is off)",
-                           url);
-        if ((rc = po_http_check_url(hostonly, 1, err)) != PO_OK)
-            return rc;
-    }
-    return PO_OK;
+    if ((rc = po_url_choose_profile(&c->cfg, NULL, u, url, &chosen, err)) !=
+        PO_OK)
+        return rc;
+    return ot_select_profile(c, chosen->name, err);
 }
 
 /* A value we print into the protocol must hold no line break. */
