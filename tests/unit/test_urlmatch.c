@@ -372,12 +372,96 @@ static void test_match_list(void **state)
     assert_non_null(strstr(err.msg, "'git.example.com/org/team'"));
 }
 
+/* po_url_choose_profile: the rule git and docker share. */
+static void test_choose_profile(void **state)
+{
+    po_profile profs[5];
+    po_config cfg;
+    static const struct {
+        const char *url;
+        int named; /* index of -p's profile, or -1 */
+        po_rc rc;
+        int want; /* index of the chosen profile when PO_OK */
+    } cases[] = {
+        {"https://git.example.com/a/x.git", -1, PO_OK, 0},
+        {"https://git.example.com/a/b/x.git", -1, PO_OK, 1}, /* longest */
+        {"https://GIT.example.com./a/b/c", -1, PO_OK, 1},
+        {"https://git.example.com/a/b/../../c", -1, PO_NOT_FOUND, 0},
+        {"https://git.example.com/c", -1, PO_NOT_FOUND, 0},
+        {"https://tie.example.com/x", -1, PO_CONFIG, 0},
+        {"http://127.0.0.1:8080/x", -1, PO_USAGE, 0}, /* no allow_http */
+        {"https://git.example.com/a/x", 0, PO_OK, 0},
+        {"https://git.example.com/a/b/x", 0, PO_OK, 0}, /* -p wins */
+        {"https://other.example.com/", 0, PO_NOT_FOUND, 0},
+        {"https://git.example.com/a/x", 4, PO_CONFIG, 0}, /* no match */
+    };
+    size_t i;
+
+    (void)state;
+    memset(profs, 0, sizeof(profs));
+    char n0[] = "a", m0[] = "https://git.example.com/a";
+    char n1[] = "ab",
+         m1[] = "https://git.example.com/a/b http://127.0.0.1:8080/";
+    char n2[] = "tie1", m2[] = "https://tie.example.com";
+    char n3[] = "tie2", m3[] = "https://TIE.example.com:443/";
+    char n4[] = "none";
+
+    profs[0].name = n0;
+    profs[0].match = m0;
+    profs[1].name = n1;
+    profs[1].match = m1;
+    profs[2].name = n2;
+    profs[2].match = m2;
+    profs[3].name = n3;
+    profs[3].match = m3;
+    profs[4].name = n4;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.profiles = profs;
+    cfg.nprofiles = 5;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const po_profile *out = NULL;
+        po_url u;
+        po_err err;
+        po_rc rc;
+
+        po_err_clear(&err);
+        assert_int_equal(po_url_parse(cases[i].url, &u, &err), PO_OK);
+        rc = po_url_choose_profile(
+            &cfg, cases[i].named >= 0 ? &profs[cases[i].named] : NULL, &u,
+            cases[i].url, &out, &err);
+        if (rc != cases[i].rc)
+            fail_msg("%s: rc %d, want %d (%s)", cases[i].url, rc, cases[i].rc,
+                     err.msg);
+        if (rc == PO_OK)
+            assert_ptr_equal(out, &profs[cases[i].want]);
+        else
+            assert_null(out);
+    }
+    /* the same http URL with allow_http: answered (loopback) */
+    profs[1].allow_http = 1;
+    {
+        const po_profile *out = NULL;
+        po_url u;
+        po_err err;
+
+        po_err_clear(&err);
+        assert_int_equal(po_url_parse("http://127.0.0.1:8080/x", &u, &err),
+                         PO_OK);
+        assert_int_equal(po_url_choose_profile(&cfg, NULL, &u, "x", &out, &err),
+                         PO_OK);
+        assert_ptr_equal(out, &profs[1]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse),        cmocka_unit_test(test_covers),
-        cmocka_unit_test(test_bad_prefixes), cmocka_unit_test(test_from_git),
+        cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_covers),
+        cmocka_unit_test(test_bad_prefixes),
+        cmocka_unit_test(test_from_git),
         cmocka_unit_test(test_match_list),
+        cmocka_unit_test(test_choose_profile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
