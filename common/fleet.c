@@ -164,6 +164,31 @@ static void fleet_publish(const po_flow *f, po_store *s, po_store_entry *se,
         se->revision = rev;
 }
 
+/* A renewal of the fleet's token failed with rc.  When the identity
+ * provider was unavailable (or the budget is spent) and the fleet's token
+ * is still valid and newer than this host's, take it into e and return 1
+ * (e is then to be written), so that the caller serves it stale as it
+ * would this host's own: a host that has no copy yet is not the only one
+ * to fail during an outage. */
+static int keep_fleet_token(const po_flow *f, po_rc rc, po_cache_entry *e,
+                            po_store_entry *se)
+{
+    po_token *ft = &se->entry.token;
+    int64_t now = po_flowi_now(f);
+
+    if (!(po_rc_unavailable(rc) || rc == PO_BUDGET) ||
+        ft->access_token == NULL || now >= ft->expires_at)
+        return 0;
+    if (e->token.access_token != NULL && now < e->token.expires_at &&
+        e->token.obtained_at >= ft->obtained_at)
+        return 0;
+    po_flowi_take_token(e, ft);
+    free(e->username);
+    e->username = se->entry.username;
+    se->entry.username = NULL;
+    return 1;
+}
+
 /* Under the fleet lock: renew the fleet's token se (the refresh token
  * first, then the primary grant), publish it, and take it locally. */
 static po_rc fleet_renew(const po_flow *f, po_store *s, unsigned flags,
@@ -200,7 +225,7 @@ static po_rc fleet_renew(const po_flow *f, po_store *s, unsigned flags,
             goto publish;
         }
         if (rc != PO_INVALID_GRANT) {
-            if (counted)
+            if (keep_fleet_token(f, rc, e, se) || counted)
                 po_flowi_write_after_failure(f, dir, e);
             goto out;
         }
@@ -236,7 +261,7 @@ static po_rc fleet_renew(const po_flow *f, po_store *s, unsigned flags,
     g.grant = PO_GRANT_CLIENT_CREDENTIALS;
     if ((rc = fleet_request(f, s, &g, flags, deadline, e, &counted, &tok,
                             err)) != PO_OK) {
-        if (counted)
+        if (keep_fleet_token(f, rc, e, se) || counted)
             po_flowi_write_after_failure(f, dir, e);
         goto out;
     }
