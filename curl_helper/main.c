@@ -235,21 +235,6 @@ po_rc ot_write_all(int fd, const void *p, size_t n, po_err *err)
     return PO_OK;
 }
 
-/* A token goes into HTTP headers, curl config lines and git's line
- * protocol: only visible ASCII is allowed (RFC 6750's b64token is a
- * subset), so no server can smuggle in a CR, LF, NUL or space. */
-int ot_token_safe(const char *t)
-{
-    const unsigned char *s = (const unsigned char *)t;
-
-    if (s == NULL || *s == '\0')
-        return 0;
-    for (; *s != '\0'; s++)
-        if (*s < 0x21 || *s > 0x7e)
-            return 0;
-    return 1;
-}
-
 /* The token served is stale: say why, how long it stays valid and when it
  * is renewed. */
 static void warn_stale(ot_ctx *c, const po_token *t, const po_flow_note *n)
@@ -285,7 +270,7 @@ po_rc ot_token(ot_ctx *c, unsigned flags, po_token *out, po_err *err)
         return rc;
     if (note.stale)
         warn_stale(c, out, &note);
-    if (!ot_token_safe(out->access_token)) {
+    if (!po_token_text_ok(out->access_token)) {
         /* Drop it so that the next run asks again; the error is ours. */
         (void)po_flow_invalidate(&c->flow, out->access_token, &done, NULL);
         po_token_free(out);
