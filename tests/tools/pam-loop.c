@@ -2,7 +2,8 @@
  * pam-loop - run many PAM transactions in one process, for valgrind and
  * for memory growth checks of pam_oauth.so.
  *
- *   pam-loop [-n CYCLES] [-a] [-s] [-o OPS] [-e CODE] SERVICE USER < password
+ *   pam-loop [-n CYCLES] [-a] [-s] [-o OPS] [-e CODE] [-w] SERVICE USER
+ *            < password
  *
  * Each cycle is pam_start, pam_authenticate (the conversation answers
  * every echo-off prompt with the password read from standard input, first
@@ -15,7 +16,10 @@
  * "OP CODE" on the first cycle.  After cycles 1, 10, 100
  * and every 100th it prints "cycle N VmRSS K" (kB, from /proc/self/status).
  * Every pam_authenticate must return CODE (default 0, PAM_SUCCESS); the
- * exit status is 0 when all did, 1 otherwise, 2 on a usage error.
+ * exit status is 0 when all did, 1 otherwise, 2 on a usage error.  With
+ * -w it then prints "waiting PID" and waits for the end of its standard
+ * input before exiting (after cleansing its own copy of the password), so
+ * that a test can look at the memory the module left behind.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -91,7 +95,7 @@ static long vm_rss_kb(void)
 static int usage(void)
 {
     fprintf(stderr, "usage: pam-loop [-n CYCLES] [-a] [-s] [-o OPS] [-e CODE] "
-                    "SERVICE USER < password\n"
+                    "[-w] SERVICE USER < password\n"
                     "  OPS: acct,estab,refresh,open,close,delete\n");
     return 2;
 }
@@ -131,7 +135,7 @@ static int op_known(const char *op)
 int main(int argc, char **argv)
 {
     long cycles = 1000, i, failures = 0;
-    int opt, expect = PAM_SUCCESS, nops = 0, k;
+    int opt, expect = PAM_SUCCESS, nops = 0, k, wait_end = 0;
     char password[1024], opsbuf[256] = "";
     const char *ops[MAX_OPS];
     struct conv_data data;
@@ -140,7 +144,7 @@ int main(int argc, char **argv)
     const char *add;
     size_t len;
 
-    while ((opt = getopt(argc, argv, "n:aso:e:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:aso:e:w")) != -1) {
         switch (opt) {
         case 'n':
             errno = 0;
@@ -165,6 +169,9 @@ int main(int argc, char **argv)
             if (*end != '\0')
                 return usage();
             break;
+        case 'w':
+            wait_end = 1;
+            break;
         default:
             return usage();
         }
@@ -177,6 +184,9 @@ int main(int argc, char **argv)
             return usage();
         ops[nops++] = tok;
     }
+    /* Unbuffered: no stdio buffer of ours keeps a copy of the password
+     * (a test looks for copies in this process's memory, -w). */
+    (void)setvbuf(stdin, NULL, _IONBF, 0);
     if (fgets(password, sizeof(password), stdin) == NULL)
         password[0] = '\0';
     len = strlen(password);
@@ -220,5 +230,12 @@ int main(int argc, char **argv)
     }
     explicit_bzero(password, sizeof(password));
     printf("done %ld cycles, %ld failures\n", cycles, failures);
+    if (wait_end) {
+        /* the conversation's copies are ours: freed and cleansed above */
+        printf("waiting %ld\n", (long)getpid());
+        fflush(stdout);
+        while (getchar() != EOF)
+            ;
+    }
     return failures == 0 ? 0 : 1;
 }
