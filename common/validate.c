@@ -318,6 +318,11 @@ po_rc po_cfg_validate(const po_profile *p, po_cfg_reporter *r, po_err *err)
         goto out;
     if ((rc = check_verify(p, label, r, err)) != PO_OK)
         goto out;
+    if (p->offline_dir != NULL && p->offline_dir[0] != '/' &&
+        (rc = po_cfg_problem(r, err,
+                             "%s: key 'offline_dir': must be an absolute path",
+                             label)) != PO_OK)
+        goto out;
 out:
     return rc;
 }

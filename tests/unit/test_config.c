@@ -234,6 +234,10 @@ static void test_table(void **state)
                                        "lock_timeout",
                                        "match",
                                        "minimum_uid",
+                                       "offline_dir",
+                                       "offline_lifetime",
+                                       "offline_login",
+                                       "offline_max_failures",
                                        "refresh_interval",
                                        "refresh_margin",
                                        "remove_on_close",
@@ -309,6 +313,9 @@ static void test_defaults(void **state)
         {"grant", PO_GRANT_CLIENT_CREDENTIALS},
         {"lock_timeout", 10000},
         {"minimum_uid", 1000},
+        {"offline_lifetime", 7 * 86400},
+        {"offline_login", 0},
+        {"offline_max_failures", 5},
         {"refresh_interval", 0},
         {"refresh_margin", -1},
         {"remove_on_close", 0},
@@ -335,6 +342,7 @@ static void test_defaults(void **state)
     assert_string_equal(p.username_format, "%u");
     assert_string_equal(p.roles_claim, "Roles");
     assert_string_equal(p.git_username, "oauth2");
+    assert_string_equal(p.offline_dir, "/var/lib/pam-oauth/offline");
     assert_null(p.token_url);
     assert_null(p.client_id);
     assert_null(p.client_secret);
@@ -469,6 +477,18 @@ static const value_case value_cases[] = {
     BAD("minimum_uid", "4294967296", "is out of range"),
     BAD("minimum_uid", "+5", "is not a decimal integer"),
     BAD("minimum_uid", "0x10", "is not a decimal integer"),
+    GOOD("offline_max_failures", "1", 1),
+    GOOD("offline_max_failures", "1000", 1000),
+    BAD("offline_max_failures", "0", "'0' is out of range (1 to 1000)"),
+    BAD("offline_max_failures", "1001", "is out of range"),
+    GOOD("offline_lifetime", "60", 60),
+    GOOD("offline_lifetime", "12h", 43200),
+    GOOD("offline_lifetime", "365d", 31536000),
+    BAD("offline_lifetime", "59",
+        "'59' is out of range (60 to 31536000 seconds)"),
+    BAD("offline_lifetime", "366d", "is out of range"),
+    GOOD("offline_login", "yes", 1),
+    BAD("offline_login", "maybe", "is not a boolean"),
     /* strings */
     GOODS("token_url", "https://auth.example.com/oauth/token",
           "https://auth.example.com/oauth/token"),
@@ -1193,6 +1213,8 @@ static const validate_case validate_cases[] = {
     {{{"cache_dir", "%h/.cache/oauth-%U"}}, NULL},
     {{{"cache_dir", "/run/%%/x"}}, NULL},
     {{{"cache_dir", "cache/%u"}}, "key 'cache_dir': must be an absolute path"},
+    {{{"offline_dir", "var/offline"}},
+     "key 'offline_dir': must be an absolute path"},
     {{{"cache_dir", "/tmp/%s"}}, "key 'cache_dir': '%s' is not allowed"},
     {{{"cache_dir", "/tmp/%"}}, "ends with a lone '%'"},
     /* match */
