@@ -20,6 +20,13 @@
 
 #define DEFAULT_ROLES_CLAIM "Roles"
 
+const char *po_pam_roles_claim(const po_profile *p)
+{
+    return p->roles_claim != NULL && p->roles_claim[0] != '\0'
+               ? p->roles_claim
+               : DEFAULT_ROLES_CLAIM;
+}
+
 /* roles_source = response: the members of the token response beside the
  * tokens, which came over the TLS connection to the token endpoint. */
 static po_rc response_claims(const po_pam_state *st, const char *path,
@@ -51,6 +58,8 @@ static po_rc token_claims(const po_pam_state *st, const char *path,
 static po_rc roles_claim(const po_pam_state *st, po_roles_source source,
                          const char *path, po_strlist *out, po_err *err)
 {
+    if (st->offline) /* what the last online login stored */
+        return po_pam_offline_roles(st, source, path, out, err);
     return source == PO_ROLES_TOKEN ? token_claims(st, path, out, err)
                                     : response_claims(st, path, out, err);
 }
@@ -75,8 +84,9 @@ static int check_scope(const po_pam_args *args, const po_pam_state *st,
                        const char *require, const char *shown)
 {
     po_strlist req = {NULL, 0}, have = {NULL, 0};
-    const char *granted =
-        st->token.scope != NULL ? st->token.scope : st->requested_scope;
+    const char *granted = st->offline               ? st->offline_grants.scope
+                          : st->token.scope != NULL ? st->token.scope
+                                                    : st->requested_scope;
     const char *missing = NULL;
     int pamret = PAM_SUCCESS;
 
@@ -112,8 +122,6 @@ static int check_roles(const po_pam_args *args, const po_pam_state *st,
     po_rc rc;
 
     po_err_clear(&err);
-    if (claim == NULL || claim[0] == '\0')
-        claim = DEFAULT_ROLES_CLAIM;
     if (po_strlist_split(require, &req) != PO_OK) {
         po_logf(&args->log, LOG_CRIT, "out of memory");
         pamret = PAM_BUF_ERR;
@@ -168,7 +176,7 @@ int po_pam_acct_mgmt(po_pam_args *args)
             PAM_SUCCESS)
         return pamret;
     if (p->require_roles != NULL && p->require_roles[0] != '\0' &&
-        (pamret = check_roles(args, st, p->require_roles, p->roles_claim,
+        (pamret = check_roles(args, st, p->require_roles, po_pam_roles_claim(p),
                               p->roles_source, shown)) != PAM_SUCCESS)
         return pamret;
     po_logf(&args->log, LOG_DEBUG, "account checks passed for user %s", shown);

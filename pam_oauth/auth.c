@@ -7,7 +7,9 @@
  * IdP user name (username_format, ambiguity), the local account (unknown
  * -> PAM_USER_UNKNOWN, uid < minimum_uid -> PAM_IGNORE), the password
  * (empty or too long -> PAM_AUTH_ERR), the client secret, then one token
- * request bounded by the profile's timeout, retries included.
+ * request bounded by the profile's timeout, retries included.  With
+ * offline_login, a verified login stores the password's verifier and a
+ * failed request may fall back to it (offline.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -323,10 +325,12 @@ out:
     return pamret;
 }
 
-/* Keep what the later calls need on the handle; takes *tok and *claims. */
+/* Keep what the later calls need on the handle; takes *tok, *claims and
+ * (an offline login's, or NULL) *grants. */
 static int keep_state(const po_pam_args *args, const char *user,
                       const char *idp_user, uid_t uid, gid_t gid,
-                      const char *home, po_token *tok, char **claims)
+                      const char *home, po_token *tok, char **claims,
+                      po_offline_grants *grants)
 {
     po_pam_state *st = calloc(1, sizeof(*st));
 
@@ -338,6 +342,11 @@ static int keep_state(const po_pam_args *args, const char *user,
     memset(tok, 0, sizeof(*tok));
     st->verified_claims = *claims;
     *claims = NULL;
+    if (grants != NULL) {
+        st->offline = 1;
+        st->offline_grants = *grants;
+        memset(grants, 0, sizeof(*grants));
+    }
     if ((st->user = strdup(user)) == NULL ||
         (st->idp_user = strdup(idp_user)) == NULL ||
         (st->profile_name = strdup(args->profile->name)) == NULL ||
@@ -360,6 +369,7 @@ int po_pam_authenticate(po_pam_args *args)
     po_profile *p;
     po_token tok;
     po_grant_input g;
+    po_offline_grants grants;
     po_err err;
     uid_t uid = 0;
     gid_t gid = 0;
@@ -370,6 +380,7 @@ int po_pam_authenticate(po_pam_args *args)
     po_rc rc;
 
     memset(&tok, 0, sizeof(tok));
+    memset(&grants, 0, sizeof(grants));
     po_err_clear(&err);
     /* A new authentication on this handle forgets the previous one. */
     po_pam_state_clear(args->pamh);
@@ -446,16 +457,24 @@ int po_pam_authenticate(po_pam_args *args)
     po_logf(&args->log, LOG_DEBUG, "%s: password grant", what);
     rc = po_oauth_token_request(p, &g, deadline, (int64_t)time(NULL),
                                 &args->log, &tok, &err);
-    po_secret_clear(&password);
+    if (!p->offline_login) /* else kept for the verifier (offline.c) */
+        po_secret_clear(&password);
     if (rc != PO_OK) {
         pamret = po_pam_map_rc(args, rc, &err, what);
+        pamret = po_pam_offline_fallback(args, rc, pamret, idp_user, password,
+                                         what, &grants);
+        if (pamret == PAM_SUCCESS)
+            pamret = keep_state(args, user, idp_user, uid, gid, home, &tok,
+                                &claims, &grants);
         goto out;
     }
     if ((pamret = verify_token(args, &tok, idp_user, deadline, what,
                                &claims)) != PAM_SUCCESS)
         goto out;
+    if (p->offline_login)
+        po_pam_offline_store(args, idp_user, password, &tok, claims, what);
     if ((pamret = keep_state(args, user, idp_user, uid, gid, home, &tok,
-                             &claims)) != PAM_SUCCESS)
+                             &claims, NULL)) != PAM_SUCCESS)
         goto out;
     po_logf(&args->log, LOG_INFO, "user %s authenticated as %s (profile [%s])",
             shown, idp_user, p->name);
@@ -463,6 +482,7 @@ int po_pam_authenticate(po_pam_args *args)
 out:
     po_secret_clear(&password);
     po_token_free(&tok);
+    po_offline_grants_free(&grants);
     free(claims);
     free(idp_user);
     free(home);

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "err.h"
 #include "oauth.h"
+#include "offline.h"
 
 #define PO_PAM_DATA "pam_oauth:state" /* pam_set_data key                */
 #define PO_PAM_USER_MAX 256           /* bytes in a PAM user name         */
@@ -65,6 +66,9 @@ typedef struct po_pam_state {
                               (the token's or introspection's), or NULL
                               when the profile does not verify: the only
                               claims the account checks may read */
+    int offline;           /* authenticated offline (offline.c): no token;
+                              the account checks read offline_grants   */
+    po_offline_grants offline_grants;
 } po_pam_state;
 
 #pragma GCC visibility push(hidden)
@@ -151,11 +155,40 @@ int po_pam_map_rc(const po_pam_args *args, po_rc rc, const po_err *err,
 int po_pam_map_user(const po_pam_args *args, const char *fmt, const char *user,
                     char **out);
 
+/* offline.c ---------------------------------------------------------- */
+
+/* With offline_login, after the online login of idp_user succeeded (and
+ * its token was verified when the profile verifies): store a verifier of
+ * password with what tok (and verified_claims) granted.  A failure is
+ * logged; the login is not failed for it. */
+void po_pam_offline_store(const po_pam_args *args, const char *idp_user,
+                          const char *password, const po_token *tok,
+                          const char *verified_claims, const char *what);
+
+/* With offline_login, after the token request failed with rc (pamret, its
+ * PAM code from po_pam_map_rc): an invalid_grant removes the verifier; an
+ * "unavailable" rc checks password against it.  Returns the login's PAM
+ * code: PAM_SUCCESS (then *grants holds what acct_mgmt checks),
+ * PAM_AUTH_ERR (wrong, or too many failures), or pamret (no usable
+ * verifier).  Without offline_login, or for any other rc, pamret. */
+int po_pam_offline_fallback(const po_pam_args *args, po_rc rc, int pamret,
+                            const char *idp_user, const char *password,
+                            const char *what, po_offline_grants *grants);
+
+/* After an offline login: the roles of claim from source that the last
+ * online login stored (PO_NOT_FOUND with the reason when they were read
+ * from another claim or source, or could not be read), appended to out. */
+po_rc po_pam_offline_roles(const po_pam_state *st, po_roles_source source,
+                           const char *claim, po_strlist *out, po_err *err);
+
 /* account.c ---------------------------------------------------------- */
 
 /* pam_sm_acct_mgmt: PAM_IGNORE for a user who did not authenticate
  * through this module, else the checks on the token. */
 int po_pam_acct_mgmt(po_pam_args *args);
+
+/* The profile's roles_claim, or its default "Roles". */
+const char *po_pam_roles_claim(const po_profile *p);
 
 /* session.c ---------------------------------------------------------- */
 

@@ -59,6 +59,11 @@ static int store_token(po_pam_args *args, po_pam_state *st, int err_code)
                 "store_token is off: the token is not stored");
         return PAM_IGNORE;
     }
+    if (st->offline) {
+        po_logf(&args->log, LOG_DEBUG,
+                "offline login: there is no token to store");
+        return PAM_IGNORE;
+    }
     if (st->stored) {
         po_logf(&args->log, LOG_DEBUG, "token already stored in %s",
                 st->cache_dir);

@@ -95,6 +95,10 @@ class TestSshdLogin(unittest.TestCase):
             "ca_file": cls.srv.ca_file,
             "store_token": True,
             "timeout": "10s",
+            # offline login (test_offline_login); root's directory, 0700
+            "offline_login": True,
+            "offline_dir": os.path.join(d, "offline"),
+            "retries": 0,
         }, name="pam-oauth.conf", mode=0o644)
         mod = pamtest.module()
         args = f"config={cls.conf} debug"
@@ -103,6 +107,9 @@ class TestSshdLogin(unittest.TestCase):
             ("auth", "requisite", "pam_deny.so", ""),
             ("account", "required", mod, args),
             ("session", "required", mod, args),
+            # what common-session's pam_unix is in a real stack: after an
+            # offline login pam_oauth has no token for the session (PAM_IGNORE)
+            ("session", "required", "pam_permit.so", ""),
         ])
         key = os.path.join(d, "host_ed25519")
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key],
@@ -237,6 +244,36 @@ class TestSshdLogin(unittest.TestCase):
         self.assertEqual(self.srv.stats()["total"] - before, 1)
         self.assertFalse(os.path.exists(os.path.join(self.user.home, ".cache", "pam-oauth",
                                                      "default.json")))
+
+    def test_offline_login(self):
+        """Online once (the verifier is stored), then the identity provider
+        fails every request: the right password still opens a session,
+        logged as offline; a wrong one is refused."""
+        p = self.ssh(PASSWORD, "true")
+        self.assertEqual(p.returncode, 0, p.stderr.decode() + self.read_log())
+        verifier = os.path.join(self.dir, "offline", "default", USER)
+        st = os.lstat(verifier)
+        self.assertEqual((st.st_uid, st.st_mode & 0o777), (0, 0o600))
+        with open(verifier) as f:
+            self.assertTrue(json.load(f)["verifier"].startswith("$argon2id$v=19$"))
+        self.srv.fault("/generic/token", "close", count=-1)
+        try:
+            p = self.ssh(PASSWORD, "echo offline-session-$USER")
+            out = p.stdout.decode()
+            self.assertEqual(p.returncode, 0, p.stderr.decode() + "\n" + self.read_log())
+            self.assertIn(f"offline-session-{USER}", out)
+            log = self.read_log()
+            self.assertRegex(log, r"user po-sshtest \(as po-sshtest\), profile \[default\]: "
+                                  r"authenticated offline")
+            p = self.ssh("not the password", "true")
+            self.assertNotEqual(p.returncode, 0)
+            log = self.read_log()
+            self.assertIn("authentication failure offline: wrong password (1 of 5", log)
+        finally:
+            self.srv.clear_faults()
+        self.assertNotIn(PASSWORD, self.read_log())
+        with open(verifier, "rb") as f:
+            self.assertNotIn(PASSWORD.encode(), f.read())
 
 
 if __name__ == "__main__":
