@@ -104,11 +104,14 @@ $(B)/tests/unit/%: tests/unit/%.c $(LIBCORE)
 	  $(shell $(PKG_CONFIG) --libs cmocka) $(JSON_LIBS) $(CRYPTO_LIBS) \
 	  $(ARGON2_LIBS) -ldl -lpthread
 
-# Test tools (a PAM loop driver, the month simulator, ...).
+# Test tools (a PAM loop driver, the month simulator, ...).  po-offline
+# compares with yescrypt, through libcrypt.
+$(B)/tests/tools/po-offline: TOOL_EXTRA_LIBS := -lcrypt
 $(B)/tests/tools/%: tests/tools/%.c $(LIBCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBCORE) $(ALL_LDFLAGS) \
-	  $(JSON_LIBS) $(CRYPTO_LIBS) $(ARGON2_LIBS) $(PAM_LIBS) -ldl -lpthread
+	  $(JSON_LIBS) $(CRYPTO_LIBS) $(ARGON2_LIBS) $(PAM_LIBS) $(TOOL_EXTRA_LIBS) \
+	  -ldl -lpthread
 
 unit-tests: $(UNIT_BIN)
 test-tools: $(TOOL_BIN)
