@@ -619,6 +619,14 @@ out:
     return rc;
 }
 
+po_rc po_cache_entry_decode(const char *text, size_t len, const po_profile *p,
+                            const char *what, const po_log *log,
+                            po_cache_entry *out, po_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    return parse_entry(text, len, p, what, log, out, err);
+}
+
 static po_rc cache_read_uid(const char *dir, const po_profile *p, uid_t uid,
                             const po_log *log, po_cache_entry *out, po_err *err)
 {
@@ -727,19 +735,10 @@ static po_rc encode_entry(const po_profile *p, const po_cache_entry *e,
     return PO_OK;
 }
 
-/* Write len bytes of data to fd. */
-static int write_all(int fd, const char *data, size_t len)
+po_rc po_cache_entry_encode(const po_profile *p, const po_cache_entry *e,
+                            po_buf *out)
 {
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return encode_entry(p, e, out);
 }
 
 /* name.XXXXXX with a random suffix, into out (size n). */
@@ -792,7 +791,7 @@ static po_rc write_atomic(const char *dir, const char *name, const char *data,
         goto out;
     }
     created = 1;
-    if (fchmod(fd, 0600) == -1 || write_all(fd, data, len) == -1 ||
+    if (fchmod(fd, 0600) == -1 || po_write_all(fd, data, len) == -1 ||
         fsync(fd) == -1) {
         rc = po_fail(err, PO_IO, "cannot write token cache %s/%s: %s", dir,
                      name, strerror(errno));

@@ -69,6 +69,21 @@ po_rc po_cache_ensure_dir(const char *dir, po_err *err);
 po_rc po_cache_read(const char *dir, const po_profile *p, const po_log *log,
                     po_cache_entry *out, po_err *err);
 
+/* The entry as the JSON text of a cache file, appended to out (a secret
+ * buffer: it holds the tokens).  PO_TOO_LARGE at out's cap, PO_NOMEM.
+ * Pure (the shared store seals the same text). */
+po_rc po_cache_entry_encode(const po_profile *p, const po_cache_entry *e,
+                            po_buf *out);
+
+/* Parse len bytes of a cache file's JSON into *out, as po_cache_read does
+ * (what names the source in messages and log lines: a path, a store
+ * key).  PO_IO with the reason when it is not a usable entry (the caller
+ * decides what to say); a token for another token_url or client_id is
+ * dropped with an info line.  Pure apart from that log line. */
+po_rc po_cache_entry_decode(const char *text, size_t len, const po_profile *p,
+                            const char *what, const po_log *log,
+                            po_cache_entry *out, po_err *err);
+
 /* Write profile p's entry atomically (temp file 0600, fsync, rename, fsync
  * of the directory).  username may be NULL. */
 po_rc po_cache_write(const char *dir, const po_profile *p,

@@ -80,6 +80,18 @@ typedef enum po_roles_source {
     PO_ROLES_TOKEN         /* a claim of the verified token             */
 } po_roles_source;
 
+/* Fleet mode: the shared store (key shared_cache; store.h). */
+typedef enum po_shared_cache {
+    PO_SHARED_NONE = 0, /* each host keeps its own cache               */
+    PO_SHARED_ETCD      /* an etcd v3 cluster (its JSON gateway)       */
+} po_shared_cache;
+
+/* When the shared store fails (key shared_cache_fallback). */
+typedef enum po_shared_fallback {
+    PO_FALLBACK_LOCAL = 0, /* warn, carry on with the local cache alone */
+    PO_FALLBACK_FAIL       /* fail the call                             */
+} po_shared_fallback;
+
 /* An extra request parameter, from "param.NAME = value". */
 typedef struct po_param {
     char *name;
@@ -155,6 +167,19 @@ typedef struct po_profile {
     long jwt_leeway;         /* s of clock skew; default 60            */
     char *jwt_typ;           /* header typ required, or NULL           */
     char *introspection_url; /* RFC 7662 endpoint                      */
+
+    /* fleet mode: the shared store (store.h, etcd.h) */
+    po_shared_cache shared_cache;     /* default none                    */
+    char *shared_cache_endpoints;     /* space-separated https:// URLs   */
+    char *shared_cache_ca_file;       /* CA of the store's certificates  */
+    char *shared_cache_client_cert;   /* mutual TLS: certificate (PEM)   */
+    char *shared_cache_client_key;    /* ... and its key (PEM, 0600)     */
+    char *shared_cache_user;          /* the store's user name           */
+    char *shared_cache_password_file; /* ... its password (0600 file)    */
+    char *shared_cache_prefix;        /* key prefix; "/pam-oauth/"       */
+    char *shared_cache_key_file;      /* the fleet's sealing key (0600)  */
+    po_shared_fallback shared_cache_fallback; /* default local           */
+    long shared_cache_timeout_ms; /* bound on each store call; 5000  */
 
     /* offline login (offline.h; pam_oauth only) */
     int offline_login;         /* bool: keep a verifier of the password  */
@@ -274,5 +299,13 @@ po_rc po_profile_validate(const po_profile *p, po_err *err);
  * the profile still passes po_profile_validate and a second call does
  * nothing. */
 po_rc po_profile_load_secret(po_profile *p, const po_log *log, po_err *err);
+
+/* The first line of the secret file at path (without CR/LF; not empty, no
+ * NUL), malloc'd into *out (free with po_secret_free).  The file must be a
+ * regular file (not a symbolic link), owned by the effective uid or root,
+ * not open to group or others.  key and label name it in messages
+ * ("LABEL: KEY PATH is readable by others ..."). */
+po_rc po_secret_file_line(const char *path, const char *key, const char *label,
+                          char **out, po_err *err);
 
 #endif

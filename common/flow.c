@@ -9,7 +9,9 @@
 #include <syslog.h>
 #include <time.h>
 
+#include "flow_impl.h"
 #include "secret.h"
+#include "store.h"
 #include "util.h"
 
 #define MARGIN_MIN 5 /* s: auto margin bounds */
@@ -196,7 +198,7 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
     po_lock lk = {-1};
     char *dir = NULL;
     uint64_t deadline = flow_deadline(f);
-    int counted = 0;
+    int counted = 0, handled = 0;
 
     memset(out, 0, sizeof(*out));
     memset(&e, 0, sizeof(e));
@@ -239,6 +241,12 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
         rc = po_token_copy(out, &e.token, err);
         goto out;
     }
+    /* Fleet mode: the shared store before the token endpoint. */
+    if (po_store_enabled(p) &&
+        ((rc = po_fleet_get(f, flags, deadline, dir, &e, out, &handled, err)) !=
+             PO_OK ||
+         handled))
+        goto out;
 
     /* 3. The refresh token first. */
     if (e.token.refresh_token != NULL) {
@@ -328,7 +336,7 @@ po_rc po_flow_login(const po_flow *f, const char *username,
     po_lock lk = {-1};
     char *dir = NULL;
     uint64_t deadline = flow_deadline(f);
-    int counted = 0;
+    int counted = 0, handled = 0;
 
     memset(out, 0, sizeof(*out));
     memset(&e, 0, sizeof(e));
@@ -348,6 +356,11 @@ po_rc po_flow_login(const po_flow *f, const char *username,
     g.grant = PO_GRANT_PASSWORD;
     g.username = username;
     g.password = password;
+    if (po_store_enabled(p) &&
+        ((rc = po_fleet_login(f, &g, flags, deadline, dir, &e, out, &handled,
+                              err)) != PO_OK ||
+         handled))
+        goto out;
     rc = flow_request(f, &g, flags, deadline, &e, &counted, &tok, err);
     if (rc != PO_OK) {
         if (counted)
@@ -398,6 +411,8 @@ po_rc po_flow_invalidate(const po_flow *f, const char *token, int *done,
         goto out;
     *done = 1;
 out:
+    if (rc == PO_OK && dir != NULL && po_store_enabled(f->profile))
+        rc = po_fleet_drop(f, token, 0, err);
     po_cache_unlock(&lk);
     po_cache_entry_free(&e);
     free(dir);
@@ -424,6 +439,8 @@ po_rc po_flow_erase(const po_flow *f, po_err *err)
     e.username = NULL;
     rc = po_cache_write(dir, f->profile, &e, err);
 out:
+    if (rc == PO_OK && dir != NULL && po_store_enabled(f->profile))
+        rc = po_fleet_drop(f, NULL, 1, err);
     po_cache_unlock(&lk);
     po_cache_entry_free(&e);
     free(dir);
@@ -442,4 +459,40 @@ po_rc po_flow_status(const po_flow *f, po_cache_entry *out, po_err *err)
 out:
     free(dir);
     return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* For fleet.c (flow_impl.h)                                           */
+
+int64_t po_flowi_now(const po_flow *f)
+{
+    return flow_now(f);
+}
+
+uint64_t po_flowi_deadline(const po_flow *f)
+{
+    return flow_deadline(f);
+}
+
+po_rc po_flowi_request(const po_flow *f, const po_grant_input *g,
+                       unsigned flags, uint64_t deadline, po_cache_entry *e,
+                       int *counted, po_token *tok, po_err *err)
+{
+    return flow_request(f, g, flags, deadline, e, counted, tok, err);
+}
+
+void po_flowi_write_after_failure(const po_flow *f, const char *dir,
+                                  const po_cache_entry *e)
+{
+    write_after_failure(f, dir, e);
+}
+
+void po_flowi_take_token(po_cache_entry *e, po_token *tok)
+{
+    take_token(e, tok);
+}
+
+void po_flowi_next_month(const char *month, char out[16])
+{
+    next_month(month, out);
 }

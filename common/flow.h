@@ -15,6 +15,16 @@
  *      then release the lock.
  * A token is fresh while now < expires_at - margin and, when
  * refresh_interval is set, now < obtained_at + refresh_interval.
+ *
+ * Fleet mode (shared_cache, store.h) adds a tier between 2 and 3: the
+ * fleet's token when it is fresh; otherwise the fleet lock (waiting on a
+ * watch while another host renews, bounded by lock_timeout), the entry
+ * read again, and this host renews, counts the request in the fleet's
+ * budget first, and publishes the result (compare-and-swap on the
+ * revision it read) before taking it locally.  When the store fails,
+ * shared_cache_fallback decides: local (a warning, then steps 3 and 4
+ * alone) or fail.  login, invalidate and erase act on the fleet's entry
+ * too.
  */
 #ifndef PO_FLOW_H
 #define PO_FLOW_H
@@ -24,6 +34,7 @@
 #include "config.h"
 #include "err.h"
 #include "oauth.h"
+#include "store.h"
 
 typedef int64_t (*po_clock_fn)(void *ctx); /* wall clock, seconds */
 
@@ -72,6 +83,12 @@ po_rc po_flow_erase(const po_flow *f, po_err *err);
 
 /* Read the entry for status display (no lock, no network). */
 po_rc po_flow_status(const po_flow *f, po_cache_entry *out, po_err *err);
+
+/* Fleet mode (store.h): the fleet's entry and budget record, for status
+ * display (no lock; read from any member of the store).  PO_USAGE when
+ * the profile has no shared store; a store failure is its error. */
+po_rc po_flow_fleet_status(const po_flow *f, po_cache_entry *entry,
+                           po_store_usage *usage, po_err *err);
 
 /* The current month "YYYY-MM" (UTC) of wall time now, into buf[8]. */
 void po_flow_month(int64_t now, char buf[8]);

@@ -25,6 +25,8 @@ _Static_assert(sizeof(po_body_style) == sizeof(int), "po_body_style");
 _Static_assert(sizeof(po_verify_mode) == sizeof(int), "po_verify_mode");
 _Static_assert(sizeof(po_verify_which) == sizeof(int), "po_verify_which");
 _Static_assert(sizeof(po_roles_source) == sizeof(int), "po_roles_source");
+_Static_assert(sizeof(po_shared_cache) == sizeof(int), "po_shared_cache");
+_Static_assert(sizeof(po_shared_fallback) == sizeof(int), "po_shared_fallback");
 
 #define PARAM_PREFIX "param."
 #define PARAM_NAME_MAX 128
@@ -41,6 +43,8 @@ static const char *const verify_values[] = {"none", "jwt", "introspect", "auto",
                                             NULL};
 static const char *const verify_token_values[] = {"access", "id", NULL};
 static const char *const roles_source_values[] = {"response", "token", NULL};
+static const char *const shared_cache_values[] = {"none", "etcd", NULL};
+static const char *const fallback_values[] = {"local", "fail", NULL};
 
 /* One row per key, sorted by name: name, type, field, default, who,
  * enumeration, min, max, doc.  The table and the storage size of each field
@@ -138,6 +142,39 @@ static const char *const roles_source_values[] = {"response", "token", NULL};
       "where roles_claim is read: response or token (verified)")               \
     X("scope", PO_OPT_STRING, scope, NULL, PO_FOR_BOTH, NULL, 0, 0,            \
       "the scope parameter of token requests")                                 \
+    X("shared_cache", PO_OPT_ENUM, shared_cache, "none", PO_FOR_HELPER,        \
+      shared_cache_values, 0, 0,                                               \
+      "fleet mode: share tokens through a store: none or etcd")                \
+    X("shared_cache_ca_file", PO_OPT_STRING, shared_cache_ca_file, NULL,       \
+      PO_FOR_HELPER, NULL, 0, 0,                                               \
+      "fleet: PEM file of the CA certificates the store's certificates have")  \
+    X("shared_cache_client_cert", PO_OPT_STRING, shared_cache_client_cert,     \
+      NULL, PO_FOR_HELPER, NULL, 0, 0,                                         \
+      "fleet: client certificate (PEM) for mutual TLS with the store")         \
+    X("shared_cache_client_key", PO_OPT_STRING, shared_cache_client_key, NULL, \
+      PO_FOR_HELPER, NULL, 0, 0,                                               \
+      "fleet: the client certificate's private key (PEM, mode 0600)")          \
+    X("shared_cache_endpoints", PO_OPT_STRING, shared_cache_endpoints, NULL,   \
+      PO_FOR_HELPER, NULL, 0, 0,                                               \
+      "fleet: the store's https:// URLs, space-separated, tried in turn")      \
+    X("shared_cache_fallback", PO_OPT_ENUM, shared_cache_fallback, "local",    \
+      PO_FOR_HELPER, fallback_values, 0, 0,                                    \
+      "fleet: when the store fails: local (warn, go on alone) or fail")        \
+    X("shared_cache_key_file", PO_OPT_STRING, shared_cache_key_file, NULL,     \
+      PO_FOR_HELPER, NULL, 0, 0,                                               \
+      "fleet: the 32-byte key (mode 0600) that seals values in the store")     \
+    X("shared_cache_password_file", PO_OPT_STRING, shared_cache_password_file, \
+      NULL, PO_FOR_HELPER, NULL, 0, 0,                                         \
+      "fleet: a file (mode 0600) whose first line is the store password")      \
+    X("shared_cache_prefix", PO_OPT_STRING, shared_cache_prefix,               \
+      "/pam-oauth/", PO_FOR_HELPER, NULL, 0, 0,                                \
+      "fleet: the prefix of every key pam-oauth writes in the store")          \
+    X("shared_cache_timeout", PO_OPT_MILLIS, shared_cache_timeout_ms, "5s",    \
+      PO_FOR_HELPER, NULL, 1, 600000L,                                         \
+      "fleet: give up on a store that does not answer after this long")        \
+    X("shared_cache_user", PO_OPT_STRING, shared_cache_user, NULL,             \
+      PO_FOR_HELPER, NULL, 0, 0,                                               \
+      "fleet: the store's user name (with shared_cache_password_file)")        \
     X("store_token", PO_OPT_BOOL, store_token, "no", PO_FOR_PAM, NULL, 0, 1,   \
       "store the token in the user's token cache at login")                    \
     X("timeout", PO_OPT_MILLIS, timeout_ms, "20s", PO_FOR_BOTH, NULL, 1,       \

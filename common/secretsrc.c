@@ -52,20 +52,20 @@ static po_rc first_line(const char *s, size_t len, const char *label,
     return PO_OK;
 }
 
-static po_rc secret_from_file(const po_profile *p, const char *label,
-                              char **out, po_err *err)
+po_rc po_secret_file_line(const char *path, const char *key, const char *label,
+                          char **out, po_err *err)
 {
     po_rc rc = PO_OK;
-    const char *path = p->client_secret_file;
     struct stat st;
     char *buf = NULL, what[PATH_MAX + 32];
     size_t len = 0;
     po_err e;
 
-    (void)snprintf(what, sizeof(what), "client_secret_file %s", path);
+    *out = NULL;
+    (void)snprintf(what, sizeof(what), "%s %s", key, path);
     if ((rc = po_read_file(path, PO_SECRET_MAX, 1, &buf, &len, &st, &e)) !=
         PO_OK) {
-        rc = po_fail(err, rc, "%s: client_secret_file: %s", label, e.msg);
+        rc = po_fail(err, rc, "%s: %s: %s", label, key, e.msg);
         goto out;
     }
     if (st.st_uid != geteuid() && st.st_uid != 0) {
@@ -90,6 +90,13 @@ out:
         free(buf);
     }
     return rc;
+}
+
+static po_rc secret_from_file(const po_profile *p, const char *label,
+                              char **out, po_err *err)
+{
+    return po_secret_file_line(p->client_secret_file, "client_secret_file",
+                               label, out, err);
 }
 
 /* fd moved to a number above 2 (close-on-exec), so that dup2 onto 0..2 in

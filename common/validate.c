@@ -13,6 +13,7 @@
 #include "config_impl.h"
 #include "http.h"
 #include "jwtalg.h"
+#include "util.h"
 
 /* ------------------------------------------------------------------ */
 /* Reporting                                                           */
@@ -86,20 +87,13 @@ static po_rc check_match(const po_profile *p, const char *label,
                          po_cfg_reporter *r, po_err *err)
 {
     po_rc rc = PO_OK;
-    const char *s = p->match;
+    const char *s = p->match, *w, *host;
     char entry[512], shown[256];
     size_t n, k = 0;
 
-    while (*s != '\0') {
-        const char *host;
-        while (*s == ' ' || *s == '\t')
-            s++;
-        if (*s == '\0')
-            break;
-        n = strcspn(s, " \t");
+    while ((w = po_next_word(&s, &n)) != NULL) {
         k++;
-        (void)snprintf(entry, sizeof(entry), "%.*s", (int)n, s);
-        s += n;
+        (void)snprintf(entry, sizeof(entry), "%.*s", (int)n, w);
         host = strncasecmp(entry, "https://", 8) == 0  ? entry + 8
                : strncasecmp(entry, "http://", 7) == 0 ? entry + 7
                                                        : NULL;
@@ -191,6 +185,107 @@ static po_rc check_verify(const po_profile *p, const char *label,
              r, err, "%s: key 'jwks_cache_dir': must be an absolute path",
              label)) != PO_OK)
         goto out;
+out:
+    return rc;
+}
+
+/* A path key of the shared store: absolute when set. */
+static po_rc check_abs_path(const char *label, const char *key,
+                            const char *path, po_cfg_reporter *r, po_err *err)
+{
+    if (path == NULL || path[0] == '/')
+        return PO_OK;
+    return po_cfg_problem(r, err, "%s: key '%s': must be an absolute path",
+                          label, key);
+}
+
+/* shared_cache and its keys (fleet mode, store.h). */
+static po_rc check_shared_cache(const po_profile *p, const char *label,
+                                po_cfg_reporter *r, po_err *err)
+{
+    const char *s = p->shared_cache_endpoints, *q = p->shared_cache_prefix;
+    const char *w;
+    char entry[1024], shown[256];
+    po_rc rc = PO_OK;
+    size_t n, k = 0;
+    po_err e;
+
+    if (p->shared_cache == PO_SHARED_NONE)
+        goto out;
+    if (s == NULL &&
+        (rc = po_cfg_problem(r, err,
+                             "%s: shared_cache is etcd but "
+                             "shared_cache_endpoints is not set (the store's "
+                             "https:// URLs)",
+                             label)) != PO_OK)
+        goto out;
+    while (s != NULL && (w = po_next_word(&s, &n)) != NULL) {
+        k++;
+        (void)snprintf(entry, sizeof(entry), "%.*s", (int)n, w);
+        po_err_clear(&e);
+        if (po_http_check_url(entry, p->allow_http, &e) != PO_OK) {
+            if ((rc = po_cfg_problem(r, err,
+                                     "%s: key 'shared_cache_endpoints': "
+                                     "entry %zu: %s",
+                                     label, k, e.msg)) != PO_OK)
+                goto out;
+        } else if (strchr(entry, '?') != NULL || strchr(entry, '#') != NULL) {
+            po_http_redact_url(entry, shown, sizeof(shown));
+            if ((rc = po_cfg_problem(r, err,
+                                     "%s: key 'shared_cache_endpoints': "
+                                     "entry %zu ('%s'): no query or "
+                                     "fragment allowed",
+                                     label, k, shown)) != PO_OK)
+                goto out;
+        }
+    }
+    if (p->shared_cache_endpoints != NULL && k == 0 &&
+        (rc = po_cfg_problem(r, err,
+                             "%s: key 'shared_cache_endpoints' lists no URL",
+                             label)) != PO_OK)
+        goto out;
+    if (p->shared_cache_key_file == NULL &&
+        (rc = po_cfg_problem(r, err,
+                             "%s: shared_cache is etcd but "
+                             "shared_cache_key_file is not set (the fleet's "
+                             "sealing key; create one with 'oauth-token "
+                             "fleet-key FILE')",
+                             label)) != PO_OK)
+        goto out;
+    if ((rc = check_abs_path(label, "shared_cache_key_file",
+                             p->shared_cache_key_file, r, err)) != PO_OK ||
+        (rc = check_abs_path(label, "shared_cache_ca_file",
+                             p->shared_cache_ca_file, r, err)) != PO_OK ||
+        (rc = check_abs_path(label, "shared_cache_client_cert",
+                             p->shared_cache_client_cert, r, err)) != PO_OK ||
+        (rc = check_abs_path(label, "shared_cache_client_key",
+                             p->shared_cache_client_key, r, err)) != PO_OK ||
+        (rc = check_abs_path(label, "shared_cache_password_file",
+                             p->shared_cache_password_file, r, err)) != PO_OK)
+        goto out;
+    if ((p->shared_cache_client_cert == NULL) !=
+            (p->shared_cache_client_key == NULL) &&
+        (rc = po_cfg_problem(r, err,
+                             "%s: set both shared_cache_client_cert and "
+                             "shared_cache_client_key, or neither",
+                             label)) != PO_OK)
+        goto out;
+    if ((p->shared_cache_user == NULL) !=
+            (p->shared_cache_password_file == NULL) &&
+        (rc = po_cfg_problem(r, err,
+                             "%s: set both shared_cache_user and "
+                             "shared_cache_password_file, or neither",
+                             label)) != PO_OK)
+        goto out;
+    if (q == NULL || q[0] != '/' || q[strlen(q) - 1] != '/' ||
+        strlen(q) > 256 || strstr(q, "//") != NULL) {
+        if ((rc = po_cfg_problem(
+                 r, err,
+                 "%s: key 'shared_cache_prefix': must start and end with "
+                 "'/', without '//', at most 256 bytes (default /pam-oauth/)",
+                 label)) != PO_OK)
+            goto out;
+    }
 out:
     return rc;
 }
@@ -317,6 +412,8 @@ po_rc po_cfg_validate(const po_profile *p, po_cfg_reporter *r, po_err *err)
     if (p->match != NULL && (rc = check_match(p, label, r, err)) != PO_OK)
         goto out;
     if ((rc = check_verify(p, label, r, err)) != PO_OK)
+        goto out;
+    if ((rc = check_shared_cache(p, label, r, err)) != PO_OK)
         goto out;
     if (p->offline_dir != NULL && p->offline_dir[0] != '/' &&
         (rc = po_cfg_problem(r, err,

@@ -107,6 +107,7 @@ po_rc ot_cmd_refresh(ot_ctx *c, po_err *err);
 po_rc ot_cmd_erase(ot_ctx *c, po_err *err);
 po_rc ot_cmd_login(ot_ctx *c, po_err *err);
 po_rc ot_cmd_check_config(ot_ctx *c, po_err *err);
+po_rc ot_cmd_fleet_key(ot_ctx *c, po_err *err);
 
 /* Append the curl config line `header = "Authorization: Bearer TOKEN"`
  * (with its newline) to out, quoted per curl's config file syntax. */

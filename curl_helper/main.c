@@ -26,6 +26,7 @@
 #define CMD_FORCE 4u   /* --force                                */
 #define CMD_LOGIN 8u   /* --username, --password-stdin           */
 #define CMD_ACTION 16u /* exactly one positional argument (git)  */
+#define CMD_FILE 32u   /* exactly one positional argument: a file */
 
 typedef struct ot_command {
     const char *name;
@@ -43,6 +44,7 @@ static const ot_command commands[] = {
     {"erase", CMD_PROFILE, ot_cmd_erase},
     {"login", CMD_PROFILE | CMD_LOGIN | CMD_FORCE, ot_cmd_login},
     {"check-config", 0, ot_cmd_check_config},
+    {"fleet-key", CMD_FILE, ot_cmd_fleet_key},
     /* the profile is chosen from git's request unless -p is given */
     {"git", CMD_ACTION | CMD_FORCE, ot_cmd_git},
 };
@@ -95,6 +97,8 @@ static const char usage_text[] =
     "  login          the password grant: --username USER, password from\n"
     "                 the terminal or with --password-stdin\n"
     "  check-config   report every problem in the configuration files\n"
+    "  fleet-key FILE create a fleet's sealing key (shared_cache_key_file):\n"
+    "                 32 random bytes, mode 0600; never replaces a file\n"
     "  git ACTION     the git credential helper (get, store, erase), also\n"
     "                 run as git-credential-oauth-token\n"
     "\n"
@@ -123,7 +127,7 @@ static const char usage_text[] =
     "  4  identity provider unreachable or failing (network, timeout, TLS,\n"
     "     server_error, rate limited, malformed response)\n"
     "  5  monthly token budget used up (--force goes past it)\n"
-    "  6  cache lock timeout (another oauth-token is stuck)\n"
+    "  6  cache or fleet lock timeout (another oauth-token is stuck)\n"
     "  Once curl has run, `oauth-token curl` exits with curl's status.\n"
     "\n"
     "Environment: OAUTH_TOKEN_PROFILE, PAM_OAUTH_CONFIG, "
@@ -515,6 +519,10 @@ static po_rc check_args(const ot_ctx *c, const ot_command *cmd, po_err *err)
         if (o->nargs > 1)
             return po_fail(err, PO_USAGE, "unexpected argument '%s'",
                            o->args[1]);
+    } else if (cmd->flags & CMD_FILE) {
+        if (o->nargs != 1)
+            return po_fail(err, PO_USAGE, "'%s' needs exactly one file name",
+                           cmd->name);
     } else if (strcmp(cmd->name, "curl") != 0 && o->nargs > 0) {
         return po_fail(err, PO_USAGE, "unexpected argument '%s'", o->args[0]);
     }
