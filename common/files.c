@@ -69,6 +69,24 @@ static po_rc open_dir_error(int e, int is_link, const char *path,
                    strerror(e));
 }
 
+/* The end of both directory opens: fd is the open(2) result (errno in e,
+ * is_link whether the path is a symbolic link), checked and kept in *out
+ * or closed. */
+static po_rc adopt_dir(int fd, int e, int is_link, const char *path, uid_t uid,
+                       mode_t forbid, const char *what, int *out, po_err *err)
+{
+    po_rc rc;
+
+    if (fd == -1)
+        return open_dir_error(e, is_link, path, what, err);
+    if ((rc = check_dir(fd, path, uid, forbid, what, err)) != PO_OK) {
+        close(fd);
+        return rc;
+    }
+    *out = fd;
+    return PO_OK;
+}
+
 /* Make the missing components of path (modified in place and restored)
  * with mode 0700. */
 static po_rc make_parents(char *path, const char *what, po_err *err)
@@ -104,8 +122,9 @@ po_rc po_dir_open(const char *dir, int create, uid_t uid, mode_t forbid,
 {
     po_rc rc = PO_OK;
     char *path = NULL;
+    struct stat st;
     size_t n;
-    int fd = -1;
+    int fd, e;
 
     *dfd = -1;
     if (dir == NULL || dir[0] != '/') {
@@ -124,21 +143,11 @@ po_rc po_dir_open(const char *dir, int create, uid_t uid, mode_t forbid,
     if (create && (rc = make_parents(path, what, err)) != PO_OK)
         goto out;
     fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd == -1) {
-        int e = errno;
-        struct stat st;
-
-        rc = open_dir_error(e, lstat(path, &st) == 0 && S_ISLNK(st.st_mode),
-                            path, what, err);
-        goto out;
-    }
-    if ((rc = check_dir(fd, path, uid, forbid, what, err)) != PO_OK)
-        goto out;
-    *dfd = fd;
-    fd = -1;
+    e = errno;
+    rc = adopt_dir(fd, e,
+                   fd == -1 && lstat(path, &st) == 0 && S_ISLNK(st.st_mode),
+                   path, uid, forbid, what, dfd, err);
 out:
-    if (fd != -1)
-        close(fd);
     free(path);
     return rc;
 }
@@ -149,7 +158,8 @@ po_rc po_dir_open_at(int dfd, const char *dir, const char *name, int create,
 {
     po_rc rc = PO_OK;
     char *path = NULL;
-    int fd = -1;
+    struct stat st;
+    int fd, e;
 
     *out = -1;
     if (!component_ok(name)) {
@@ -169,23 +179,13 @@ po_rc po_dir_open_at(int dfd, const char *dir, const char *name, int create,
         }
         fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     }
-    if (fd == -1) {
-        int e = errno;
-        struct stat st;
-
-        rc = open_dir_error(e,
-                            fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                                S_ISLNK(st.st_mode),
-                            path, what, err);
-        goto out;
-    }
-    if ((rc = check_dir(fd, path, uid, forbid, what, err)) != PO_OK)
-        goto out;
-    *out = fd;
-    fd = -1;
+    e = errno;
+    rc = adopt_dir(fd, e,
+                   fd == -1 &&
+                       fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                       S_ISLNK(st.st_mode),
+                   path, uid, forbid, what, out, err);
 out:
-    if (fd != -1)
-        close(fd);
     free(path);
     return rc;
 }
@@ -245,21 +245,6 @@ out:
     return rc;
 }
 
-/* Write len bytes of data to fd. */
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* prefix + PO_TEMP_SUFFIX_LEN random characters, malloc'd. */
 static char *temp_name(const char *prefix)
 {
@@ -311,7 +296,7 @@ po_rc po_file_replace_at(int dfd, const char *dir, const char *name,
         goto out;
     }
     created = 1;
-    if (fchmod(fd, 0600) == -1 || write_all(fd, data, len) == -1 ||
+    if (fchmod(fd, 0600) == -1 || po_write_all(fd, data, len) == -1 ||
         fsync(fd) == -1) {
         rc = po_fail(err, PO_IO, "cannot write %s/%s: %s", dir, name,
                      strerror(errno));

@@ -583,6 +583,23 @@ static po_rc place_lock(const po_profile *p, place *pl, po_err *err)
     return rc;
 }
 
+/* Open the place of an existing verifier and take its lock: PO_NOT_FOUND
+ * (and no lock, and no lock file made) when there is no directory or no
+ * verifier file. */
+static po_rc place_lock_existing(const po_profile *p, const char *user,
+                                 place *pl, po_err *err)
+{
+    struct stat st;
+    po_rc rc;
+
+    if ((rc = place_open(p, user, 0, pl, err)) != PO_OK)
+        return rc;
+    if (fstatat(pl->dir, pl->name, &st, AT_SYMLINK_NOFOLLOW) == -1 &&
+        errno == ENOENT)
+        return PO_NOT_FOUND;
+    return place_lock(p, pl, err);
+}
+
 static po_rc write_entry(place *pl, const entry *e, po_err *err)
 {
     po_rc rc;
@@ -698,7 +715,6 @@ po_rc po_offline_check(const po_profile *p, const char *user,
     po_rc rc = PO_OK;
     char *text = NULL, why[600];
     size_t len = 0;
-    struct stat st;
     entry e;
     place pl;
     po_err bad;
@@ -708,18 +724,12 @@ po_rc po_offline_check(const po_profile *p, const char *user,
     memset(res, 0, sizeof(*res));
     memset(&e, 0, sizeof(e));
     po_err_clear(&bad);
-    rc = place_open(p, user, 0, &pl, err);
-    if (rc == PO_NOT_FOUND) { /* no directory: no verifier */
+    rc = place_lock_existing(p, user, &pl, err);
+    if (rc == PO_NOT_FOUND) { /* no verifier */
         rc = PO_OK;
         goto out;
     }
     if (rc != PO_OK)
-        goto out;
-    /* No lock file is made for a user who has no verifier. */
-    if (fstatat(pl.dir, pl.name, &st, AT_SYMLINK_NOFOLLOW) == -1 &&
-        errno == ENOENT)
-        goto out;
-    if ((rc = place_lock(p, &pl, err)) != PO_OK)
         goto out;
     rc = po_file_read_at(pl.dir, pl.name, geteuid(), PO_OFFLINE_FILE_MAX, &text,
                          &len, &bad);
@@ -818,18 +828,14 @@ po_rc po_offline_remove(const po_profile *p, const char *user, int *removed,
 
     if (removed != NULL)
         *removed = 0;
-    rc = place_open(p, user, 0, &pl, err);
+    rc = place_lock_existing(p, user, &pl, err);
     if (rc == PO_NOT_FOUND) {
         rc = PO_OK;
         goto out;
     }
     if (rc != PO_OK)
         goto out;
-    if (fstatat(pl.dir, pl.name, &st, AT_SYMLINK_NOFOLLOW) == -1 &&
-        errno == ENOENT)
-        goto out;
-    if ((rc = place_lock(p, &pl, err)) != PO_OK)
-        goto out;
+    /* Under the lock: a concurrent removal may have been first. */
     if (fstatat(pl.dir, pl.name, &st, AT_SYMLINK_NOFOLLOW) == -1 &&
         errno == ENOENT)
         goto out;
