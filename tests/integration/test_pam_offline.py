@@ -326,6 +326,42 @@ class TestInvalidGrant(OfflineCase):
         self.assertEqual(r.exit("pam_sm_authenticate"), "PAM_AUTHINFO_UNAVAIL", r)
 
 
+class TestVerifiedTokens(OfflineCase):
+    """With verify = jwt, only a login whose token verified stores a
+    verifier, and roles_source = token keeps the verified claim's roles."""
+
+    def jwt_service(self, **keys):
+        keys = dict(dict(token_url=self.srv.url("/jwt/token"), verify="jwt",
+                         issuer=self.srv.jwt_issuer,
+                         jwks_cache_dir=os.path.join(self.env.dir, "jwks")), **keys)
+        return self.service(**keys)
+
+    def test_forged_token_stores_nothing(self):
+        svc = self.jwt_service()
+        self.srv.jwt(forge="wrong_key")
+        r = self.login(svc)
+        self.assertEqual(r.exit("pam_sm_authenticate"), "PAM_AUTH_ERR", r)
+        self.assertLogged(r, r"bad_signature")
+        self.assertFalse(os.path.exists(self.verifier_path(A)))
+
+    def test_verified_roles_used_offline(self):
+        svc = self.jwt_service(roles_source="token", roles_claim="realm_access.roles",
+                               require_roles="admin")
+        r = self.login(svc, ops=("authenticate", "acct_mgmt"))
+        self.assertTrue(r.ok, r)
+        v = self.verifier(A)
+        self.assertEqual((v["roles_source"], v["roles_claim"]), ("token", "realm_access.roles"))
+        self.assertIn("admin", v["roles"])
+        self.srv.fault("/jwt/token", "close", count=-1)
+        r = self.login(svc, ops=("authenticate", "acct_mgmt"))
+        self.assertEqual(r.exit("pam_sm_authenticate"), "PAM_SUCCESS", r)
+        self.assertEqual(r.exit("pam_sm_acct_mgmt"), "PAM_SUCCESS", r)
+        r = self.login(self.jwt_service(roles_source="token", roles_claim="realm_access.roles",
+                                        require_roles="ops"),
+                       ops=("authenticate", "acct_mgmt"))
+        self.assertEqual(r.exit("pam_sm_acct_mgmt"), "PAM_PERM_DENIED", r)
+
+
 class TestAccountAndSession(OfflineCase):
 
     def test_roles_and_scope_from_the_last_online_login(self):
