@@ -225,6 +225,59 @@ class TestIdpDown(OfflineCase):
         r = self.login(svc)
         self.assertEqual(r.exit("pam_sm_authenticate"), "PAM_SUCCESS", r)
 
+    def test_concurrent_logins_count_every_failure(self):
+        """Six logins at once with wrong passwords, and one with the right
+        one: the lock serialises them, no count is lost, the file stays
+        whole.  (Each pamtester gets its own PAM_WRAPPER_RUNTIME_DIR:
+        pam_wrapper's shared /tmp/pam.X races between processes.)"""
+        svc = self.service(offline_max_failures=100)
+        self.login(svc)
+        self.idp_down()
+        procs = []
+        for i in range(7):
+            rt = self.env.path(f"pwrap-{self.id().rsplit('.', 1)[-1]}-{i}")
+            os.makedirs(rt, exist_ok=True)
+            password = IDP[A][0] if i == 6 else f"wrong-{i}"
+            procs.append((i, subprocess.Popen(
+                [pamtest.PAMTESTER, "-v", svc, A, "authenticate"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=self.env.environ(extra={"PAM_WRAPPER_RUNTIME_DIR": rt}))))
+            procs[-1][1].stdin.write((password + "\n").encode())
+            procs[-1][1].stdin.close()
+            procs[-1][1].stdin = None
+        for i, p in procs:
+            out, err = p.communicate(timeout=120)
+            text = (out + err).decode()
+            want = "PAM_SUCCESS" if i == 6 else "PAM_AUTH_ERR"
+            self.assertIn(f"pam_sm_authenticate: exit ({want})", text, text[-3000:])
+        v = self.verifier(A)   # parses
+        # The right password may have come at any point: it resets the
+        # count, so what is left is the wrong ones after it.
+        self.assertLessEqual(v["failures"], 6)
+        self.login(svc, password="one more wrong")
+        total = self.verifier(A)["failures"]
+        self.assertEqual(total, v["failures"] + 1)
+        # Without the right one: exactly six counted.
+        svc = self.service(offline_max_failures=100)
+        self.idp_up()
+        self.login(svc)
+        self.idp_down()
+        procs = []
+        for i in range(6):
+            rt = self.env.path(f"pwrap2-{self.id().rsplit('.', 1)[-1]}-{i}")
+            os.makedirs(rt, exist_ok=True)
+            p = subprocess.Popen([pamtest.PAMTESTER, svc, A, "authenticate"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE,
+                                 env=self.env.environ(extra={"PAM_WRAPPER_RUNTIME_DIR": rt}))
+            p.stdin.write(f"wrong-{i}\n".encode())
+            p.stdin.close()
+            p.stdin = None
+            procs.append(p)
+        for p in procs:
+            p.communicate(timeout=120)
+        self.assertEqual(self.verifier(A)["failures"], 6)
+
     def test_offline_success_resets_the_count(self):
         svc = self.service()
         self.login(svc)
