@@ -44,8 +44,16 @@
 typedef enum po_grant {
     PO_GRANT_CLIENT_CREDENTIALS = 0,
     PO_GRANT_PASSWORD,
-    PO_GRANT_REFRESH_TOKEN
+    PO_GRANT_REFRESH_TOKEN,
+    PO_GRANT_DEVICE_CODE /* RFC 8628: "device" in the file; device.h */
 } po_grant;
+
+/* What pam_oauth does when the password grant is refused because the
+ * identity provider wants more than a password (key password_fallback). */
+typedef enum po_password_fallback {
+    PO_FALLBACK_NONE = 0,
+    PO_FALLBACK_DEVICE /* continue with the device grant */
+} po_password_fallback;
 
 typedef enum po_client_auth {
     PO_CLIENT_AUTH_BASIC = 0, /* client_secret_basic, RFC 6749 2.3.1 */
@@ -137,10 +145,12 @@ typedef struct po_profile {
     int retries;             /* extra attempts; default 2              */
 
     /* cache and helper */
-    char *cache_dir;      /* overrides the default location         */
-    long lock_timeout_ms; /* bound on waiting for the lock; 10000   */
-    char *match;          /* git: "https://host/path-prefix" list    */
-    char *git_username;   /* old git: username= answer; "oauth2"    */
+    char *cache_dir;         /* overrides the default location         */
+    long lock_timeout_ms;    /* bound on waiting for the lock; 10000   */
+    char *match;             /* git: "https://host/path-prefix" list    */
+    char *git_username;      /* old git: username= answer; "oauth2"    */
+    char *registry_username; /* docker: the Username answer;
+                                "oauth2accesstoken"                    */
 
     /* PAM */
     long minimum_uid;             /* default 1000                           */
@@ -168,6 +178,15 @@ typedef struct po_profile {
     char *jwt_typ;           /* header typ required, or NULL           */
     char *introspection_url; /* RFC 7662 endpoint                      */
 
+    /* the device authorization grant (device.h) */
+    char *device_authorization_url; /* or the issuer's discovery      */
+    long device_timeout;            /* s, the whole device login; 300  */
+    int device_qr;                  /* bool: show a QR code            */
+    int device_prompt;              /* bool (PAM): wait for Enter      */
+    po_password_fallback password_fallback; /* PAM; default none     */
+    char *device_fallback_on;               /* PAM: '|'-separated invalid_grant
+                                               descriptions that switch to device   */
+
     /* fleet mode: the shared store (store.h, etcd.h) */
     po_shared_cache shared_cache;     /* default none                    */
     char *shared_cache_endpoints;     /* space-separated https:// URLs   */
@@ -187,6 +206,10 @@ typedef struct po_profile {
     long offline_max_failures; /* wrong offline passwords before offline
                                   login is refused until an online one  */
     char *offline_dir;         /* root-only directory of the verifiers   */
+    /* where each key was set ("file:line", "PAM argument ..."), indexed
+     * like po_options(); NULL entries (or a NULL array) for defaults.
+     * Read with po_profile_origin(). */
+    char **origins;
 } po_profile;
 
 /* A set of profiles read from one or more files. */
@@ -234,7 +257,12 @@ typedef void (*po_diag_fn)(void *ctx, const char *msg);
 #define PO_CFG_STRICT_OWNER                                                    \
     2u /* refuse a file not owned by root or by                                \
           the effective uid, or writable by group                              \
-          or others (used by the PAM module)     */
+          or others, or in a directory (up to /)                               \
+          that is (po_check_dir_chain, sshd's                                  \
+          StrictModes); used by the PAM module   */
+#define PO_CFG_PAM_RULES                                                       \
+    4u /* po_config_check: check each profile as                               \
+          pam_oauth does (po_profile_validate_pam) */
 
 /* Initialise an empty configuration. */
 void po_config_init(po_config *cfg);
@@ -280,6 +308,10 @@ void po_profile_free(po_profile *p);
 po_rc po_profile_set(po_profile *p, const char *key, const char *value,
                      const char *where, po_err *err);
 
+/* Where key was last set in p ("file:line", "PAM argument 'k=v'", "option
+ * -o"), or NULL when it has its default value or is unknown. */
+const char *po_profile_origin(const po_profile *p, const char *key);
+
 /* Is key a known option (or param.NAME)? */
 int po_option_known(const char *key);
 
@@ -288,6 +320,13 @@ int po_option_known(const char *key);
  * source when client_auth is not none, no two secret sources, and so on.
  * Messages name the profile and its source. */
 po_rc po_profile_validate(const po_profile *p, po_err *err);
+
+/* po_profile_validate plus the rules of pam_oauth, which logs users in:
+ * the device grant (grant = device, or password_fallback = device) only
+ * with verify = jwt, introspect or auto, because whoever approves a device
+ * code gets the token; device_fallback_on only with password_fallback =
+ * device.  The messages name the file:line where the key was set. */
+po_rc po_profile_validate_pam(const po_profile *p, po_err *err);
 
 /* Resolve the client secret when it comes from client_secret_file (the
  * file's first line; the file must not be readable by group or others) or

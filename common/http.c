@@ -874,6 +874,35 @@ out:
     return rc;
 }
 
+po_rc po_http_get(const po_http_opts *opts, const char *url, const char *what,
+                  po_http_resp *resp, po_err *err)
+{
+    po_http_req req;
+    char show[URL_SHOW_MAX];
+    po_rc rc;
+
+    memset(resp, 0, sizeof(*resp));
+    po_buf_init(&resp->body, PO_HTTP_BODY_MAX, 1);
+    if ((rc = po_http_check_url(url, opts->allow_http, err)) != PO_OK)
+        return rc;
+    memset(&req, 0, sizeof(req));
+    req.method = "GET";
+    req.url = url;
+    po_http_redact_url(url, show, sizeof(show));
+    po_logf(opts->log, LOG_DEBUG, "fetching the %s from %s", what, show);
+    if ((rc = po_http_request(opts, &req, resp, err)) != PO_OK)
+        return rc;
+    if (resp->status != 200) {
+        rc = po_fail(
+            err, resp->status >= 500 ? PO_SERVER_ERROR : PO_MALFORMED_RESPONSE,
+            "GET %s (%s): HTTP %ld", show, what, resp->status);
+        if (err != NULL)
+            err->http_status = resp->status;
+        return rc;
+    }
+    return PO_OK;
+}
+
 void po_http_resp_free(po_http_resp *resp)
 {
     if (resp == NULL)

@@ -99,6 +99,15 @@ void po_http_redact_url(const char *url, char *out, size_t n);
 po_rc po_http_request(const po_http_opts *opts, const po_http_req *req,
                       po_http_resp *resp, po_err *err);
 
+/* GET url, a document the caller then reads (what names it in messages:
+ * "key set", "discovery document"): the URL checked with
+ * po_http_check_url(opts->allow_http) first, a debug line logged, resp
+ * initialised here (free it with po_http_resp_free).  PO_OK only for HTTP
+ * 200; another status is PO_SERVER_ERROR (5xx) or PO_MALFORMED_RESPONSE,
+ * "GET URL (what): HTTP N", with err->http_status set. */
+po_rc po_http_get(const po_http_opts *opts, const char *url, const char *what,
+                  po_http_resp *resp, po_err *err);
+
 /* Free the response body (cleansed). */
 void po_http_resp_free(po_http_resp *resp);
 

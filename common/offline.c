@@ -173,6 +173,32 @@ out:
     return rc;
 }
 
+po_rc po_offline_decoy(po_err *err)
+{
+    char *enc = NULL, pass[33];
+    unsigned char rnd[16];
+    ssize_t got;
+    size_t i;
+    po_rc rc;
+
+    do
+        got = getrandom(rnd, sizeof(rnd), 0);
+    while (got == -1 && errno == EINTR);
+    if (got != (ssize_t)sizeof(rnd))
+        return po_fail(err, PO_IO, "offline check: cannot get random bytes: %s",
+                       got == -1 ? strerror(errno) : "short read");
+    for (i = 0; i < sizeof(rnd); i++)
+        (void)snprintf(pass + 2 * i, 3, "%02x", rnd[i]);
+    rc = verifier_new(pass, &enc, err);
+    po_cleanse(rnd, sizeof(rnd));
+    po_cleanse(pass, sizeof(pass));
+    if (enc != NULL) {
+        po_cleanse(enc, strlen(enc));
+        free(enc);
+    }
+    return rc;
+}
+
 /* The parts of an encoded verifier. */
 typedef struct parsed {
     uint32_t m, t, p;
@@ -778,7 +804,9 @@ po_rc po_offline_check(const po_profile *p, const char *user,
         res->verdict = PO_OFFLINE_LOCKED;
         goto out;
     }
-    if ((rc = verifier_check(e.verifier, password, &match, &bad)) != PO_OK) {
+    rc = verifier_check(e.verifier, password, &match, &bad);
+    res->checked = rc == PO_OK;
+    if (rc != PO_OK) {
         if (rc != PO_IO) {
             rc = po_fail(err, rc, "%s", bad.msg);
             goto out;

@@ -36,8 +36,9 @@
  *      "roles_claim":C, "roles":[...]|null}
  * online_at is the wall clock of the last online login, failures the
  * wrong offline passwords since then (or since the last offline success),
- * scope and roles what that online login was granted (the scope of the
- * response, or the requested one when it named none; the roles of
+ * scope and roles what that online login was granted (the scopes that
+ * require_scope reads: the response's, else the verified token's scope or
+ * scp claim, else the requested ones; the roles of
  * roles_claim read from roles_source, null when they could not be read).
  * A verifier is only used for the profile, user, token_url and client_id
  * it names.
@@ -91,6 +92,9 @@ typedef struct po_offline_result {
     po_offline_verdict verdict;
     int64_t online_at;        /* the last online login (0: no verifier) */
     long failures;            /* wrong offline passwords, after this one */
+    int checked;              /* the password was checked against the
+                                 verifier (MATCH, WRONG): one Argon2id
+                                 computation was spent                  */
     po_offline_grants grants; /* PO_OFFLINE_MATCH only                   */
 } po_offline_result;
 
@@ -128,6 +132,13 @@ po_rc po_offline_store(const po_profile *p, const char *user,
 po_rc po_offline_check(const po_profile *p, const char *user,
                        const char *password, int64_t now, const po_log *log,
                        po_offline_result *res, po_err *err);
+
+/* Spend what checking a password costs: one Argon2id computation with
+ * the parameters above over a random salt and password, the result
+ * discarded.  For a login that has no verifier to check (none, expired,
+ * locked, a nonexistent user), so that its failure takes as long as a
+ * wrong password's.  PO_NOMEM, PO_IO (no random bytes, Argon2id failed). */
+po_rc po_offline_decoy(po_err *err);
 
 /* Remove user's verifier for profile p (under its lock), as after an
  * online invalid_grant.  No verifier is not an error; *removed (when not

@@ -25,10 +25,13 @@ _Static_assert(sizeof(po_body_style) == sizeof(int), "po_body_style");
 _Static_assert(sizeof(po_verify_mode) == sizeof(int), "po_verify_mode");
 _Static_assert(sizeof(po_verify_which) == sizeof(int), "po_verify_which");
 _Static_assert(sizeof(po_roles_source) == sizeof(int), "po_roles_source");
+_Static_assert(sizeof(po_password_fallback) == sizeof(int),
+               "po_password_fallback");
 _Static_assert(sizeof(po_shared_cache) == sizeof(int), "po_shared_cache");
 _Static_assert(sizeof(po_shared_fallback) == sizeof(int), "po_shared_fallback");
 
 #define PARAM_PREFIX "param."
+#define DEFAULT_ORIGIN "default" /* the origin po_profile_init sets    */
 #define PARAM_NAME_MAX 128
 #define SECRET_COMMAND_PATH "PATH=/usr/local/bin:/usr/bin:/bin"
 
@@ -36,7 +39,8 @@ _Static_assert(sizeof(po_shared_fallback) == sizeof(int), "po_shared_fallback");
 /* The option table                                                    */
 
 static const char *const grant_values[] = {"client_credentials", "password",
-                                           "refresh_token", NULL};
+                                           "refresh_token", "device", NULL};
+static const char *const password_fallback_values[] = {"none", "device", NULL};
 static const char *const client_auth_values[] = {"basic", "post", "none", NULL};
 static const char *const body_values[] = {"form", "json", "query", NULL};
 static const char *const verify_values[] = {"none", "jwt", "introspect", "auto",
@@ -80,15 +84,28 @@ static const char *const fallback_values[] = {"local", "fail", NULL};
     X("default_lifetime", PO_OPT_DURATION, default_lifetime, "3600",           \
       PO_FOR_BOTH, NULL, 1, 315360000L,                                        \
       "token lifetime assumed when the server sends no expires_in")            \
+    X("device_authorization_url", PO_OPT_STRING, device_authorization_url,     \
+      NULL, PO_FOR_BOTH, NULL, 0, 0,                                           \
+      "RFC 8628 device authorization endpoint (default: issuer's discovery)")  \
+    X("device_fallback_on", PO_OPT_STRING, device_fallback_on, NULL,           \
+      PO_FOR_PAM, NULL, 0, 0,                                                  \
+      "'|'-separated invalid_grant descriptions that switch to device login")  \
+    X("device_prompt", PO_OPT_BOOL, device_prompt, "yes", PO_FOR_PAM, NULL, 0, \
+      1, "device login: wait for Enter after approval (sshd needs it)")        \
+    X("device_qr", PO_OPT_BOOL, device_qr, "no", PO_FOR_BOTH, NULL, 0, 1,      \
+      "device login: also show the URL as a QR code (UTF-8 terminals)")        \
+    X("device_timeout", PO_OPT_DURATION, device_timeout, "5m", PO_FOR_BOTH,    \
+      NULL, 10, 3600L,                                                         \
+      "bound on a whole device login (never past the code's expiry)")          \
     X("git_username", PO_OPT_STRING, git_username, "oauth2", PO_FOR_HELPER,    \
       NULL, 0, 0, "the username= answer given to git with the token")          \
     X("grant", PO_OPT_ENUM, grant, "client_credentials", PO_FOR_BOTH,          \
       grant_values, 0, 0,                                                      \
-      "primary grant: client_credentials, password or refresh_token")          \
+      "primary grant: client_credentials, password, refresh_token or device")  \
     X("introspection_url", PO_OPT_STRING, introspection_url, NULL, PO_FOR_PAM, \
       NULL, 0, 0, "RFC 7662 endpoint that vouches for opaque tokens (verify)") \
-    X("issuer", PO_OPT_STRING, issuer, NULL, PO_FOR_PAM, NULL, 0, 0,           \
-      "the token issuer (iss); its OpenID discovery finds the keys")           \
+    X("issuer", PO_OPT_STRING, issuer, NULL, PO_FOR_BOTH, NULL, 0, 0,          \
+      "the token issuer (iss); its OpenID discovery finds keys and endpoints") \
     X("jwks_cache_dir", PO_OPT_STRING, jwks_cache_dir, NULL, PO_FOR_PAM, NULL, \
       0, 0, "where the issuer's key sets are cached on disk")                  \
     X("jwks_uri", PO_OPT_STRING, jwks_uri, NULL, PO_FOR_PAM, NULL, 0, 0,       \
@@ -105,7 +122,7 @@ static const char *const fallback_values[] = {"local", "fail", NULL};
     X("lock_timeout", PO_OPT_MILLIS, lock_timeout_ms, "10s", PO_FOR_BOTH,      \
       NULL, 0, 600000L, "bound on waiting for the token cache lock")           \
     X("match", PO_OPT_STRING, match, NULL, PO_FOR_HELPER, NULL, 0, 0,          \
-      "git: space-separated URL prefixes this profile answers for")            \
+      "git, docker: space-separated URL prefixes this profile answers for")    \
     X("minimum_uid", PO_OPT_LONG, minimum_uid, "1000", PO_FOR_PAM, NULL, 0,    \
       2147483647L, "users with a lower uid are ignored by the PAM module")     \
     X("offline_dir", PO_OPT_STRING, offline_dir, PO_OFFLINE_DIR_DEFAULT,       \
@@ -119,12 +136,18 @@ static const char *const fallback_values[] = {"local", "fail", NULL};
     X("offline_max_failures", PO_OPT_LONG, offline_max_failures, "5",          \
       PO_FOR_PAM, NULL, 1, 1000,                                               \
       "wrong offline passwords before offline login waits for an online one")  \
+    X("password_fallback", PO_OPT_ENUM, password_fallback, "none", PO_FOR_PAM, \
+      password_fallback_values, 0, 0,                                          \
+      "when the IdP wants more than a password: none or device (login)")       \
     X("refresh_interval", PO_OPT_DURATION, refresh_interval, "0",              \
       PO_FOR_HELPER, NULL, 0, 31536000L,                                       \
       "renew a token this long after it was obtained; 0 = off")                \
     X("refresh_margin", PO_OPT_DURATION, refresh_margin, "auto",               \
       PO_FOR_HELPER, NULL, -1, 86400L,                                         \
       "renew this long before expiry; auto = 10 % of the lifetime, 5s..300s")  \
+    X("registry_username", PO_OPT_STRING, registry_username,                   \
+      "oauth2accesstoken", PO_FOR_HELPER, NULL, 0, 0,                          \
+      "the Username given to docker and podman with the token")                \
     X("remove_on_close", PO_OPT_BOOL, remove_on_close, "no", PO_FOR_PAM, NULL, \
       0, 1, "remove the stored token when the session closes")                 \
     X("require_roles", PO_OPT_STRING, require_roles, NULL, PO_FOR_PAM, NULL,   \
@@ -211,6 +234,7 @@ static const struct {
     {"client_id", "use the client_id key"},
     {"client_secret",
      "use client_secret_file, client_secret_command or client_secret"},
+    {"device_code", "device codes come from the device authorization"},
     {"grant_type", "use the grant key"},
     {"password", "the password is never configured"},
     {"refresh_token", "refresh tokens come from the token cache"},
@@ -613,6 +637,40 @@ out:
     return rc;
 }
 
+/* Remember where key idx was set; "default" (po_profile_init) forgets. */
+static po_rc set_origin(po_profile *p, size_t idx, const char *where)
+{
+    char *copy;
+
+    if (strcmp(where, DEFAULT_ORIGIN) == 0) {
+        if (p->origins != NULL) {
+            free(p->origins[idx]);
+            p->origins[idx] = NULL;
+        }
+        return PO_OK;
+    }
+    if (p->origins == NULL &&
+        (p->origins = calloc(NOPTIONS, sizeof(*p->origins))) == NULL)
+        return PO_NOMEM;
+    if ((copy = strdup(where)) == NULL)
+        return PO_NOMEM;
+    free(p->origins[idx]);
+    p->origins[idx] = copy;
+    return PO_OK;
+}
+
+static void free_origins(po_profile *p)
+{
+    size_t i;
+
+    if (p->origins == NULL)
+        return;
+    for (i = 0; i < NOPTIONS; i++)
+        free(p->origins[i]);
+    free(p->origins);
+    p->origins = NULL;
+}
+
 int po_option_known(const char *key)
 {
     if (key == NULL)
@@ -650,14 +708,27 @@ po_rc po_profile_set(po_profile *p, const char *key, const char *value,
     if (value[0] == '\0' && o->def != NULL) /* "" restores the default */
         value = o->def;
     if (is_string_type(o->type)) {
-        rc = set_string(p, o, value, where, err);
-        goto out;
+        if ((rc = set_string(p, o, value, where, err)) != PO_OK)
+            goto out;
+    } else {
+        if ((rc = parse_numeric(o, value, where, &v, err)) != PO_OK)
+            goto out;
+        store_number(p, (size_t)idx, v);
     }
-    if ((rc = parse_numeric(o, value, where, &v, err)) != PO_OK)
-        goto out;
-    store_number(p, (size_t)idx, v);
+    if ((rc = set_origin(p, (size_t)idx, where)) != PO_OK)
+        rc = po_fail(err, rc, "%s: key '%s': out of memory", where, o->name);
 out:
     return rc;
+}
+
+const char *po_profile_origin(const po_profile *p, const char *key)
+{
+    long idx;
+
+    if (p == NULL || key == NULL || p->origins == NULL ||
+        (idx = option_index(key)) < 0)
+        return NULL;
+    return p->origins[idx];
 }
 
 /* ------------------------------------------------------------------ */
@@ -683,7 +754,8 @@ po_rc po_profile_init(po_profile *p, const char *name, po_err *err)
     for (i = 0; i < NOPTIONS; i++) {
         if (options[i].def == NULL)
             continue;
-        rc = po_profile_set(p, options[i].name, options[i].def, "default", err);
+        rc = po_profile_set(p, options[i].name, options[i].def, DEFAULT_ORIGIN,
+                            err);
         if (rc != PO_OK)
             goto out;
     }
@@ -709,6 +781,7 @@ void po_profile_free(po_profile *p)
     free(p->params);
     free(p->name);
     free(p->source);
+    free_origins(p);
     memset(p, 0, sizeof(*p));
 }
 
@@ -723,6 +796,7 @@ po_rc po_profile_copy(po_profile *dst, const po_profile *src, po_err *err)
     dst->source = NULL;
     dst->params = NULL;
     dst->nparams = 0;
+    dst->origins = NULL;
     for (i = 0; i < NOPTIONS; i++)
         if (is_string_type(options[i].type))
             *string_field(dst, &options[i]) = NULL;
@@ -737,6 +811,14 @@ po_rc po_profile_copy(po_profile *dst, const po_profile *src, po_err *err)
             continue;
         if ((*string_field(dst, &options[i]) = strdup(s)) == NULL)
             goto nomem;
+    }
+    if (src->origins != NULL) {
+        if ((dst->origins = calloc(NOPTIONS, sizeof(*dst->origins))) == NULL)
+            goto nomem;
+        for (i = 0; i < NOPTIONS; i++)
+            if (src->origins[i] != NULL &&
+                (dst->origins[i] = strdup(src->origins[i])) == NULL)
+                goto nomem;
     }
     if (src->nparams > 0) {
         dst->params = calloc(src->nparams, sizeof(*dst->params));

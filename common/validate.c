@@ -189,6 +189,104 @@ out:
     return rc;
 }
 
+/* Where key was set, for a message: "FILE:LINE: " (or "PAM argument
+ * 'key': ", "option -o: "), or "" when it has its default. */
+static void origin_prefix(const po_profile *p, const char *key, char *buf,
+                          size_t n)
+{
+    const char *o = po_profile_origin(p, key);
+
+    (void)snprintf(buf, n, "%s%s", o != NULL ? o : "", o != NULL ? ": " : "");
+}
+
+/* Whether p logs users in with the device grant, as its primary grant or
+ * after the password grant; *key names the key that says so. */
+static int uses_device(const po_profile *p, const char **key)
+{
+    if (p->grant == PO_GRANT_DEVICE_CODE) {
+        *key = "grant";
+        return 1;
+    }
+    if (p->password_fallback == PO_FALLBACK_DEVICE) {
+        *key = "password_fallback";
+        return 1;
+    }
+    return 0;
+}
+
+/* device_authorization_url is a URL like the others; a device login needs
+ * an endpoint: that key, or an issuer whose discovery names it. */
+static po_rc check_device(const po_profile *p, const char *label,
+                          po_cfg_reporter *r, po_err *err)
+{
+    const char *key;
+    char where[320];
+    po_rc rc;
+
+    if ((rc = check_url_key(p, label, "device_authorization_url",
+                            p->device_authorization_url, r, err)) != PO_OK)
+        return rc;
+    if (!uses_device(p, &key) ||
+        (p->device_authorization_url != NULL &&
+         p->device_authorization_url[0] != '\0') ||
+        (p->issuer != NULL && p->issuer[0] != '\0'))
+        return PO_OK;
+    origin_prefix(p, key, where, sizeof(where));
+    return po_cfg_problem(
+        r, err,
+        "%skey '%s': %s: the device grant needs a device authorization "
+        "endpoint; set device_authorization_url, or issuer (whose OpenID "
+        "discovery document names it)",
+        where, key, label);
+}
+
+/* The rules of pam_oauth for the device grant. */
+static po_rc check_device_pam(const po_profile *p, const char *label,
+                              po_cfg_reporter *r, po_err *err)
+{
+    const char *key, *vo;
+    char where[320];
+    po_rc rc = PO_OK;
+
+    if (uses_device(p, &key) && p->verify == PO_VERIFY_NONE) {
+        /* Whoever approves a device code gets the token: only a verified
+         * token whose user_claim names the user may log that user in. */
+        origin_prefix(p, key, where, sizeof(where));
+        vo = po_profile_origin(p, "verify");
+        rc = po_cfg_problem(
+            r, err,
+            "%skey '%s': %s: a device login needs verified tokens (verify = "
+            "jwt, introspect or auto), but verify is none%s%s: whoever "
+            "approves a device code gets the token, so pam_oauth accepts it "
+            "only when its user_claim names the user who logs in",
+            where, key, label, vo != NULL ? ", set at " : " (the default)",
+            vo != NULL ? vo : "");
+        if (rc != PO_OK)
+            return rc;
+    }
+    if (p->password_fallback == PO_FALLBACK_DEVICE &&
+        p->grant != PO_GRANT_PASSWORD) {
+        origin_prefix(p, "password_fallback", where, sizeof(where));
+        if ((rc = po_cfg_problem(r, err,
+                                 "%skey 'password_fallback': %s: only a "
+                                 "password login (grant = password) falls "
+                                 "back to the device grant",
+                                 where, label)) != PO_OK)
+            return rc;
+    }
+    if (p->device_fallback_on != NULL &&
+        p->password_fallback != PO_FALLBACK_DEVICE) {
+        origin_prefix(p, "device_fallback_on", where, sizeof(where));
+        if ((rc = po_cfg_problem(r, err,
+                                 "%skey 'device_fallback_on': %s: set "
+                                 "password_fallback = device too, or remove "
+                                 "it",
+                                 where, label)) != PO_OK)
+            return rc;
+    }
+    return rc;
+}
+
 /* A path key of the shared store: absolute when set. */
 static po_rc check_abs_path(const char *label, const char *key,
                             const char *path, po_cfg_reporter *r, po_err *err)
@@ -411,7 +509,8 @@ po_rc po_cfg_validate(const po_profile *p, po_cfg_reporter *r, po_err *err)
     }
     if (p->match != NULL && (rc = check_match(p, label, r, err)) != PO_OK)
         goto out;
-    if ((rc = check_verify(p, label, r, err)) != PO_OK)
+    if ((rc = check_verify(p, label, r, err)) != PO_OK ||
+        (rc = check_device(p, label, r, err)) != PO_OK)
         goto out;
     if ((rc = check_shared_cache(p, label, r, err)) != PO_OK)
         goto out;
@@ -424,9 +523,27 @@ out:
     return rc;
 }
 
+po_rc po_cfg_validate_pam(const po_profile *p, po_cfg_reporter *r, po_err *err)
+{
+    char label[400];
+    po_rc rc;
+
+    if ((rc = po_cfg_validate(p, r, err)) != PO_OK)
+        return rc;
+    po_cfg_profile_label(p, label, sizeof(label));
+    return check_device_pam(p, label, r, err);
+}
+
 po_rc po_profile_validate(const po_profile *p, po_err *err)
 {
     if (p == NULL)
         return po_fail(err, PO_USAGE, "no profile to validate");
     return po_cfg_validate(p, NULL, err);
+}
+
+po_rc po_profile_validate_pam(const po_profile *p, po_err *err)
+{
+    if (p == NULL)
+        return po_fail(err, PO_USAGE, "no profile to validate");
+    return po_cfg_validate_pam(p, NULL, err);
 }

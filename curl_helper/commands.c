@@ -107,6 +107,22 @@ typedef enum token_form {
     FORM_CURL
 } token_form;
 
+po_rc ot_print_token(ot_ctx *c, const po_token *t, po_err *err)
+{
+    po_buf b;
+    po_rc rc;
+
+    po_buf_init(&b, OUT_MAX, 1);
+    if (c->opts.format == OT_FORMAT_JSON)
+        rc = token_json(&b, t);
+    else if ((rc = po_buf_puts(&b, t->access_token)) == PO_OK)
+        rc = po_buf_puts(&b, "\n");
+    if ((rc = out_rc(rc, err)) == PO_OK)
+        rc = emit(&b, err);
+    po_buf_free(&b);
+    return rc;
+}
+
 static po_rc print_token(ot_ctx *c, unsigned flags, token_form form,
                          po_err *err)
 {
@@ -150,6 +166,8 @@ out:
 
 po_rc ot_cmd_get(ot_ctx *c, po_err *err)
 {
+    if (c->opts.format == OT_FORMAT_EXEC_CREDENTIAL)
+        return ot_exec_credential(c, err);
     return print_token(
         c, 0, c->opts.format == OT_FORMAT_JSON ? FORM_JSON : FORM_BARE, err);
 }
@@ -165,17 +183,33 @@ po_rc ot_cmd_curl_config(ot_ctx *c, po_err *err)
 }
 
 /* refresh: for a timer, so the token is printed only when asked for with
- * --format json; -v logs the new expiry. */
+ * --format json; -v logs the new expiry.  --if-due renews only a token
+ * that is no longer fresh (po_flow_get's own rule), so a timer may run it
+ * as often as it likes without making more requests than the policy. */
 po_rc ot_cmd_refresh(ot_ctx *c, po_err *err)
 {
+    unsigned flags = c->opts.if_due ? 0 : PO_FLOW_FORCE_NEW;
     po_token t;
     char when[64];
     po_rc rc;
 
     if (c->opts.format == OT_FORMAT_JSON)
-        return print_token(c, PO_FLOW_FORCE_NEW, FORM_JSON, err);
+        return print_token(c, flags, FORM_JSON, err);
     memset(&t, 0, sizeof(t));
-    if ((rc = ot_token(c, PO_FLOW_FORCE_NEW, &t, err)) != PO_OK)
+    if (c->opts.if_due) {
+        rc = ot_token(c, PO_FLOW_CACHE_ONLY, &t, err);
+        if (rc == PO_OK) {
+            ot_format_utc(t.expires_at, when, sizeof(when));
+            po_logf(&c->log, LOG_INFO,
+                    "the cached token is not due yet (valid until %s)", when);
+            po_token_free(&t);
+            return PO_OK;
+        }
+        if (rc != PO_NOT_FOUND)
+            return rc;
+        po_err_clear(err);
+    }
+    if ((rc = ot_token(c, flags, &t, err)) != PO_OK)
         return rc;
     ot_format_utc(t.expires_at, when, sizeof(when));
     po_logf(&c->log, LOG_INFO, "new token, valid until %s", when);
@@ -430,6 +464,22 @@ po_rc ot_cmd_login(ot_ctx *c, po_err *err)
 
     memset(&t, 0, sizeof(t));
     password[0] = '\0';
+    if (c->opts.device || p->grant == PO_GRANT_DEVICE_CODE) {
+        if (c->opts.username != NULL || c->opts.password_stdin) {
+            rc = po_fail(err, PO_USAGE,
+                         "profile %s uses the device grant, which asks for "
+                         "no user name or password",
+                         p->name);
+            goto out;
+        }
+        rc = ot_device_login(c, err);
+        goto out;
+    }
+    if (c->opts.format_set) {
+        rc = po_fail(err, PO_USAGE,
+                     "--format is valid with 'login --device' only");
+        goto out;
+    }
     if (username == NULL)
         username = p->username;
     if (username == NULL) {
@@ -489,7 +539,14 @@ po_rc ot_cmd_check_config(ot_ctx *c, po_err *err)
         if (flags & PO_CFG_MISSING_OK && access(c->paths[i], F_OK) != 0)
             continue;
         found++;
-        (void)po_config_check(c->paths[i], flags, check_diag, &st);
+        /* the system file is read by pam_oauth too: check it as the module
+         * does (the device grant's binding rules) */
+        (void)po_config_check(c->paths[i],
+                              flags |
+                                  (strcmp(c->paths[i], PO_SYSTEM_CONFIG) == 0
+                                       ? PO_CFG_PAM_RULES
+                                       : 0u),
+                              check_diag, &st);
         if (st.problems == before)
             printf("%s: ok\n", c->paths[i]);
     }

@@ -25,12 +25,16 @@
 #include "err.h"
 #include "oauth.h"
 #include "offline.h"
+#include "proc.h"
 
 #define PO_PAM_DATA "pam_oauth:state" /* pam_set_data key                */
 #define PO_PAM_USER_MAX 256           /* bytes in a PAM user name         */
 #define PO_PAM_FAIL_DELAY_MS 2000L    /* pam_fail_delay on failure        */
 #define PO_PAM_FAIL_DELAY_MAX 60000L
 #define PO_PAM_ENV_CACHE_DIR "OAUTH_TOKEN_CACHE_DIR"
+#define PO_PAM_ENV_HANDOFF "PAM_OAUTH_HANDOFF" /* handoff.c             */
+#define PO_PAM_HANDOFF_DIR "/run/pam-oauth"    /* root only, 0700       */
+#define PO_PAM_HANDOFF_MAX_AGE 600L            /* s a hand-off is kept  */
 
 /* One PAM call: its flags, its arguments and, once loaded, the profile. */
 typedef struct po_pam_args {
@@ -53,6 +57,7 @@ typedef struct po_pam_args {
 /* What authentication leaves on the handle for the later calls. */
 typedef struct po_pam_state {
     char *user;            /* the PAM user that authenticated           */
+    char *local_name;      /* its passwd entry's pw_name (for %u)       */
     char *idp_user;        /* the user name sent to the IdP             */
     char *profile_name;    /* the profile used                          */
     char *requested_scope; /* the profile's scope at the request        */
@@ -118,10 +123,15 @@ void po_pam_state_clear(pam_handle_t *pamh);
 /* Free a state, cleansing the token. */
 void po_pam_state_free(po_pam_state *st);
 
-/* The local account of user: uid, gid and home (malloc'd).  Returns
- * PAM_SUCCESS, PAM_USER_UNKNOWN or PAM_BUF_ERR/PAM_SYSTEM_ERR (logged). */
-int po_pam_lookup_user(const po_pam_args *args, const char *user, uid_t *uid,
-                       gid_t *gid, char **home);
+/* The local account of user: its pw_name, uid, gid and home (name and
+ * home malloc'd).  Returns PAM_SUCCESS, PAM_USER_UNKNOWN (logged only
+ * with debug: the caller decides what an unknown user costs) or
+ * PAM_BUF_ERR/PAM_SYSTEM_ERR (logged). */
+int po_pam_lookup_user(const po_pam_args *args, const char *user, char **name,
+                       uid_t *uid, gid_t *gid, char **home);
+
+/* The po_user of st's account, for the cache (pointers into st). */
+po_user po_pam_state_user(const po_pam_state *st);
 
 /* The PAM user, checked like at authentication (no control characters, at
  * most PO_PAM_USER_MAX bytes); NULL when there is none or it is invalid. */
@@ -165,21 +175,67 @@ void po_pam_offline_store(const po_pam_args *args, const char *idp_user,
                           const char *password, const po_token *tok,
                           const char *verified_claims, const char *what);
 
-/* With offline_login, after the token request failed with rc (pamret, its
- * PAM code from po_pam_map_rc): an invalid_grant removes the verifier; an
- * "unavailable" rc checks password against it.  Returns the login's PAM
- * code: PAM_SUCCESS (then *grants holds what acct_mgmt checks),
- * PAM_AUTH_ERR (wrong, or too many failures), or pamret (no usable
- * verifier).  Without offline_login, or for any other rc, pamret. */
+/* With offline_login, after the password grant failed with rc (pamret,
+ * its PAM code from po_pam_map_rc): an "unavailable" rc checks password
+ * against the verifier.  Returns the login's PAM code: PAM_SUCCESS (then
+ * *grants holds what acct_mgmt checks), PAM_AUTH_ERR (wrong, or too many
+ * failures), or pamret (no usable verifier).  Every check costs one
+ * Argon2id computation, a decoy one when no verifier was checked.
+ * Without offline_login, or for any other rc, pamret. */
 int po_pam_offline_fallback(const po_pam_args *args, po_rc rc, int pamret,
                             const char *idp_user, const char *password,
                             const char *what, po_offline_grants *grants);
+
+/* With offline_login, after the identity provider refused idp_user's
+ * password (rc PO_INVALID_GRANT) or wanted more than it
+ * (PO_INTERACTION_REQUIRED): remove the verifier (logged). */
+void po_pam_offline_forget(const po_pam_args *args, const char *idp_user,
+                           po_rc rc, const char *what);
+
+/* With offline_login: spend what one offline check costs (an Argon2id
+ * computation with the verifier's parameters, the result discarded), for
+ * a login that has no verifier to check. */
+void po_pam_offline_decoy(const po_pam_args *args);
 
 /* After an offline login: the roles of claim from source that the last
  * online login stored (PO_NOT_FOUND with the reason when they were read
  * from another claim or source, or could not be read), appended to out. */
 po_rc po_pam_offline_roles(const po_pam_state *st, po_roles_source source,
                            const char *claim, po_strlist *out, po_err *err);
+/* device.c ----------------------------------------------------------- */
+
+/* The device grant for args->profile (whose client secret is loaded):
+ * the device authorization request, the code shown with PAM_TEXT_INFO,
+ * the Enter prompt (device_prompt) and polling, within device_timeout.
+ * fallback says the password grant came first (the user is told why).
+ * On PAM_SUCCESS *out holds a token that the caller must still verify
+ * and bind to the user.  Failures are logged and mapped like token
+ * requests (access_denied and expired_token: PAM_AUTH_ERR). */
+int po_pam_device_login(po_pam_args *args, const char *what, int fallback,
+                        po_token *out);
+
+/* Whether a password grant that ended in rc (oe: the server's error code
+ * and description) goes on with the device grant: password_fallback =
+ * device, and interaction_required (mfa_required, consent_required,
+ * login_required) or an invalid_grant whose description contains a text
+ * device_fallback_on lists.  Logged when it does. */
+int po_pam_device_fallback(const po_pam_args *args, po_rc rc,
+                           const po_oauth_error *oe, const char *what);
+
+/* handoff.c ---------------------------------------------------------- */
+
+/* After a successful authentication with store_token, as root: leave a
+ * copy of st's token in a fresh root-only directory under
+ * PO_PAM_HANDOFF_DIR and name it in the PAM environment, for a session
+ * opened by another process (sshd's keyboard-interactive).  A failure is
+ * logged and does not fail the login. */
+void po_pam_handoff_put(const po_pam_args *args, const po_pam_state *st);
+
+/* The state for setcred/open/close_session: po_pam_state_for_user, or,
+ * when authentication ran in another process, the state rebuilt from the
+ * hand-off the PAM environment names (checked, then removed with the
+ * variable).  A hand-off that is not needed is removed unread. */
+po_pam_state *po_pam_session_state(po_pam_args *args);
 
 /* account.c ---------------------------------------------------------- */
 
@@ -189,6 +245,15 @@ int po_pam_acct_mgmt(po_pam_args *args);
 
 /* The profile's roles_claim, or its default "Roles". */
 const char *po_pam_roles_claim(const po_profile *p);
+
+/* The scopes a login was granted, as acct_mgmt's require_scope reads
+ * them: response_scope (the token response's scope) when not NULL, else
+ * the scope (or scp) claim of verified_claims when not NULL, else
+ * requested_scope; appended to have, *from says which. */
+po_rc po_pam_login_scopes(const char *response_scope,
+                          const char *verified_claims,
+                          const char *requested_scope, po_strlist *have,
+                          const char **from, po_err *err);
 
 /* session.c ---------------------------------------------------------- */
 

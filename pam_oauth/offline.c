@@ -8,15 +8,22 @@
  *     verifies) stores a new verifier of the password, with the scope and
  *     roles it was granted; failing to store it is logged, and the login
  *     still succeeds;
- *   - an online invalid_grant removes the verifier at once;
+ *   - an online invalid_grant, or an identity provider that wants more
+ *     than the password (interaction_required, mfa_required), removes the
+ *     verifier at once: the password alone no longer logs in;
  *   - an "unavailable" outcome (po_rc_unavailable: network, timeout, TLS,
  *     HTTP 5xx, 429, a malformed answer) checks the password against the
  *     verifier: match -> PAM_SUCCESS (LOG_NOTICE "... offline ..."); wrong
  *     -> PAM_AUTH_ERR, counted; offline_max_failures reached ->
  *     PAM_AUTH_ERR without a check; expired (deleted), no verifier, a
  *     clock before the last online login, or an unusable file ->
- *     PAM_AUTHINFO_UNAVAIL, so the stack can fall through.
- * Every other outcome is left as it was.
+ *     PAM_AUTHINFO_UNAVAIL, so the stack can fall through.  Each of them
+ *     costs one Argon2id computation (the verifier's, or a decoy with the
+ *     same parameters), as does a nonexistent user's login while the
+ *     identity provider is unavailable: the time of a failure does not
+ *     tell whether an account or a verifier exists.
+ * Every other outcome is left as it was.  A device login never stores or
+ * checks a verifier.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,21 +53,53 @@ static void age_text(int64_t s, char *buf, size_t n)
         (void)snprintf(buf, n, "%llds", (long long)s);
 }
 
+/* The scopes of have as one space-separated string in *out (NULL for
+ * none). */
+static po_rc join_scopes(const po_strlist *have, char **out)
+{
+    size_t i, n = 0, at = 0;
+
+    *out = NULL;
+    if (have->n == 0)
+        return PO_OK;
+    for (i = 0; i < have->n; i++)
+        n += strlen(have->v[i]) + 1;
+    if ((*out = malloc(n)) == NULL)
+        return PO_NOMEM;
+    for (i = 0; i < have->n; i++) {
+        size_t len = strlen(have->v[i]);
+
+        if (i > 0)
+            (*out)[at++] = ' ';
+        memcpy(*out + at, have->v[i], len);
+        at += len;
+    }
+    (*out)[at] = '\0';
+    return PO_OK;
+}
+
 /* What the online login was granted, as acct_mgmt would read it: the
- * response's scope (or the requested one when it named none), and the
- * roles of roles_claim from roles_source. */
+ * scopes require_scope reads (po_pam_login_scopes: the response's, the
+ * verified token's, or the requested ones), and the roles of roles_claim
+ * from roles_source. */
 static po_rc grants_from_login(const po_profile *p, const po_token *tok,
                                const char *verified_claims,
                                po_offline_grants *g, po_err *err)
 {
-    const char *scope = tok->scope != NULL ? tok->scope : p->scope;
     const char *claims =
         p->roles_source == PO_ROLES_TOKEN ? verified_claims : tok->extra_json;
+    po_strlist have = {NULL, 0};
+    const char *from = "";
     po_rc rc;
 
     memset(g, 0, sizeof(*g));
     g->roles_source = p->roles_source;
-    if ((scope != NULL && (g->scope = strdup(scope)) == NULL) ||
+    rc = po_pam_login_scopes(tok->scope, verified_claims, p->scope, &have,
+                             &from, NULL);
+    if (rc == PO_OK)
+        rc = join_scopes(&have, &g->scope);
+    po_strlist_free(&have);
+    if (rc == PO_NOMEM ||
         (g->roles_claim = strdup(po_pam_roles_claim(p))) == NULL)
         return po_fail(err, PO_NOMEM, "out of memory");
     rc = claims == NULL ? PO_NOT_FOUND
@@ -99,22 +138,35 @@ void po_pam_offline_store(const po_pam_args *args, const char *idp_user,
     po_logf(&args->log, LOG_DEBUG, "%s: offline verifier stored", what);
 }
 
-/* The identity provider rejected the password: the verifier goes. */
-static void forget(const po_pam_args *args, const char *idp_user,
-                   const char *what)
+void po_pam_offline_forget(const po_pam_args *args, const char *idp_user,
+                           po_rc rc, const char *what)
 {
     int removed = 0;
     po_err err;
 
+    if (!args->profile->offline_login)
+        return;
     po_err_clear(&err);
     if (po_offline_remove(args->profile, idp_user, &removed, &err) != PO_OK)
         po_logf(&args->log, LOG_ERR,
                 "%s: cannot remove the offline verifier: %s", what, err.msg);
     else if (removed)
-        po_logf(&args->log, LOG_NOTICE,
-                "%s: offline verifier removed: the identity provider "
-                "rejected the password",
-                what);
+        po_logf(&args->log, LOG_NOTICE, "%s: offline verifier removed: %s",
+                what,
+                rc == PO_INVALID_GRANT
+                    ? "the identity provider rejected the password"
+                    : "the identity provider wants more than the password");
+}
+
+void po_pam_offline_decoy(const po_pam_args *args)
+{
+    po_err err;
+
+    if (!args->profile->offline_login)
+        return;
+    po_err_clear(&err);
+    if (po_offline_decoy(&err) != PO_OK)
+        po_logf(&args->log, LOG_ERR, "offline login: %s", err.msg);
 }
 
 int po_pam_offline_fallback(const po_pam_args *args, po_rc rc, int pamret,
@@ -128,16 +180,15 @@ int po_pam_offline_fallback(const po_pam_args *args, po_rc rc, int pamret,
     po_err err;
 
     memset(grants, 0, sizeof(*grants));
-    if (!p->offline_login)
-        return pamret;
-    if (rc == PO_INVALID_GRANT) {
-        forget(args, idp_user, what);
-        return pamret;
-    }
-    if (!po_rc_unavailable(rc))
+    if (!p->offline_login || !po_rc_unavailable(rc))
         return pamret;
     po_err_clear(&err);
     rc = po_offline_check(p, idp_user, password, now, &args->log, &res, &err);
+    /* Whatever the verdict, one Argon2id computation: without a verifier
+     * (or with one not checked) a failure takes as long as a wrong
+     * password, and as long as a nonexistent user's (auth.c). */
+    if (rc != PO_OK || !res.checked)
+        po_pam_offline_decoy(args);
     if (rc != PO_OK) {
         po_logf(&args->log, rc == PO_NOMEM ? LOG_CRIT : LOG_ERR,
                 "%s: offline login unavailable: %s", what, err.msg);

@@ -221,6 +221,11 @@ static void test_table(void **state)
                                        "client_secret_file",
                                        "connect_timeout",
                                        "default_lifetime",
+                                       "device_authorization_url",
+                                       "device_fallback_on",
+                                       "device_prompt",
+                                       "device_qr",
+                                       "device_timeout",
                                        "git_username",
                                        "grant",
                                        "introspection_url",
@@ -238,8 +243,10 @@ static void test_table(void **state)
                                        "offline_lifetime",
                                        "offline_login",
                                        "offline_max_failures",
+                                       "password_fallback",
                                        "refresh_interval",
                                        "refresh_margin",
+                                       "registry_username",
                                        "remove_on_close",
                                        "require_roles",
                                        "require_scope",
@@ -321,12 +328,16 @@ static void test_defaults(void **state)
         {"client_auth", PO_CLIENT_AUTH_BASIC},
         {"connect_timeout", 5000},
         {"default_lifetime", 3600},
+        {"device_prompt", 1},
+        {"device_qr", 0},
+        {"device_timeout", 300},
         {"grant", PO_GRANT_CLIENT_CREDENTIALS},
         {"lock_timeout", 10000},
         {"minimum_uid", 1000},
         {"offline_lifetime", 7 * 86400},
         {"offline_login", 0},
         {"offline_max_failures", 5},
+        {"password_fallback", PO_FALLBACK_NONE},
         {"refresh_interval", 0},
         {"refresh_margin", -1},
         {"remove_on_close", 0},
@@ -1167,6 +1178,58 @@ static void test_strict_owner(void **state)
     po_config_free(&cfg);
 }
 
+/* PO_CFG_STRICT_OWNER: sshd's StrictModes for the directories that hold
+ * the file, up to /. */
+static void test_strict_dirs(void **state)
+{
+    char dir[256], sub[300], path[PATH_MAX];
+    po_config cfg;
+    po_err err;
+
+    (void)state;
+    po_config_init(&cfg);
+    (void)snprintf(dir, sizeof(dir), "%s/etc-%u", tmpdir, ++file_seq);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    (void)snprintf(sub, sizeof(sub), "%s/pam-oauth", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    (void)snprintf(path, sizeof(path), "%s/pam-oauth.conf", sub);
+    write_bytes(path, "[a]\nscope = x\n", 14, 0644);
+    assert_int_equal(po_config_load_file(&cfg, path, PO_CFG_STRICT_OWNER, &err),
+                     PO_OK);
+    /* A directory above the file, writable by its group or by others. */
+    assert_int_equal(chmod(dir, 0775), 0);
+    assert_int_equal(po_config_load_file(&cfg, path, PO_CFG_STRICT_OWNER, &err),
+                     PO_CONFIG);
+    assert_contains(err.msg, path);
+    assert_contains(err.msg, dir);
+    assert_contains(err.msg, "writable by its group (mode 0775)");
+    assert_contains(err.msg, "StrictModes");
+    assert_int_equal(po_config_load_file(&cfg, path, 0, &err), PO_OK);
+    assert_int_equal(po_config_check(path, PO_CFG_STRICT_OWNER, NULL, NULL),
+                     PO_CONFIG);
+    assert_int_equal(chmod(dir, 0755), 0);
+    assert_int_equal(chmod(sub, 0757), 0);
+    assert_int_equal(po_config_load_file(&cfg, path, PO_CFG_STRICT_OWNER, &err),
+                     PO_CONFIG);
+    assert_contains(err.msg, "writable by others (mode 0757)");
+    assert_int_equal(chmod(sub, 0755), 0);
+    if (geteuid() == 0) {
+        /* a root-owned sticky directory (like /tmp) is fine */
+        assert_int_equal(chmod(sub, 01777), 0);
+        assert_int_equal(
+            po_config_load_file(&cfg, path, PO_CFG_STRICT_OWNER, &err), PO_OK);
+        assert_int_equal(chmod(sub, 0755), 0);
+        /* a directory owned by someone else */
+        assert_int_equal(chown(dir, 4242, 4242), 0);
+        assert_int_equal(
+            po_config_load_file(&cfg, path, PO_CFG_STRICT_OWNER, &err),
+            PO_CONFIG);
+        assert_contains(err.msg, "is owned by uid 4242, not by root");
+        assert_int_equal(chown(dir, 0, 0), 0);
+    }
+    po_config_free(&cfg);
+}
+
 /* ------------------------------------------------------------------ */
 /* Validation                                                          */
 
@@ -1340,6 +1403,134 @@ static void test_validate_names_source(void **state)
                    "profile 'src' (%s:2): token_url is not set", path);
     assert_string_equal(err.msg, want);
     po_config_free(&cfg);
+}
+
+/* The device grant: an endpoint everywhere; for pam_oauth, verified
+ * tokens only, and messages that name the line of the key at fault. */
+static void test_validate_device(void **state)
+{
+    static const char text[] =
+        "[ok]\n"                                               /* 1 */
+        "token_url = https://idp.test/token\n"                 /* 2 */
+        "client_id = c\n"                                      /* 3 */
+        "client_auth = none\n"                                 /* 4 */
+        "grant = device\n"                                     /* 5 */
+        "issuer = https://idp.test\n"                          /* 6 */
+        "verify = jwt\n"                                       /* 7 */
+        "[none]\n"                                             /* 8 */
+        "token_url = https://idp.test/token\n"                 /* 9 */
+        "client_id = c\n"                                      /* 10 */
+        "client_auth = none\n"                                 /* 11 */
+        "device_authorization_url = https://idp.test/device\n" /* 12 */
+        "grant = device\n"                                     /* 13 */
+        "[explicit]\n"                                         /* 14 */
+        "token_url = https://idp.test/token\n"                 /* 15 */
+        "client_id = c\n"                                      /* 16 */
+        "client_auth = none\n"                                 /* 17 */
+        "grant = password\n"                                   /* 18 */
+        "password_fallback = device\n"                         /* 19 */
+        "device_authorization_url = https://idp.test/device\n" /* 20 */
+        "verify = none\n"                                      /* 21 */
+        "[noendpoint]\n"                                       /* 22 */
+        "token_url = https://idp.test/token\n"                 /* 23 */
+        "client_id = c\n"                                      /* 24 */
+        "client_auth = none\n"                                 /* 25 */
+        "grant = device\n"                                     /* 26 */
+        "[badurl]\n"                                           /* 27 */
+        "token_url = https://idp.test/token\n"                 /* 28 */
+        "client_id = c\n"                                      /* 29 */
+        "client_auth = none\n"                                 /* 30 */
+        "device_authorization_url = http://idp.test/device\n"  /* 31 */
+        "[fallback]\n"                                         /* 32 */
+        "token_url = https://idp.test/token\n"                 /* 33 */
+        "client_id = c\n"                                      /* 34 */
+        "client_auth = none\n"                                 /* 35 */
+        "grant = client_credentials\n"                         /* 36 */
+        "device_fallback_on = AADSTS50076\n";                  /* 37 */
+    char path[PATH_MAX], want[PATH_MAX * 4 + 1024];
+    po_config cfg;
+    po_err err;
+
+    (void)state;
+    po_config_init(&cfg);
+    assert_int_equal(load_text(&cfg, text, path, sizeof(path), &err), PO_OK);
+    assert_int_equal(cfg.nprofiles, 6);
+    /* verified: fine for both */
+    assert_int_equal(po_profile_validate(&cfg.profiles[0], &err), PO_OK);
+    assert_int_equal(po_profile_validate_pam(&cfg.profiles[0], &err), PO_OK);
+    /* verify none: the helper may, pam_oauth may not; the line of grant */
+    assert_int_equal(po_profile_validate(&cfg.profiles[1], &err), PO_OK);
+    assert_int_equal(po_profile_validate_pam(&cfg.profiles[1], &err),
+                     PO_CONFIG);
+    (void)snprintf(want, sizeof(want),
+                   "%s:13: key 'grant': profile 'none' (%s:8): a device login "
+                   "needs verified tokens (verify = jwt, introspect or auto), "
+                   "but verify is none (the default): whoever approves a "
+                   "device code gets the token, so pam_oauth accepts it only "
+                   "when its user_claim names the user who logs in",
+                   path, path);
+    assert_string_equal(err.msg, want);
+    (void)snprintf(want, sizeof(want), "%s:13", path);
+    assert_string_equal(po_profile_origin(&cfg.profiles[1], "grant"), want);
+    assert_null(po_profile_origin(&cfg.profiles[1], "verify"));
+    assert_null(po_profile_origin(&cfg.profiles[1], "no_such_key"));
+    /* password_fallback = device and an explicit verify = none */
+    assert_int_equal(po_profile_validate_pam(&cfg.profiles[2], &err),
+                     PO_CONFIG);
+    (void)snprintf(want, sizeof(want),
+                   "%s:19: key 'password_fallback': profile 'explicit' "
+                   "(%s:14): a device login needs verified tokens (verify = "
+                   "jwt, introspect or auto), but verify is none, set at "
+                   "%s:21: whoever",
+                   path, path, path);
+    assert_true(strncmp(err.msg, want, strlen(want)) == 0);
+    /* no endpoint at all: both refuse */
+    assert_int_equal(po_profile_validate(&cfg.profiles[3], &err), PO_CONFIG);
+    (void)snprintf(want, sizeof(want),
+                   "%s:26: key 'grant': profile 'noendpoint' (%s:22): the "
+                   "device grant needs a device authorization endpoint; set "
+                   "device_authorization_url, or issuer (whose OpenID "
+                   "discovery document names it)",
+                   path, path);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(po_profile_validate(&cfg.profiles[4], &err), PO_CONFIG);
+    assert_contains(err.msg, "key 'device_authorization_url': http://idp.test/"
+                             "device: http:// refused");
+    /* device_fallback_on without password_fallback */
+    assert_int_equal(po_profile_validate(&cfg.profiles[5], &err), PO_OK);
+    assert_int_equal(po_profile_validate_pam(&cfg.profiles[5], &err),
+                     PO_CONFIG);
+    (void)snprintf(want, sizeof(want),
+                   "%s:37: key 'device_fallback_on': profile 'fallback' "
+                   "(%s:32): set password_fallback = device too, or remove it",
+                   path, path);
+    assert_string_equal(err.msg, want);
+    po_config_free(&cfg);
+}
+
+/* Origins survive a copy; a PAM argument names itself. */
+static void test_origins(void **state)
+{
+    po_profile p, q;
+    po_err err;
+
+    (void)state;
+    good_profile(&p, "o");
+    assert_null(po_profile_origin(&p, "verify"));
+    assert_string_equal(po_profile_origin(&p, "token_url"), "test");
+    assert_int_equal(
+        po_profile_set(&p, "verify", "jwt", "PAM argument 'verify'", &err),
+        PO_OK);
+    assert_int_equal(po_profile_copy(&q, &p, &err), PO_OK);
+    assert_string_equal(po_profile_origin(&q, "verify"),
+                        "PAM argument 'verify'");
+    /* a refused value leaves the origin as it was */
+    assert_int_equal(po_profile_set(&q, "verify", "maybe", "x.conf:3", &err),
+                     PO_CONFIG);
+    assert_string_equal(po_profile_origin(&q, "verify"),
+                        "PAM argument 'verify'");
+    po_profile_free(&p);
+    po_profile_free(&q);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1988,7 +2179,8 @@ static void test_man_page(void **state)
 static void test_example_file(void **state)
 {
     static const char *const names[] = {
-        "froomle", "wave", "bloom", "fluent", "fluent-integration", "glewlwyd"};
+        "froomle",  "wave",  "bloom", "fluent", "fluent-integration",
+        "glewlwyd", "device"};
     char *path = source_file("examples/pam-oauth.conf");
     po_config cfg;
     po_profile *p;
@@ -2003,7 +2195,7 @@ static void test_example_file(void **state)
         p = po_config_find(&cfg, names[i]);
         if (p == NULL)
             fail_msg("%s: no [%s]", path, names[i]);
-        if (po_profile_validate(p, &err) != PO_OK)
+        if (po_profile_validate_pam(p, &err) != PO_OK)
             fail_msg("%s", err.msg);
         assert_null(p->client_secret); /* no secret in an example */
     }
@@ -2019,6 +2211,10 @@ static void test_example_file(void **state)
     assert_non_null(p->audience);
     p = po_config_find(&cfg, "bloom");
     assert_non_null(p->audience);
+    p = po_config_find(&cfg, "device");
+    assert_int_equal(p->grant, PO_GRANT_DEVICE_CODE);
+    assert_int_equal(p->verify, PO_VERIFY_JWT);
+    assert_int_equal(p->device_timeout, 110);
     assert_non_null(p->scope);
     p = po_config_find(&cfg, "fluent");
     assert_int_equal(p->grant, PO_GRANT_PASSWORD);
@@ -2053,8 +2249,11 @@ int main(void)
         cmocka_unit_test(test_symlink_and_missing),
         cmocka_unit_test(test_inline_secret_permissions),
         cmocka_unit_test(test_strict_owner),
+        cmocka_unit_test(test_strict_dirs),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_validate_names_source),
+        cmocka_unit_test(test_validate_device),
+        cmocka_unit_test(test_origins),
         cmocka_unit_test(test_check_reports_all),
         cmocka_unit_test(test_copy),
         cmocka_unit_test(test_secret_file),
