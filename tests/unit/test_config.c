@@ -1508,6 +1508,63 @@ static void test_validate_device(void **state)
     po_config_free(&cfg);
 }
 
+/* Offline login needs a password login (pam_oauth's rule, naming the
+ * lines of offline_login and grant), and an absolute offline_dir. */
+static void test_validate_offline(void **state)
+{
+    static const char text[] =
+        "[pw]\n"                                   /* 1 */
+        "token_url = https://idp.test/token\n"     /* 2 */
+        "client_id = c\n"                          /* 3 */
+        "client_auth = none\n"                     /* 4 */
+        "grant = password\n"                       /* 5 */
+        "offline_login = yes\n"                    /* 6 */
+        "[dev]\n"                                  /* 7 */
+        "token_url = https://idp.test/token\n"     /* 8 */
+        "client_id = c\n"                          /* 9 */
+        "client_auth = none\n"                     /* 10 */
+        "grant = device\n"                         /* 11 */
+        "device_authorization_url = https://i/d\n" /* 12 */
+        "verify = jwt\n"                           /* 13 */
+        "issuer = https://idp.test\n"              /* 14 */
+        "offline_login = yes\n"                    /* 15 */
+        "[rel]\n"                                  /* 16 */
+        "token_url = https://idp.test/token\n"     /* 17 */
+        "client_id = c\n"                          /* 18 */
+        "client_auth = none\n"                     /* 19 */
+        "grant = password\n"                       /* 20 */
+        "offline_dir = var/offline\n";             /* 21 */
+    char path[PATH_MAX], want[PATH_MAX * 4 + 1024];
+    po_config cfg;
+    po_err err;
+
+    (void)state;
+    po_config_init(&cfg);
+    assert_int_equal(load_text(&cfg, text, path, sizeof(path), &err), PO_OK);
+    assert_int_equal(cfg.nprofiles, 3);
+    assert_int_equal(po_profile_validate_pam(&cfg.profiles[0], &err), PO_OK);
+    /* the helper ignores the key; pam_oauth refuses it on a device login */
+    assert_int_equal(po_profile_validate(&cfg.profiles[1], &err), PO_OK);
+    assert_int_equal(po_profile_validate_pam(&cfg.profiles[1], &err),
+                     PO_CONFIG);
+    (void)snprintf(want, sizeof(want),
+                   "%s:15: key 'offline_login': profile 'dev' (%s:7): "
+                   "offline login checks the password of the last password "
+                   "login, but grant is device, set at %s:11 (a device login "
+                   "has no password); set grant = password or offline_login "
+                   "= no",
+                   path, path, path);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(po_profile_validate(&cfg.profiles[2], &err), PO_CONFIG);
+    (void)snprintf(want, sizeof(want),
+                   "profile 'rel' (%s:16): key 'offline_dir': must be an "
+                   "absolute path (root's own directory of the offline "
+                   "verifiers)",
+                   path);
+    assert_string_equal(err.msg, want);
+    po_config_free(&cfg);
+}
+
 /* Origins survive a copy; a PAM argument names itself. */
 static void test_origins(void **state)
 {
@@ -2253,6 +2310,7 @@ int main(void)
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_validate_names_source),
         cmocka_unit_test(test_validate_device),
+        cmocka_unit_test(test_validate_offline),
         cmocka_unit_test(test_origins),
         cmocka_unit_test(test_check_reports_all),
         cmocka_unit_test(test_copy),
