@@ -608,17 +608,6 @@ po_rc po_cache_read(const char *dir, const po_profile *p, const po_log *log,
 /* ------------------------------------------------------------------ */
 /* writing                                                             */
 
-static po_rc put_str(po_buf *b, const char *key, const char *val)
-{
-    po_rc rc;
-
-    if ((rc = po_buf_printf(b, ",\"%s\":", key)) != PO_OK)
-        return rc;
-    if (val == NULL)
-        return po_buf_puts(b, "null");
-    return po_json_quote(b, val);
-}
-
 /* The extra members, re-serialised by json-c so that a malformed text can
  * never corrupt the file; "null" when there is none or it is not an
  * object. */
@@ -650,23 +639,23 @@ static po_rc encode_entry(const po_profile *p, const po_cache_entry *e,
     po_rc rc;
 
     if ((rc = po_buf_printf(b, "{\"version\":%d", CACHE_VERSION)) ||
-        (rc = put_str(b, "profile", p->name)) ||
-        (rc = put_str(b, "token_url", p->token_url)) ||
-        (rc = put_str(b, "client_id", p->client_id)) ||
-        (rc = put_str(b, "username", e->username)) ||
-        (rc = put_str(b, "access_token", t->access_token)) ||
-        (rc = put_str(b, "token_type", t->token_type)) ||
-        (rc = put_str(b, "refresh_token", t->refresh_token)) ||
-        (rc = put_str(b, "scope", t->scope)) ||
-        (rc = put_str(b, "id_token", t->id_token)) ||
+        (rc = po_json_member(b, "profile", p->name)) ||
+        (rc = po_json_member(b, "token_url", p->token_url)) ||
+        (rc = po_json_member(b, "client_id", p->client_id)) ||
+        (rc = po_json_member(b, "username", e->username)) ||
+        (rc = po_json_member(b, "access_token", t->access_token)) ||
+        (rc = po_json_member(b, "token_type", t->token_type)) ||
+        (rc = po_json_member(b, "refresh_token", t->refresh_token)) ||
+        (rc = po_json_member(b, "scope", t->scope)) ||
+        (rc = po_json_member(b, "id_token", t->id_token)) ||
         (rc = po_buf_printf(b,
                             ",\"obtained_at\":%" PRId64
                             ",\"expires_at\":%" PRId64 ",\"has_expires_in\":%s",
                             t->obtained_at, t->expires_at,
                             t->has_expires_in ? "true" : "false")) ||
         (rc = put_extra(b, t->extra_json)) ||
-        (rc = put_str(b, "budget_month",
-                      e->budget_month[0] ? e->budget_month : NULL)) ||
+        (rc = po_json_member(b, "budget_month",
+                             e->budget_month[0] ? e->budget_month : NULL)) ||
         (rc = po_buf_printf(b, ",\"budget_count\":%ld}\n",
                             e->budget_count < 0 ? 0 : e->budget_count)))
         return rc;

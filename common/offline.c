@@ -354,15 +354,6 @@ static void entry_free(entry *e)
     memset(e, 0, sizeof(*e));
 }
 
-static po_rc put_str(po_buf *b, const char *key, const char *val)
-{
-    po_rc rc;
-
-    if ((rc = po_buf_printf(b, ",\"%s\":", key)) != PO_OK)
-        return rc;
-    return val == NULL ? po_buf_puts(b, "null") : po_json_quote(b, val);
-}
-
 /* The file's JSON text into the secret buffer b. */
 static po_rc encode_entry(const entry *e, po_buf *b)
 {
@@ -371,17 +362,18 @@ static po_rc encode_entry(const entry *e, po_buf *b)
     size_t i;
 
     if ((rc = po_buf_printf(b, "{\"version\":%d", FILE_VERSION)) ||
-        (rc = put_str(b, "profile", e->profile)) ||
-        (rc = put_str(b, "user", e->user)) ||
-        (rc = put_str(b, "token_url", e->token_url)) ||
-        (rc = put_str(b, "client_id", e->client_id)) ||
-        (rc = put_str(b, "verifier", e->verifier)) ||
+        (rc = po_json_member(b, "profile", e->profile)) ||
+        (rc = po_json_member(b, "user", e->user)) ||
+        (rc = po_json_member(b, "token_url", e->token_url)) ||
+        (rc = po_json_member(b, "client_id", e->client_id)) ||
+        (rc = po_json_member(b, "verifier", e->verifier)) ||
         (rc = po_buf_printf(b, ",\"online_at\":%" PRId64 ",\"failures\":%ld",
                             e->online_at, e->failures)) ||
-        (rc = put_str(b, "scope", g->scope)) ||
-        (rc = put_str(b, "roles_source",
-                      roles_sources[g->roles_source == PO_ROLES_TOKEN])) ||
-        (rc = put_str(b, "roles_claim", g->roles_claim)) ||
+        (rc = po_json_member(b, "scope", g->scope)) ||
+        (rc = po_json_member(
+             b, "roles_source",
+             roles_sources[g->roles_source == PO_ROLES_TOKEN])) ||
+        (rc = po_json_member(b, "roles_claim", g->roles_claim)) ||
         (rc = po_buf_puts(b, ",\"roles\":")))
         return rc;
     if (!g->has_roles)
