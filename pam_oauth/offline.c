@@ -167,6 +167,10 @@ void po_pam_offline_decoy(const po_pam_args *args)
     po_err_clear(&err);
     if (po_offline_decoy(&err) != PO_OK)
         po_logf(&args->log, LOG_ERR, "offline login: %s", err.msg);
+    else
+        po_logf(&args->log, LOG_DEBUG,
+                "offline login: no verifier checked; one Argon2id computation "
+                "spent all the same");
 }
 
 int po_pam_offline_fallback(const po_pam_args *args, po_rc rc, int pamret,

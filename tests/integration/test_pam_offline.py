@@ -24,6 +24,7 @@ import re
 import shutil
 import signal
 import stat
+import statistics
 import subprocess
 import sys
 import time
@@ -333,7 +334,44 @@ class TestIdpDown(OfflineCase):
         self.assertEqual(r.exit("pam_sm_authenticate"), "PAM_AUTHINFO_UNAVAIL", r)
         self.assertLogged(r, r"no offline verifier")
 
-    def test_other_user_or_profile(self):
+    def test_nonexistent_user_is_never_offline_and_costs_the_same(self):
+        """Issue 14.1 while the IdP is down: a nonexistent user keeps the
+        decoy request (PAM_AUTHINFO_UNAVAIL, as a local user without a
+        verifier gets), no verifier is read or written for it, and it
+        spends one Argon2id computation like a wrong offline password, so
+        its failure takes as long."""
+        svc = self.service()
+        self.login(svc)
+        self.idp_down()
+        times = {"wrong password": [], "no verifier": [], "nonexistent": []}
+        for i in range(5):
+            for name, user, password, want in (
+                    ("wrong password", A, f"Wr0ng-pass-{i}", "PAM_AUTH_ERR"),
+                    ("no verifier", B, "Wr0ng-pass-7", "PAM_AUTHINFO_UNAVAIL"),
+                    ("nonexistent", test_pam.NO_SUCH_USER, IDP[A][0],
+                     "PAM_AUTHINFO_UNAVAIL")):
+                r = self.login(svc, user, password)
+                self.assertEqual(r.exit("pam_sm_authenticate"), want, (name, r))
+                if name != "wrong password":
+                    self.assertLogged(r, "no verifier checked; one Argon2id computation")
+                if name == "nonexistent":
+                    self.assertLogged(r, "is not a local user, and the identity provider "
+                                         "is unavailable")
+                    self.assertNotLogged(r, "offline verifier")
+                    self.assertNotLogged(r, "authenticated offline")
+                times[name].append(r.elapsed)
+        left = os.listdir(os.path.join(self.offline_dir, "default"))
+        self.assertIn(A, left)
+        self.assertFalse([n for n in left if test_pam.NO_SUCH_USER in n or n == B], left)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        sys.stderr.write("\n# IdP down, failure time (median of 5, fail_delay=0): " +
+                         ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in med.items()) + "\n")
+        # Without the decoy computation the other two would take about one
+        # Argon2id check (tens of ms, most of the wrong password's time) less.
+        for name in ("no verifier", "nonexistent"):
+            self.assertGreater(med[name], 0.7 * med["wrong password"], med)
+
+    def test_other_user_or_profile(self):    def test_other_user_or_profile(self):
         conf = self.env.config({"default": self.profile(offline_login=True, retries=0,
                                                         offline_dir=self.offline_dir),
                                 "other": self.profile(offline_login=True, retries=0,

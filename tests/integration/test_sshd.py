@@ -16,6 +16,7 @@ undone at the end: sshd killed by its PID, the user deleted.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -308,6 +309,32 @@ class TestSshdLogin(unittest.TestCase):
         self.assertNotIn(PASSWORD, self.read_log())
         with open(verifier, "rb") as f:
             self.assertNotIn(PASSWORD.encode(), f.read())
+
+
+    def test_offline_login_keyboard_interactive(self):
+        """Keyboard-interactive: sshd runs authentication and acct_mgmt in
+        a child, setcred and the session in the monitor (pam_oauth's
+        handoff.c).  An offline login has no token to hand over: the
+        session still opens, and nothing about it is logged as a
+        failure."""
+        p = self.ssh(PASSWORD, "true")
+        self.assertEqual(p.returncode, 0, p.stderr.decode() + self.read_log())
+        self.srv.fault("/generic/token", "close", count=-1)
+        try:
+            start = len(self.read_log())
+            prompts, _, rc = self.kbdint(USER, PASSWORD)
+            log = self.read_log()[start:]
+            self.assertEqual(rc, 0, f"{self.last_stderr}\n{log}")
+            self.assertEqual(len(prompts), 1, prompts)
+            self.assertIn(f"Accepted keyboard-interactive/pam for {USER}", log)
+            self.assertRegex(log, r"profile \[default\]: authenticated offline")
+            bad = [l for l in log.splitlines()
+                   if re.search(r"cannot|unusable|hand-off|not used for user|"
+                                r"PAM_SESSION_ERR|PAM_CRED_ERR|session.*fail", l)]
+            self.assertEqual(bad, [], log)
+        finally:
+            self.srv.clear_faults()
+        self.assertNotIn(PASSWORD, self.read_log())
 
 
 if __name__ == "__main__":
