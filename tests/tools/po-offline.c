@@ -11,9 +11,12 @@
  * checks of a wrong one (each wrong one is counted, so the profile allows
  * more failures than RUNS), and RUNS yescrypt computations with libcrypt's
  * setting for COST (default 5, Debian's YESCRYPT_COST_FACTOR).  Prints
- * one line per measurement:
+ * one line per measurement, wall clock and the CPU time of the process
+ * (which a busy machine does not inflate):
  *     params m=KIB t=T p=P
- *     store|match|wrong|yescrypt median MS min MS max MS
+ *     store|match|wrong|decoy|yescrypt median MS min MS max MS cpu MS
+ * (cpu: the median CPU time).  decoy is po_offline_decoy, what a login
+ * with no verifier to check spends.
  * Exit status 0, or 1 when a check gave the wrong verdict, 2 on usage.
  */
 #define _GNU_SOURCE
@@ -32,12 +35,22 @@
 #define MAX_RUNS 1000
 #define PASSWORD "bench offline password 1234"
 
-static double now_ms(void)
+static double clock_ms(clockid_t id)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static double now_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
+}
+
+static double cpu_ms(void)
+{
+    return clock_ms(CLOCK_PROCESS_CPUTIME_ID);
 }
 
 static int cmp(const void *a, const void *b)
@@ -47,11 +60,18 @@ static int cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void report(const char *what, double *t, int n)
+static double median(double *t, int n)
 {
     qsort(t, (size_t)n, sizeof(*t), cmp);
-    printf("%s median %.2f min %.2f max %.2f\n", what,
-           n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2, t[0], t[n - 1]);
+    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+static void report(const char *what, double *t, double *c, int n)
+{
+    double m = median(t, n);
+
+    printf("%s median %.2f min %.2f max %.2f cpu %.2f\n", what, m, t[0],
+           t[n - 1], median(c, n));
 }
 
 static int check(const po_profile *p, const char *pw, po_offline_verdict want)
@@ -72,13 +92,13 @@ static int check(const po_profile *p, const char *pw, po_offline_verdict want)
 
 int main(int argc, char **argv)
 {
-    static double t[MAX_RUNS];
+    static double t[MAX_RUNS], c[MAX_RUNS];
     int opt, runs = 30, cost = 5, i;
     char setting[CRYPT_GENSALT_OUTPUT_SIZE];
     struct crypt_data *cd = NULL;
     po_profile p;
     po_err err;
-    double a;
+    double a, b;
 
     while ((opt = getopt(argc, argv, "n:y:")) != -1) {
         if (opt == 'n')
@@ -106,28 +126,45 @@ int main(int argc, char **argv)
            PO_OFFLINE_LANES);
     for (i = 0; i < runs; i++) {
         a = now_ms();
+        b = cpu_ms();
         if (po_offline_store(&p, "bench", PASSWORD, NULL, (int64_t)time(NULL),
                              &err) != PO_OK) {
             fprintf(stderr, "po-offline: store: %s\n", err.msg);
             return 1;
         }
         t[i] = now_ms() - a;
+        c[i] = cpu_ms() - b;
     }
-    report("store", t, runs);
+    report("store", t, c, runs);
     for (i = 0; i < runs; i++) {
         a = now_ms();
+        b = cpu_ms();
         if (!check(&p, PASSWORD, PO_OFFLINE_MATCH))
             return 1;
         t[i] = now_ms() - a;
+        c[i] = cpu_ms() - b;
     }
-    report("match", t, runs);
+    report("match", t, c, runs);
     for (i = 0; i < runs; i++) {
         a = now_ms();
+        b = cpu_ms();
         if (!check(&p, "not the password", PO_OFFLINE_WRONG))
             return 1;
         t[i] = now_ms() - a;
+        c[i] = cpu_ms() - b;
     }
-    report("wrong", t, runs);
+    report("wrong", t, c, runs);
+    for (i = 0; i < runs; i++) {
+        a = now_ms();
+        b = cpu_ms();
+        if (po_offline_decoy(&err) != PO_OK) {
+            fprintf(stderr, "po-offline: decoy: %s\n", err.msg);
+            return 1;
+        }
+        t[i] = now_ms() - a;
+        c[i] = cpu_ms() - b;
+    }
+    report("decoy", t, c, runs);
     if (crypt_gensalt_rn("$y$", (unsigned long)cost, NULL, 0, setting,
                          sizeof(setting)) == NULL ||
         (cd = calloc(1, sizeof(*cd))) == NULL) {
@@ -136,14 +173,16 @@ int main(int argc, char **argv)
     }
     for (i = 0; i < runs; i++) {
         a = now_ms();
+        b = cpu_ms();
         if (crypt_rn(PASSWORD, setting, cd, (int)sizeof(*cd)) == NULL) {
             fprintf(stderr, "po-offline: crypt_rn failed\n");
             return 1;
         }
         t[i] = now_ms() - a;
+        c[i] = cpu_ms() - b;
     }
     printf("setting %.7s\n", setting);
-    report("yescrypt", t, runs);
+    report("yescrypt", t, c, runs);
     po_cleanse(cd, sizeof(*cd));
     free(cd);
     po_profile_free(&p);
