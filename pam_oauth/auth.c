@@ -597,10 +597,9 @@ int po_pam_authenticate(po_pam_args *args)
     po_logf(&args->log, LOG_DEBUG, "%s: password grant", what);
     rc = po_oauth_request(p, &g, deadline, (int64_t)time(NULL), &args->log,
                           &tok, &oe, &err);
-    /* with offline_login the password is kept for the verifier */
-    if (rc != PO_OK && !po_rc_unavailable(rc))
-        po_secret_clear(&password);
-    else if (!p->offline_login)
+    /* kept only for offline login: a new verifier after a success, the
+     * check when the identity provider is unavailable */
+    if (!p->offline_login || (rc != PO_OK && !po_rc_unavailable(rc)))
         po_secret_clear(&password);
     if (rc == PO_INVALID_GRANT || rc == PO_INTERACTION_REQUIRED)
         po_pam_offline_forget(args, idp_user, rc, what);
