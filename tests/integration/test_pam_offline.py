@@ -371,7 +371,7 @@ class TestIdpDown(OfflineCase):
         for name in ("no verifier", "nonexistent"):
             self.assertGreater(med[name], 0.7 * med["wrong password"], med)
 
-    def test_other_user_or_profile(self):    def test_other_user_or_profile(self):
+    def test_other_user_or_profile(self):
         conf = self.env.config({"default": self.profile(offline_login=True, retries=0,
                                                         offline_dir=self.offline_dir),
                                 "other": self.profile(offline_login=True, retries=0,
