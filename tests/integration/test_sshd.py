@@ -326,12 +326,24 @@ class TestSshdLogin(unittest.TestCase):
             log = self.read_log()[start:]
             self.assertEqual(rc, 0, f"{self.last_stderr}\n{log}")
             self.assertEqual(len(prompts), 1, prompts)
+            # The child logs only its errors here (see the account
+            # checks test): the outage, then sshd's acceptance, which only
+            # the offline check can have given.
+            self.assertIn("the identity provider is unavailable", log)
             self.assertIn(f"Accepted keyboard-interactive/pam for {USER}", log)
-            self.assertRegex(log, r"profile \[default\]: authenticated offline")
+            self.assertIn("pam_sm_open_session: exit (PAM_IGNORE)", log)
             bad = [l for l in log.splitlines()
                    if re.search(r"cannot|unusable|hand-off|not used for user|"
                                 r"PAM_SESSION_ERR|PAM_CRED_ERR|session.*fail", l)]
             self.assertEqual(bad, [], log)
+            # A wrong password is checked (and counted) in the child too.
+            verifier = os.path.join(self.dir, "offline", "default", USER)
+            with open(verifier) as f:
+                failures = json.load(f)["failures"]
+            _, _, rc = self.kbdint(USER, "Wr0ng-pass-7")
+            self.assertNotEqual(rc, 0)
+            with open(verifier) as f:
+                self.assertEqual(json.load(f)["failures"], failures + 1)
         finally:
             self.srv.clear_faults()
         self.assertNotIn(PASSWORD, self.read_log())
