@@ -4,6 +4,7 @@
 #   make check           build and run every test; ends with "N passed, N failed"
 #   make check SANITIZE=1   the same with AddressSanitizer + UBSan (in build/san)
 #   make install DESTDIR=... PREFIX=...     make uninstall
+#                        (configuration: SYSCONFDIR, default /etc)
 #   make bench           benchmarks (not tests)
 #   make demo            an end-to-end demonstration on 127.0.0.1
 #
@@ -21,7 +22,10 @@ SESSION_GROUP := pam-oauth
 DATADIR    ?= $(PREFIX)/share
 MANDIR     ?= $(DATADIR)/man
 DOCDIR     ?= $(PREFIX)/share/doc/pam-oauth
-SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+# The configuration is read from /etc/pam-oauth whatever PREFIX is, as PAM
+# itself (/etc/pam.d, /etc/security) and the modules next to it read /etc:
+# the module goes to the system's PAM directory too.  SYSCONFDIR=... to change.
+SYSCONFDIR ?= /etc
 PKG_CONFIG ?= pkg-config
 PAMDIR     ?= $(shell $(PKG_CONFIG) --variable=libdir pam 2>/dev/null || echo /lib)/security
 # systemd units: where systemd.pc says for PREFIX=/usr, else under PREFIX
@@ -52,6 +56,10 @@ DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS))
 JSON_LIBS  := $(shell $(PKG_CONFIG) --libs json-c)
 CRYPTO_LIBS:= $(shell $(PKG_CONFIG) --libs libcrypto)
 PAM_LIBS   := $(shell $(PKG_CONFIG) --libs pam)
+# libargon2 (offline verifiers, common/offline.c) goes into the PAM module
+# and the test programs only: oauth-token never links it.
+ARGON2_CFLAGS := $(shell $(PKG_CONFIG) --cflags libargon2)
+ARGON2_LIBS   := $(shell $(PKG_CONFIG) --libs libargon2)
 
 WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wpointer-arith -Wstrict-prototypes \
         -Wmissing-prototypes -Wwrite-strings -Wvla -Wcast-qual -Wundef \
@@ -63,7 +71,7 @@ endif
 CFLAGS  ?= $(OPTFLAGS)
 ALL_CFLAGS = -std=gnu11 -fPIC -fstack-protector-strong -fvisibility=hidden \
              $(WARN) $(SANFLAGS) $(CPPFLAGS) $(CFLAGS) -Icommon $(DEP_CFLAGS) \
-             -DPO_VERSION='"$(VERSION)"' -DPO_SYSCONFDIR='"$(SYSCONFDIR)"' \
+             $(ARGON2_CFLAGS) -DPO_VERSION='"$(VERSION)"' -DPO_SYSCONFDIR='"$(SYSCONFDIR)"' \
              -DPO_LIBEXECDIR='"$(LIBEXECDIR)"' -DPO_RUNSTATEDIR='"$(RUNSTATEDIR)"' -MMD -MP
 ALL_LDFLAGS = -Wl,-z,relro,-z,now -Wl,--as-needed $(SANFLAGS) $(LDFLAGS)
 
@@ -103,7 +111,7 @@ $(LIBCORE): $(COMMON_OBJ)
 $(MODULE): $(PAM_OBJ) $(LIBCORE) pam_oauth/pam_oauth.map
 	$(CC) -shared -o $@ $(PAM_OBJ) $(LIBCORE) $(ALL_LDFLAGS) \
 	  -Wl,--version-script=pam_oauth/pam_oauth.map -Wl,-z,defs \
-	  $(JSON_LIBS) $(CRYPTO_LIBS) $(PAM_LIBS) -ldl -lpthread
+	  $(JSON_LIBS) $(CRYPTO_LIBS) $(ARGON2_LIBS) $(PAM_LIBS) -ldl -lpthread
 
 $(HELPER): $(HELPER_OBJ) $(LIBCORE)
 	$(CC) -o $@ $(HELPER_OBJ) $(LIBCORE) $(ALL_LDFLAGS) -pie \
@@ -120,13 +128,17 @@ $(GITHELPER) $(DOCKERHELPER): $(HELPER)
 $(B)/tests/unit/%: tests/unit/%.c $(LIBCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBCORE) $(ALL_LDFLAGS) \
-	  $(shell $(PKG_CONFIG) --libs cmocka) $(JSON_LIBS) $(CRYPTO_LIBS) -ldl -lpthread
+	  $(shell $(PKG_CONFIG) --libs cmocka) $(JSON_LIBS) $(CRYPTO_LIBS) \
+	  $(ARGON2_LIBS) -ldl -lpthread
 
-# Test tools (a PAM loop driver, the month simulator, ...).
+# Test tools (a PAM loop driver, the month simulator, ...).  po-offline
+# compares with yescrypt, through libcrypt.
+$(B)/tests/tools/po-offline: TOOL_EXTRA_LIBS := -lcrypt
 $(B)/tests/tools/%: tests/tools/%.c $(LIBCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBCORE) $(ALL_LDFLAGS) \
-	  $(JSON_LIBS) $(CRYPTO_LIBS) $(PAM_LIBS) -ldl -lpthread
+	  $(JSON_LIBS) $(CRYPTO_LIBS) $(ARGON2_LIBS) $(PAM_LIBS) $(TOOL_EXTRA_LIBS) \
+	  -ldl -lpthread
 
 unit-tests: $(UNIT_BIN)
 test-tools: $(TOOL_BIN)

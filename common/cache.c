@@ -3,7 +3,6 @@
 #define _GNU_SOURCE /* asprintf */
 #include "cache.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -13,17 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "files.h"
+#include "jsonsec.h"
 #include "proc.h"
 #include "secret.h"
 #include "util.h"
 
 #define CACHE_VERSION 1
-#define TMP_SUFFIX_LEN 6 /* NAME.json.XXXXXX */
 /* A child writing a user's cache gets the lock bound plus this long for
  * the directory, the read, the write and the fsyncs. */
 #define CHILD_IO_MS 10000L
@@ -370,38 +370,6 @@ po_rc po_cache_ensure_dir(const char *dir, po_err *err)
 /* ------------------------------------------------------------------ */
 /* reading                                                             */
 
-/* Overwrite every string in the tree v, in place, before it is freed:
- * json-c keeps its own copies of the token strings. */
-static void cleanse_tree(json_object *v)
-{
-    size_t i, n;
-
-    switch (json_object_get_type(v)) {
-    case json_type_string: {
-        const char *s = json_object_get_string(v);
-        int len = json_object_get_string_len(v);
-        if (s != NULL && len > 0)
-            po_cleanse((void *)(uintptr_t)s, (size_t)len);
-        break;
-    }
-    case json_type_object: {
-        json_object_object_foreach(v, key, child)
-        {
-            (void)key;
-            cleanse_tree(child);
-        }
-        break;
-    }
-    case json_type_array:
-        n = json_object_array_length(v);
-        for (i = 0; i < n; i++)
-            cleanse_tree(json_object_array_get_idx(v, i));
-        break;
-    default:
-        break;
-    }
-}
-
 /* Optional string member key of o into *dst (NULL when absent or null).
  * PO_IO with the reason when it has another type. */
 static po_rc get_str(json_object *o, const char *key, char **dst, po_err *err)
@@ -440,11 +408,106 @@ static int same_str(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
-/* Fill e from the parsed object o.  PO_IO (with the reason) when a member
- * has the wrong type or the version is unknown. */
-static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
-                          const po_log *log, po_cache_entry *e, po_err *err)
+/* "YYYY-MM" with a month 01..12. */
+static int month_ok(const char *m)
 {
+    size_t i;
+
+    if (strlen(m) != 7 || m[4] != '-')
+        return 0;
+    for (i = 0; i < 7; i++)
+        if (i != 4 && (m[i] < '0' || m[i] > '9'))
+            return 0;
+    return (m[5] == '0' && m[6] >= '1') || (m[5] == '1' && m[6] <= '2');
+}
+
+/* Why the token's times in t cannot be believed at wall time now, into
+ * why (size n); 0 when they can.  No arithmetic here can overflow:
+ * obtained_at is bounded before anything is added to it. */
+static int times_insane(const po_token *t, int64_t now, char *why, size_t n)
+{
+    if (t->obtained_at < PO_CACHE_TIME_MIN) {
+        (void)snprintf(why, n, "obtained_at %" PRId64 " is before 2000",
+                       t->obtained_at);
+        return 1;
+    }
+    if (now < INT64_MAX - PO_CACHE_CLOCK_SKEW &&
+        t->obtained_at > now + PO_CACHE_CLOCK_SKEW) {
+        (void)snprintf(why, n,
+                       "obtained_at is %" PRId64 " s in the future (more than "
+                       "the %d s of clock skew allowed)",
+                       t->obtained_at - now, PO_CACHE_CLOCK_SKEW);
+        return 1;
+    }
+    if (t->expires_at <= t->obtained_at ||
+        t->expires_at > t->obtained_at + PO_TOKEN_LIFETIME_MAX) {
+        (void)snprintf(why, n,
+                       "expires_at %" PRId64 " is not between 1 s and 10 "
+                       "years after obtained_at %" PRId64,
+                       t->expires_at, t->obtained_at);
+        return 1;
+    }
+    return 0;
+}
+
+/* The renewal note o (an object) into r, or why it cannot be believed at
+ * now into why (size n), returning -1 (r is then cleared). */
+static int decode_renewal(json_object *o, int64_t now, po_renewal *r, char *why,
+                          size_t n)
+{
+    json_object *v;
+    int64_t failures = 0;
+    const char *outcome = NULL, *msg = "";
+
+    memset(r, 0, sizeof(*r));
+    if (get_i64(o, "failed_at", &r->failed_at, NULL) != PO_OK ||
+        get_i64(o, "after", &r->after, NULL) != PO_OK ||
+        get_i64(o, "failures", &failures, NULL) != PO_OK)
+        goto bad_type;
+    if (json_object_object_get_ex(o, "outcome", &v) &&
+        json_object_is_type(v, json_type_string))
+        outcome = json_object_get_string(v);
+    if (json_object_object_get_ex(o, "message", &v) && v != NULL) {
+        if (!json_object_is_type(v, json_type_string))
+            goto bad_type;
+        msg = json_object_get_string(v);
+    }
+    r->rc = po_rc_from_name(outcome);
+    if (r->failed_at < PO_CACHE_TIME_MIN ||
+        (now < INT64_MAX - PO_CACHE_CLOCK_SKEW &&
+         r->failed_at > now + PO_CACHE_CLOCK_SKEW) ||
+        r->after < r->failed_at ||
+        r->after > r->failed_at + PO_CACHE_RENEWAL_WAIT_MAX) {
+        (void)snprintf(why, n, "its times are not sane");
+        goto bad;
+    }
+    if (failures < 1 || failures > 1000000000L) {
+        (void)snprintf(why, n, "\"failures\" is out of range");
+        goto bad;
+    }
+    if (!po_rc_unavailable(r->rc)) {
+        (void)snprintf(why, n, "\"outcome\" is not a known unavailable one");
+        goto bad;
+    }
+    r->failures = (long)failures;
+    po_safe_text(msg, r->msg, sizeof(r->msg));
+    return 0;
+bad_type:
+    (void)snprintf(why, n, "a member has the wrong type");
+bad:
+    memset(r, 0, sizeof(*r));
+    return -1;
+}
+
+/* Fill e from the parsed object o.  PO_IO (with the reason) when a member
+ * has the wrong type or the version is unknown.  A token with times not to
+ * be believed at now is dropped here, with a warning, and so is a renewal
+ * note that makes no sense. */
+static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
+                          int64_t now, const po_log *log, po_cache_entry *e,
+                          po_err *err)
+{
+    char why[160];
     po_rc rc = PO_OK;
     json_object *v;
     int64_t n;
@@ -480,7 +543,7 @@ static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
     }
     e->budget_count = (long)n;
     if (month != NULL) {
-        if (strlen(month) != 7 || month[4] != '-') {
+        if (!month_ok(month)) {
             rc = po_fail(err, PO_IO, "\"budget_month\" is not YYYY-MM");
             goto out;
         }
@@ -512,8 +575,27 @@ static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
             goto out;
         }
     }
-    /* A token is only used by the endpoint and client it was issued by;
-     * the budget counter is kept either way. */
+    /* A token is only used by the endpoint and client it was issued by,
+     * and only with times that make sense (a forged or damaged entry must
+     * not be served as fresh for ever); the budget counter is kept either
+     * way. */
+    if (json_object_object_get_ex(o, "renewal", &v) && v != NULL &&
+        (!json_object_is_type(v, json_type_object) ||
+         decode_renewal(v, now, &e->renewal, why, sizeof(why)) != 0))
+        po_logf(
+            log, LOG_WARNING,
+            "token cache %s: the note of a failed renewal is ignored: %s", path,
+            json_object_is_type(v, json_type_object) ? why : "not an object");
+    if ((e->token.access_token != NULL || e->token.refresh_token != NULL) &&
+        times_insane(&e->token, now, why, sizeof(why))) {
+        po_logf(log, LOG_WARNING,
+                "token cache %s: the cached token is not used: %s; fetching "
+                "a new token",
+                path, why);
+        po_token_free(&e->token);
+        free(e->username);
+        e->username = NULL;
+    }
     if (e->token.access_token != NULL || e->token.refresh_token != NULL) {
         if (!same_str(url, p->token_url) || !same_str(client, p->client_id)) {
             po_logf(log, LOG_INFO,
@@ -533,69 +615,51 @@ out:
     return rc;
 }
 
-/* Read and check the file; on PO_IO, err holds the reason it is unusable
- * (the caller logs it); a missing file is PO_NOT_FOUND. */
-static po_rc load_file(const char *path, uid_t uid, char **out, size_t *len,
-                       po_err *err)
+/* Read and check p's entry file in dir (po_file_read_at: no link, owned by
+ * uid, 0600, capped); on PO_IO, err holds the reason it is unusable (the
+ * caller logs it); a missing file or directory is PO_NOT_FOUND. */
+static po_rc load_file(const char *dir, const po_profile *p, uid_t uid,
+                       char **out, size_t *len, po_err *err)
 {
     po_rc rc = PO_OK;
-    struct stat st;
-    int fd = -1, e;
+    char *d = NULL, *name = NULL;
+    int dfd = -1;
 
     *out = NULL;
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd == -1) {
-        e = errno;
-        if (e == ENOENT)
-            rc = po_fail(err, PO_NOT_FOUND, "no file");
-        else if (e == ELOOP)
-            rc = po_fail(err, PO_IO, "it is a symbolic link");
-        else
-            rc = po_fail(err, PO_IO, "cannot open it: %s", strerror(e));
+    *len = 0;
+    /* without trailing slashes, which would make O_NOFOLLOW follow a link */
+    if ((rc = dir_copy(dir, &d, err)) != PO_OK)
+        goto out;
+    if ((dfd = open(d, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) ==
+        -1) {
+        rc = errno == ENOENT
+                 ? po_fail(err, PO_NOT_FOUND, "no file")
+                 : po_fail(err, PO_IO, "cannot open its directory: %s",
+                           strerror(errno));
         goto out;
     }
-    if (fstat(fd, &st) == -1) {
-        rc = po_fail(err, PO_IO, "cannot stat it: %s", strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = po_fail(err, PO_IO, "not a regular file");
-        goto out;
-    }
-    if (st.st_uid != uid) {
-        rc = po_fail(err, PO_IO, "owned by uid %lu, not %lu",
-                     (unsigned long)st.st_uid, (unsigned long)uid);
-        goto out;
-    }
-    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        rc = po_fail(err, PO_IO,
-                     "mode %04o gives group or others access (must be 0600)",
-                     (unsigned)(st.st_mode & 07777));
-        goto out;
-    }
-    if (st.st_size > PO_CACHE_FILE_MAX) {
-        rc = po_fail(err, PO_IO, "larger than %d bytes", PO_CACHE_FILE_MAX);
-        goto out;
-    }
-    rc = po_read_fd(fd, (size_t)st.st_size, 1, out, len, err);
+    if ((name = po_concat3(p->name, ".json", "")) == NULL)
+        rc = po_fail(err, PO_NOMEM, "out of memory");
+    else
+        rc = po_file_read_at(dfd, name, uid, PO_CACHE_FILE_MAX, out, len, err);
 out:
-    if (fd != -1)
-        close(fd);
+    if (dfd != -1)
+        close(dfd);
+    free(name);
+    free(d);
     return rc;
 }
 
 /* Parse text into e; PO_IO with the reason when it is not a usable entry. */
 static po_rc parse_entry(const char *text, size_t len, const po_profile *p,
-                         const char *path, const po_log *log, po_cache_entry *e,
-                         po_err *err)
+                         const char *path, int64_t now, const po_log *log,
+                         po_cache_entry *e, po_err *err)
 {
-    po_rc rc = PO_OK;
-    json_tokener *tok = NULL;
     json_object *o = NULL;
-    enum json_tokener_error jerr;
-    size_t end;
-    int i;
+    po_err why;
+    po_rc rc = PO_OK;
 
+    po_err_clear(&why);
     if (len == 0) {
         rc = po_fail(err, PO_IO, "empty file");
         goto out;
@@ -604,58 +668,29 @@ static po_rc parse_entry(const char *text, size_t len, const po_profile *p,
         rc = po_fail(err, PO_IO, "larger than %d bytes", PO_CACHE_FILE_MAX);
         goto out;
     }
-    if ((tok = json_tokener_new_ex(16)) == NULL) {
-        rc = po_fail(err, PO_NOMEM, "out of memory");
+    if ((rc = po_json_parse_secret(text, len, 16, &o, &why)) != PO_OK) {
+        rc = po_fail(err, rc == PO_NOMEM ? PO_NOMEM : PO_IO, "%s", why.msg);
         goto out;
     }
-    o = json_tokener_parse_ex(tok, text, (int)len);
-    jerr = json_tokener_get_error(tok);
-    if (o == NULL || jerr != json_tokener_success) {
-        if (jerr == json_tokener_continue)
-            rc = po_fail(err, PO_IO, "truncated JSON");
-        else
-            rc = po_fail(err, PO_IO, "invalid JSON: %s",
-                         json_tokener_error_desc(jerr));
-        goto out;
-    }
-    for (end = json_tokener_get_parse_end(tok); end < len; end++) {
-        if (strchr(" \t\r\n", text[end]) == NULL) {
-            rc = po_fail(err, PO_IO, "data after the JSON object");
-            goto out;
-        }
-    }
-    rc = decode_entry(o, p, path, log, e, err);
+    rc = decode_entry(o, p, path, now, log, e, err);
 out:
-    if (o != NULL) {
-        cleanse_tree(o);
-        json_object_put(o);
-    }
-    if (tok != NULL) {
-        /* After a failed parse the partial tree is still on the tokener's
-         * stack (json-c 0.16 frees it in json_tokener_free); and the
-         * tokener accumulates every string it parses in pb. */
-        for (i = 0; i <= tok->depth && i < tok->max_depth; i++)
-            if (tok->stack[i].current != NULL)
-                cleanse_tree(tok->stack[i].current);
-        if (tok->pb != NULL && tok->pb->buf != NULL && tok->pb->size > 0)
-            po_cleanse(tok->pb->buf, (size_t)tok->pb->size);
-        json_tokener_free(tok);
-    }
+    po_json_put_secret(o);
     if (rc != PO_OK)
         po_cache_entry_free(e);
     return rc;
 }
 
 po_rc po_cache_entry_decode(const char *text, size_t len, const po_profile *p,
-                            const char *what, const po_log *log,
+                            const char *what, int64_t now, const po_log *log,
                             po_cache_entry *out, po_err *err)
 {
     memset(out, 0, sizeof(*out));
-    return parse_entry(text, len, p, what, log, out, err);
+    return parse_entry(text, len, p, what, now, log, out, err);
 }
 
-static po_rc cache_read_uid(const char *dir, const po_profile *p, uid_t uid,
-                            const po_log *log, po_cache_entry *out, po_err *err)
+static po_rc cache_read_uid_at(const char *dir, const po_profile *p, uid_t uid,
+                               int64_t now, const po_log *log,
+                               po_cache_entry *out, po_err *err)
 {
     po_rc rc = PO_OK;
     po_err why;
@@ -666,9 +701,9 @@ static po_rc cache_read_uid(const char *dir, const po_profile *p, uid_t uid,
     po_err_clear(&why);
     if ((rc = po_cache_file(dir, p, &path, err)) != PO_OK)
         goto out;
-    rc = load_file(path, uid, &text, &len, &why);
+    rc = load_file(dir, p, uid, &text, &len, &why);
     if (rc == PO_OK)
-        rc = parse_entry(text, len, p, path, log, out, &why);
+        rc = parse_entry(text, len, p, path, now, log, out, &why);
     if (rc == PO_NOT_FOUND) {
         rc = PO_OK;
     } else if (rc == PO_IO) {
@@ -688,6 +723,18 @@ out:
     return rc;
 }
 
+static po_rc cache_read_uid(const char *dir, const po_profile *p, uid_t uid,
+                            const po_log *log, po_cache_entry *out, po_err *err)
+{
+    return cache_read_uid_at(dir, p, uid, (int64_t)time(NULL), log, out, err);
+}
+
+po_rc po_cache_read_at(const char *dir, const po_profile *p, int64_t now,
+                       const po_log *log, po_cache_entry *out, po_err *err)
+{
+    return cache_read_uid_at(dir, p, geteuid(), now, log, out, err);
+}
+
 po_rc po_cache_read(const char *dir, const po_profile *p, const po_log *log,
                     po_cache_entry *out, po_err *err)
 {
@@ -696,17 +743,6 @@ po_rc po_cache_read(const char *dir, const po_profile *p, const po_log *log,
 
 /* ------------------------------------------------------------------ */
 /* writing                                                             */
-
-static po_rc put_str(po_buf *b, const char *key, const char *val)
-{
-    po_rc rc;
-
-    if ((rc = po_buf_printf(b, ",\"%s\":", key)) != PO_OK)
-        return rc;
-    if (val == NULL)
-        return po_buf_puts(b, "null");
-    return po_json_quote(b, val);
-}
 
 /* The extra members, re-serialised by json-c so that a malformed text can
  * never corrupt the file; "null" when there is none or it is not an
@@ -731,6 +767,23 @@ static po_rc put_extra(po_buf *b, const char *extra)
     return rc;
 }
 
+/* The renewal note, when there is one. */
+static po_rc put_renewal(po_buf *b, const po_renewal *r)
+{
+    po_rc rc;
+
+    if (r->failed_at == 0)
+        return PO_OK;
+    if ((rc = po_buf_printf(b,
+                            ",\"renewal\":{\"failed_at\":%" PRId64
+                            ",\"after\":%" PRId64 ",\"failures\":%ld",
+                            r->failed_at, r->after, r->failures)) ||
+        (rc = po_json_member(b, "outcome", po_rc_name(r->rc))) ||
+        (rc = po_json_member(b, "message", r->msg)))
+        return rc;
+    return po_buf_puts(b, "}");
+}
+
 /* The entry as JSON text, into the secret buffer b. */
 static po_rc encode_entry(const po_profile *p, const po_cache_entry *e,
                           po_buf *b)
@@ -739,25 +792,26 @@ static po_rc encode_entry(const po_profile *p, const po_cache_entry *e,
     po_rc rc;
 
     if ((rc = po_buf_printf(b, "{\"version\":%d", CACHE_VERSION)) ||
-        (rc = put_str(b, "profile", p->name)) ||
-        (rc = put_str(b, "token_url", p->token_url)) ||
-        (rc = put_str(b, "client_id", p->client_id)) ||
-        (rc = put_str(b, "username", e->username)) ||
-        (rc = put_str(b, "access_token", t->access_token)) ||
-        (rc = put_str(b, "token_type", t->token_type)) ||
-        (rc = put_str(b, "refresh_token", t->refresh_token)) ||
-        (rc = put_str(b, "scope", t->scope)) ||
-        (rc = put_str(b, "id_token", t->id_token)) ||
+        (rc = po_json_member(b, "profile", p->name)) ||
+        (rc = po_json_member(b, "token_url", p->token_url)) ||
+        (rc = po_json_member(b, "client_id", p->client_id)) ||
+        (rc = po_json_member(b, "username", e->username)) ||
+        (rc = po_json_member(b, "access_token", t->access_token)) ||
+        (rc = po_json_member(b, "token_type", t->token_type)) ||
+        (rc = po_json_member(b, "refresh_token", t->refresh_token)) ||
+        (rc = po_json_member(b, "scope", t->scope)) ||
+        (rc = po_json_member(b, "id_token", t->id_token)) ||
         (rc = po_buf_printf(b,
                             ",\"obtained_at\":%" PRId64
                             ",\"expires_at\":%" PRId64 ",\"has_expires_in\":%s",
                             t->obtained_at, t->expires_at,
                             t->has_expires_in ? "true" : "false")) ||
         (rc = put_extra(b, t->extra_json)) ||
-        (rc = put_str(b, "budget_month",
-                      e->budget_month[0] ? e->budget_month : NULL)) ||
+        (rc = po_json_member(b, "budget_month",
+                             e->budget_month[0] ? e->budget_month : NULL)) ||
         (rc = po_buf_printf(b, ",\"budget_count\":%ld",
                             e->budget_count < 0 ? 0 : e->budget_count)) ||
+        (rc = put_renewal(b, &e->renewal)) ||
         (e->from_pam &&
          (rc = po_buf_puts(b, ",\"stored_by\":\"pam_oauth\""))) ||
         (rc = po_buf_puts(b, "}\n")))
@@ -771,87 +825,25 @@ po_rc po_cache_entry_encode(const po_profile *p, const po_cache_entry *e,
     return encode_entry(p, e, out);
 }
 
-/* name.XXXXXX with a random suffix, into out (size n). */
-static void temp_name(const char *name, char *out, size_t n)
-{
-    static const char alnum[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    unsigned char r[TMP_SUFFIX_LEN];
-    char sfx[TMP_SUFFIX_LEN + 1];
-    size_t i;
-
-    if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
-        uint64_t x = po_mono_ms() ^ ((uint64_t)getpid() << 20) ^
-                     (uint64_t)(uintptr_t)out;
-        for (i = 0; i < sizeof(r); i++, x = x * 6364136223846793005u + 1)
-            r[i] = (unsigned char)(x >> 56);
-    }
-    for (i = 0; i < TMP_SUFFIX_LEN; i++)
-        sfx[i] = alnum[r[i] % (sizeof(alnum) - 1)];
-    sfx[TMP_SUFFIX_LEN] = '\0';
-    (void)snprintf(out, n, "%s.%s", name, sfx);
-}
-
-/* Replace dir/name with data: a temporary file in the same directory
- * (O_EXCL, 0600), fsync, rename, fsync of the directory.  On failure the
- * temporary file is removed and the old file is left as it was. */
+/* Replace dir/name with data (po_file_replace_at: a temporary file
+ * NAME.XXXXXX, fsync, rename, fsync of the directory). */
 static po_rc write_atomic(const char *dir, const char *name, const char *data,
                           size_t len, po_err *err)
 {
     po_rc rc = PO_OK;
-    char tmp[PO_PROFILE_NAME_MAX + 32];
-    int dfd = -1, fd = -1, tries, created = 0;
+    char *tmp = NULL;
+    int dfd;
 
     dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dfd == -1) {
-        rc = po_fail(err, PO_IO, "cannot open cache directory %s: %s", dir,
-                     strerror(errno));
-        goto out;
-    }
-    for (tries = 0; tries < 100; tries++) {
-        temp_name(name, tmp, sizeof(tmp));
-        fd = openat(dfd, tmp,
-                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd != -1 || errno != EEXIST)
-            break;
-    }
-    if (fd == -1) {
-        rc = po_fail(err, PO_IO, "cannot create a temporary file in %s: %s",
-                     dir, strerror(errno));
-        goto out;
-    }
-    created = 1;
-    if (fchmod(fd, 0600) == -1 || po_write_all(fd, data, len) == -1 ||
-        fsync(fd) == -1) {
-        rc = po_fail(err, PO_IO, "cannot write token cache %s/%s: %s", dir,
-                     name, strerror(errno));
-        goto out;
-    }
-    if (close(fd) == -1) {
-        fd = -1;
-        rc = po_fail(err, PO_IO, "cannot write token cache %s/%s: %s", dir,
-                     name, strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    if (renameat(dfd, tmp, dfd, name) == -1) {
-        rc = po_fail(err, PO_IO, "cannot rename %s/%s to %s: %s", dir, tmp,
-                     name, strerror(errno));
-        goto out;
-    }
-    created = 0;
-    if (fsync(dfd) == -1 && errno != EINVAL) {
-        rc = po_fail(err, PO_IO, "cannot sync cache directory %s: %s", dir,
-                     strerror(errno));
-        goto out;
-    }
-out:
-    if (fd != -1)
-        close(fd);
-    if (created)
-        (void)unlinkat(dfd, tmp, 0);
-    if (dfd != -1)
-        close(dfd);
+    if (dfd == -1)
+        return po_fail(err, PO_IO, "cannot open cache directory %s: %s", dir,
+                       strerror(errno));
+    if ((tmp = po_concat3(name, ".", "")) == NULL)
+        rc = po_fail(err, PO_NOMEM, "out of memory");
+    else
+        rc = po_file_replace_at(dfd, dir, name, tmp, data, len, err);
+    free(tmp);
+    close(dfd);
     return rc;
 }
 
@@ -904,95 +896,49 @@ out:
 /* ------------------------------------------------------------------ */
 /* the lock                                                            */
 
-/* Under the lock no writer is active, so temporary files of p's entry
- * that are still there were left by a writer that was killed: remove
- * them. */
-static void remove_stale_temps(const char *dir, const po_profile *p)
-{
-    DIR *d;
-    struct dirent *de;
-    size_t nl = strlen(p->name), i;
-    int dfd;
-
-    if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) ==
-        -1)
-        return;
-    if ((d = fdopendir(dfd)) == NULL) {
-        close(dfd);
-        return;
-    }
-    while ((de = readdir(d)) != NULL) {
-        const char *n = de->d_name;
-        if (strncmp(n, p->name, nl) != 0 || strncmp(n + nl, ".json.", 6) != 0 ||
-            strlen(n + nl + 6) != TMP_SUFFIX_LEN)
-            continue;
-        for (i = 0; i < TMP_SUFFIX_LEN; i++)
-            if (!((n[nl + 6 + i] >= 'A' && n[nl + 6 + i] <= 'Z') ||
-                  (n[nl + 6 + i] >= 'a' && n[nl + 6 + i] <= 'z') ||
-                  (n[nl + 6 + i] >= '0' && n[nl + 6 + i] <= '9')))
-                break;
-        if (i == TMP_SUFFIX_LEN)
-            (void)unlinkat(dirfd(d), n, 0);
-    }
-    closedir(d);
-}
-
 po_rc po_cache_lock(const char *dir, const po_profile *p, long timeout_ms,
                     po_lock *out, po_err *err)
 {
     po_rc rc = PO_OK;
-    char *path = NULL;
-    struct stat st;
-    uint64_t start, now, step = 2, left;
-    int fd = -1;
+    char *d = NULL, *lock = NULL, *tmp = NULL;
+    po_flock lk = {-1};
+    int dfd = -1;
 
     out->fd = -1;
     if ((rc = check_name(p, err)) != PO_OK ||
-        (rc = join(dir, p->name, ".lock", &path, err)) != PO_OK)
+        (rc = dir_copy(dir, &d, err)) != PO_OK)
         goto out;
-    fd = open(path,
-              O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
-              0600);
-    if (fd == -1) {
-        rc =
-            po_fail(err, PO_IO, "cannot open token cache lock %s: %s", path,
-                    errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+    if ((lock = po_concat3(p->name, ".lock", "")) == NULL ||
+        (tmp = po_concat3(p->name, ".json.", "")) == NULL) {
+        rc = po_fail(err, PO_NOMEM, "out of memory");
         goto out;
     }
-    if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-        rc = po_fail(err, PO_IO, "token cache lock %s is not a regular file",
-                     path);
+    dfd = open(d, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd == -1) {
+        rc = po_fail(err, PO_IO, "cannot open token cache lock %s/%s: %s", d,
+                     lock, strerror(errno));
         goto out;
     }
-    start = po_mono_ms();
-    for (;;) {
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-            break;
-        if (errno != EWOULDBLOCK && errno != EINTR) {
-            rc = po_fail(err, PO_IO, "cannot lock %s: %s", path,
-                         strerror(errno));
-            goto out;
-        }
-        now = po_mono_ms();
-        if (timeout_ms <= 0 || now - start >= (uint64_t)timeout_ms) {
-            rc = po_fail(err, PO_LOCKED,
-                         "token cache lock %s is held by another process for "
-                         "more than %ld ms (a stopped or hung oauth-token?)",
-                         path, timeout_ms < 0 ? 0 : timeout_ms);
-            goto out;
-        }
-        left = (uint64_t)timeout_ms - (now - start);
-        po_sleep_ms(step < left ? step : left);
-        if (step < 50)
-            step = step * 2 > 50 ? 50 : step * 2;
+    rc = po_file_lock_at(dfd, d, lock, timeout_ms, &lk, err);
+    if (rc == PO_LOCKED) {
+        rc = po_fail(err, PO_LOCKED,
+                     "token cache lock %s/%s is held by another process for "
+                     "more than %ld ms (a stopped or hung oauth-token?)",
+                     d, lock, timeout_ms < 0 ? 0 : timeout_ms);
+        goto out;
     }
-    out->fd = fd;
-    fd = -1;
-    remove_stale_temps(dir, p);
+    if (rc != PO_OK)
+        goto out;
+    /* Under the lock no writer is active: temporary files of p's entry
+     * still there were left by a writer that was killed. */
+    po_file_remove_temps_at(dfd, tmp);
+    out->fd = lk.fd;
 out:
-    if (fd != -1)
-        close(fd);
-    free(path);
+    if (dfd != -1)
+        close(dfd);
+    free(d);
+    free(lock);
+    free(tmp);
     return rc;
 }
 

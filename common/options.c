@@ -55,7 +55,8 @@ static const char *const fallback_values[] = {"local", "fail", NULL};
  * are generated from this one list. */
 #define PO_OPTION_ROWS(X)                                                      \
     X("allow_http", PO_OPT_BOOL, allow_http, "no", PO_FOR_BOTH, NULL, 0, 1,    \
-      "allow an http:// token_url to a loopback host (tests only)")            \
+      "allow http:// to a loopback host (tests only): the token_url, issuer, " \
+      "jwks_uri and introspection_url, and git")                               \
     X("audience", PO_OPT_STRING, audience, NULL, PO_FOR_BOTH, NULL, 0, 0,      \
       "the audience parameter of token requests (Wave, Bloom)")                \
     X("body", PO_OPT_ENUM, body, "form", PO_FOR_BOTH, body_values, 0, 0,       \
@@ -122,9 +123,21 @@ static const char *const fallback_values[] = {"local", "fail", NULL};
     X("lock_timeout", PO_OPT_MILLIS, lock_timeout_ms, "10s", PO_FOR_BOTH,      \
       NULL, 0, 600000L, "bound on waiting for the token cache lock")           \
     X("match", PO_OPT_STRING, match, NULL, PO_FOR_HELPER, NULL, 0, 0,          \
-      "git, docker: space-separated URL prefixes this profile answers for")    \
+      "git, docker: space-separated URL prefixes this profile answers for "    \
+      "(none: it answers neither)")                                            \
     X("minimum_uid", PO_OPT_LONG, minimum_uid, "1000", PO_FOR_PAM, NULL, 0,    \
       2147483647L, "users with a lower uid are ignored by the PAM module")     \
+    X("offline_dir", PO_OPT_STRING, offline_dir, PO_OFFLINE_DIR_DEFAULT,       \
+      PO_FOR_PAM, NULL, 0, 0,                                                  \
+      "root-only directory of the offline verifiers (offline_login)")          \
+    X("offline_lifetime", PO_OPT_DURATION, offline_lifetime, "7d", PO_FOR_PAM, \
+      NULL, 60, 31536000L,                                                     \
+      "how long after the last online login offline login works")              \
+    X("offline_login", PO_OPT_BOOL, offline_login, "no", PO_FOR_PAM, NULL, 0,  \
+      1, "log in with the last good password while the IdP is unavailable")    \
+    X("offline_max_failures", PO_OPT_LONG, offline_max_failures, "5",          \
+      PO_FOR_PAM, NULL, 1, 1000,                                               \
+      "wrong offline passwords before offline login waits for an online one")  \
     X("password_fallback", PO_OPT_ENUM, password_fallback, "none", PO_FOR_PAM, \
       password_fallback_values, 0, 0,                                          \
       "when the IdP wants more than a password: none or device (login)")       \
