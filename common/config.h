@@ -334,6 +334,16 @@ po_rc po_profile_validate(const po_profile *p, po_err *err);
  * device.  The messages name the file:line where the key was set. */
 po_rc po_profile_validate_pam(const po_profile *p, po_err *err);
 
+/* The identity provider's name for the local user name `user` under
+ * username_format fmt (NULL or "" means "%u"): %u is user, %% a '%'.
+ * PO_CONFIG when fmt has another conversion or no %u; PO_USAGE when user
+ * contains a separator ('@', '\\' or '/') that fmt itself uses, so the
+ * name could stand for a different IdP user (err names the character);
+ * PO_TOO_LARGE past 4096 bytes; PO_NOMEM.  *out is malloc'd on PO_OK, NULL
+ * otherwise.  The one mapping rule of pam_oauth and session-refresh. */
+po_rc po_profile_map_user(const char *fmt, const char *user, char **out,
+                          po_err *err);
+
 /* Resolve the client secret when it comes from client_secret_file (the
  * file's first line; the file must not be readable by group or others) or
  * client_secret_command (its first stdout line; run with /bin/sh -c,

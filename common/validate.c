@@ -13,6 +13,7 @@
 #include "config_impl.h"
 #include "http.h"
 #include "jwtalg.h"
+#include "secret.h"
 #include "util.h"
 
 /* ------------------------------------------------------------------ */
@@ -578,4 +579,84 @@ po_rc po_profile_validate_pam(const po_profile *p, po_err *err)
     if (p == NULL)
         return po_fail(err, PO_USAGE, "no profile to validate");
     return po_cfg_validate_pam(p, NULL, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* username_format                                                     */
+
+#define IDP_USER_MAX 4096
+
+/* Characters that separate a user from a domain or realm in an IdP user
+ * name.  When username_format puts one around %u, a user name that
+ * contains it could name a different IdP user. */
+static const char separators[] = "@\\/";
+
+po_rc po_profile_map_user(const char *fmt, const char *user, char **out,
+                          po_err *err)
+{
+    char used[sizeof(separators)] = "";
+    const char *f;
+    size_t nused = 0;
+    int has_u = 0;
+    po_buf b;
+    po_rc rc = PO_OK;
+
+    *out = NULL;
+    po_buf_init(&b, IDP_USER_MAX, 0);
+    if (fmt == NULL || fmt[0] == '\0')
+        fmt = "%u";
+    /* Check the format; note which separators it puts around %u. */
+    for (f = fmt; *f != '\0'; f++) {
+        if (*f == '%') {
+            if (f[1] == 'u') {
+                has_u = 1;
+            } else if (f[1] != '%') {
+                rc = po_fail(err, PO_CONFIG,
+                             "username_format \"%s\": unknown conversion "
+                             "'%%%c' (only %%u and %%%% are allowed)",
+                             fmt, f[1] != '\0' ? f[1] : ' ');
+                goto out;
+            }
+            f++;
+            continue;
+        }
+        if (strchr(separators, *f) != NULL && strchr(used, *f) == NULL) {
+            used[nused++] = *f;
+            used[nused] = '\0';
+        }
+    }
+    if (!has_u) {
+        rc = po_fail(err, PO_CONFIG,
+                     "username_format \"%s\" has no %%u: every user would "
+                     "map to the same IdP user, refused",
+                     fmt);
+        goto out;
+    }
+    for (f = used; *f != '\0'; f++) {
+        if (strchr(user, *f) != NULL) {
+            rc = po_fail(err, PO_USAGE,
+                         "it contains '%c', which username_format \"%s\" "
+                         "puts around it (ambiguous)",
+                         *f, fmt);
+            goto out;
+        }
+    }
+    for (f = fmt; *f != '\0' && rc == PO_OK; f++) {
+        if (*f == '%') {
+            f++;
+            rc = *f == 'u' ? po_buf_puts(&b, user) : po_buf_puts(&b, "%");
+        } else {
+            rc = po_buf_append(&b, f, 1);
+        }
+    }
+    if (rc == PO_OK)
+        rc = po_buf_detach(&b, out);
+    if (rc != PO_OK)
+        rc = po_fail(err, rc,
+                     rc == PO_NOMEM ? "out of memory"
+                                    : "the IdP user name is over %d bytes",
+                     IDP_USER_MAX);
+out:
+    po_buf_free(&b);
+    return rc;
 }

@@ -61,12 +61,6 @@
 #include "verify.h"
 
 #define DEFAULT_TIMEOUT_MS 20000L
-#define IDP_USER_MAX 4096
-
-/* Characters that separate a user from a domain or realm in an IdP user
- * name.  When username_format puts one around %u, a PAM user name that
- * contains it could name a different IdP user, so it is refused. */
-static const char separators[] = "@\\/";
 
 int po_pam_map_rc(const po_pam_args *args, po_rc rc, const po_err *err,
                   const char *what)
@@ -158,79 +152,26 @@ static int check_user_name(const po_pam_args *args, const char *user)
 int po_pam_map_user(const po_pam_args *args, const char *fmt, const char *user,
                     char **out)
 {
-    char used[sizeof(separators)] = "", shown[80];
-    const char *f;
-    size_t nused = 0;
-    int has_u = 0, pamret = PAM_SUCCESS;
-    po_buf b;
+    char shown[80];
+    po_err err;
+    po_rc rc;
 
-    *out = NULL;
-    po_buf_init(&b, IDP_USER_MAX, 0);
-    if (fmt == NULL || fmt[0] == '\0')
-        fmt = "%u";
-    /* Check the format; note which separators it puts around %u. */
-    for (f = fmt; *f != '\0'; f++) {
-        if (*f == '%') {
-            if (f[1] == 'u')
-                has_u = 1;
-            else if (f[1] != '%') {
-                po_logf(&args->log, LOG_ERR,
-                        "username_format \"%s\": unknown conversion '%%%c' "
-                        "(only %%u and %%%% are allowed)",
-                        fmt, f[1] != '\0' ? f[1] : ' ');
-                pamret = PAM_SERVICE_ERR;
-                goto out;
-            }
-            f++;
-            continue;
-        }
-        if (strchr(separators, *f) != NULL && strchr(used, *f) == NULL) {
-            used[nused++] = *f;
-            used[nused] = '\0';
-        }
-    }
-    if (!has_u) {
-        po_logf(&args->log, LOG_ERR,
-                "username_format \"%s\" has no %%u: every user would map "
-                "to the same IdP user, refused",
-                fmt);
-        pamret = PAM_SERVICE_ERR;
-        goto out;
-    }
-    for (f = used; *f != '\0'; f++) {
-        if (strchr(user, *f) != NULL) {
-            po_pam_printable(user, shown, sizeof(shown));
-            po_logf(&args->log, LOG_NOTICE,
-                    "user name %s refused: it contains '%c', which "
-                    "username_format \"%s\" puts around it (ambiguous)",
-                    shown, *f, fmt);
-            pamret = PAM_USER_UNKNOWN;
-            goto out;
-        }
-    }
-    for (f = fmt; *f != '\0'; f++) {
-        po_rc rc;
-
-        if (*f == '%') {
-            f++;
-            rc = *f == 'u' ? po_buf_puts(&b, user) : po_buf_puts(&b, "%");
-        } else {
-            rc = po_buf_append(&b, f, 1);
-        }
-        if (rc != PO_OK) {
-            po_logf(&args->log, rc == PO_NOMEM ? LOG_CRIT : LOG_NOTICE,
-                    "cannot map the user name: %s", po_rc_name(rc));
-            pamret = rc == PO_NOMEM ? PAM_BUF_ERR : PAM_USER_UNKNOWN;
-            goto out;
-        }
-    }
-    if (po_buf_detach(&b, out) != PO_OK) {
+    po_err_clear(&err);
+    if ((rc = po_profile_map_user(fmt, user, out, &err)) == PO_OK)
+        return PAM_SUCCESS;
+    switch (rc) {
+    case PO_CONFIG:
+        po_logf(&args->log, LOG_ERR, "%s", err.msg);
+        return PAM_SERVICE_ERR;
+    case PO_NOMEM:
         po_logf(&args->log, LOG_CRIT, "out of memory");
-        pamret = PAM_BUF_ERR;
+        return PAM_BUF_ERR;
+    default:
+        po_pam_printable(user, shown, sizeof(shown));
+        po_logf(&args->log, LOG_NOTICE, "user name %s refused: %s", shown,
+                err.msg);
+        return PAM_USER_UNKNOWN;
     }
-out:
-    po_buf_free(&b);
-    return pamret;
 }
 
 /* The password: PAM_AUTHTOK from an earlier module (use_first_pass: only

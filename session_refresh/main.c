@@ -37,8 +37,6 @@
 #include "renew.h"
 #include "secret.h"
 
-#define IDP_USER_MAX 512
-
 /* syslog, one line per call; the caller's uid on every line. */
 typedef struct sr_log {
     uid_t uid;
@@ -121,34 +119,6 @@ static po_rc gate_admit(void *ctx, po_err *err)
         return po_fail(err, PO_IO, "cannot record the refresh in %s: %s",
                        PO_RENEW_STATE_DIR, strerror(errno));
     return PO_OK;
-}
-
-/* The IdP user pam_oauth logs name in as (username_format: %u, %%). */
-static po_rc idp_user(const char *fmt, const char *name, char **out,
-                      po_err *err)
-{
-    po_buf b;
-    po_rc rc = PO_OK;
-    const char *f;
-
-    po_buf_init(&b, IDP_USER_MAX, 0);
-    if (fmt == NULL || fmt[0] == '\0')
-        fmt = "%u";
-    for (f = fmt; *f != '\0' && rc == PO_OK; f++) {
-        if (*f == '%' && (f[1] == 'u' || f[1] == '%'))
-            rc = *++f == 'u' ? po_buf_puts(&b, name) : po_buf_puts(&b, "%");
-        else if (*f == '%')
-            rc = po_fail(err, PO_CONFIG,
-                         "username_format \"%s\": unknown "
-                         "conversion",
-                         fmt);
-        else
-            rc = po_buf_append(&b, f, 1);
-    }
-    if (rc == PO_OK && (rc = po_buf_detach(&b, out)) != PO_OK)
-        rc = po_fail(err, rc, "out of memory");
-    po_buf_free(&b);
-    return rc;
 }
 
 /* The system file: root's, as pam_oauth requires it. */
@@ -237,7 +207,8 @@ static int run(int argc, char **argv, sr_log *lg)
                      (unsigned long)lg->uid, p->minimum_uid);
         goto out;
     }
-    if ((rc = idp_user(p->username_format, pw.pw_name, &idp, &err)) != PO_OK)
+    if ((rc = po_profile_map_user(p->username_format, pw.pw_name, &idp,
+                                  &err)) != PO_OK)
         goto out;
     u.name = pw.pw_name;
     u.uid = pw.pw_uid;

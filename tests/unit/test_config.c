@@ -2312,6 +2312,50 @@ static void test_man_page_allow_http(void **state)
     free(path);
 }
 
+/* username_format: the one mapping rule of pam_oauth and session-refresh. */
+static void test_map_user(void **state)
+{
+    static const struct {
+        const char *fmt, *user, *want;
+        po_rc rc;
+        const char *msg;
+    } cases[] = {
+        {NULL, "alice", "alice", PO_OK, NULL},
+        {"", "alice", "alice", PO_OK, NULL},
+        {"%u@example.com", "alice", "alice@example.com", PO_OK, NULL},
+        {"CORP\\%u", "bob", "CORP\\bob", PO_OK, NULL},
+        {"100%%-%u", "carol", "100%-carol", PO_OK, NULL},
+        {"%u@example.com", "eve@evil.com", NULL, PO_USAGE, "contains '@'"},
+        {"CORP\\%u", "a\\b", NULL, PO_USAGE, "contains '\\'"},
+        {"%u", "a@b", "a@b", PO_OK, NULL}, /* no separator in the format */
+        {"%u-%x", "alice", NULL, PO_CONFIG, "unknown conversion '%x'"},
+        {"%", "alice", NULL, PO_CONFIG, "unknown conversion"},
+        {"fixed", "alice", NULL, PO_CONFIG, "has no %u"},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out = (char *)0x1;
+        po_err err;
+        po_rc rc;
+
+        po_err_clear(&err);
+        rc = po_profile_map_user(cases[i].fmt, cases[i].user, &out, &err);
+        if (rc != cases[i].rc)
+            fail_msg("case %zu: rc %s, want %s (%s)", i, po_rc_name(rc),
+                     po_rc_name(cases[i].rc), err.msg);
+        if (cases[i].want != NULL) {
+            assert_non_null(out);
+            assert_string_equal(out, cases[i].want);
+        } else {
+            assert_null(out);
+            assert_non_null(strstr(err.msg, cases[i].msg));
+        }
+        free(out);
+    }
+}
+
 static void test_example_file(void **state)
 {
     static const char *const names[] = {
@@ -2404,6 +2448,7 @@ int main(void)
         cmocka_unit_test(test_man_page),
         cmocka_unit_test(test_man_page_allow_http),
         cmocka_unit_test(test_example_file),
+        cmocka_unit_test(test_map_user),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
