@@ -1368,6 +1368,90 @@ static void test_check_reports_all(void **state)
     assert_contains(d.msgs[1], ":2: key 'retries'");
 }
 
+/* The buffer entry points: the same parser and checks without a file,
+ * text that need not end in a NUL, the name and mode standing for the
+ * file's. */
+static void test_buffers(void **state)
+{
+    static const char text[] =
+        "[b]\ntoken_url = https://a.example/t\n"
+        "client_id = id\nclient_secret = " SECRET "\nscope = one two";
+    static const char two[] = "[x]\ntimeout = y\nbogus = 1\n";
+    char big_name[] = "big.conf";
+    po_config cfg;
+    po_profile *p;
+    po_err err;
+    diag_log d;
+    char *big;
+
+    (void)state;
+    po_config_init(&cfg);
+    /* only len bytes count: "scope = one" */
+    assert_int_equal(po_config_load_buffer(&cfg, "mem.conf", S_IFREG | 0600,
+                                           text, sizeof(text) - 5, &err),
+                     PO_OK);
+    assert_non_null(p = po_config_find(&cfg, "b"));
+    assert_string_equal(p->scope, "one");
+    assert_string_equal(p->client_secret, SECRET);
+    assert_string_equal(p->source, "mem.conf:1");
+    /* the mode given stands for the file's: an inline secret in a file
+     * others can read is refused, and cfg keeps what it had */
+    assert_int_equal(po_config_load_buffer(&cfg, "shared.conf", S_IFREG | 0644,
+                                           "[c]\nclient_secret = x\n", 21,
+                                           &err),
+                     PO_CONFIG);
+    assert_contains(err.msg, "shared.conf:2: client_secret is set but");
+    assert_null(po_config_find(&cfg, "c"));
+    assert_non_null(po_config_find(&cfg, "b"));
+    /* a NUL inside the text is reported with its line */
+    assert_int_equal(po_config_load_buffer(&cfg, "nul.conf", S_IFREG | 0600,
+                                           "[d]\nscope = a\0b\n", 15, &err),
+                     PO_CONFIG);
+    assert_contains(err.msg, "nul.conf:2: contains a NUL byte");
+    assert_int_equal(
+        po_config_load_buffer(&cfg, "none.conf", S_IFREG | 0600, NULL, 0, &err),
+        PO_OK);
+    assert_int_equal(po_config_load_buffer(&cfg, "bad", 0600, NULL, 3, &err),
+                     PO_USAGE);
+    po_config_free(&cfg);
+
+    /* check: every problem, named by the given name */
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(po_config_check_buffer("m.conf", S_IFREG | 0644, two,
+                                            sizeof(two) - 1, collect, &d),
+                     PO_CONFIG);
+    assert_int_equal(d.n, 5);
+    assert_contains(d.msgs[0], "m.conf:2: key 'timeout'");
+    assert_contains(d.msgs[4], "no client secret");
+    assert_contains(d.msgs[1], "m.conf:3: key 'bogus'");
+    assert_contains(d.msgs[2], "token_url is not set");
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(
+        po_config_check_buffer("e.conf", S_IFREG | 0600, "", 0, collect, &d),
+        PO_OK);
+    assert_int_equal(d.n, 0);
+
+    /* over the file cap, as for a file */
+    big = malloc(PO_CONFIG_FILE_MAX + 1);
+    assert_non_null(big);
+    memset(big, '\n', PO_CONFIG_FILE_MAX + 1);
+    po_config_init(&cfg);
+    assert_int_equal(po_config_load_buffer(&cfg, big_name, S_IFREG | 0600, big,
+                                           PO_CONFIG_FILE_MAX + 1, &err),
+                     PO_TOO_LARGE);
+    assert_contains(err.msg, "big.conf: larger than");
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(po_config_check_buffer(big_name, S_IFREG | 0600, big,
+                                            PO_CONFIG_FILE_MAX + 1, collect,
+                                            &d),
+                     PO_TOO_LARGE);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(po_config_check_buffer(big_name, S_IFREG | 0600, big,
+                                            PO_CONFIG_FILE_MAX, collect, &d),
+                     PO_OK);
+    free(big);
+}
+
 /* ------------------------------------------------------------------ */
 /* Copies                                                              */
 
@@ -1972,6 +2056,7 @@ int main(void)
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_validate_names_source),
         cmocka_unit_test(test_check_reports_all),
+        cmocka_unit_test(test_buffers),
         cmocka_unit_test(test_copy),
         cmocka_unit_test(test_secret_file),
         cmocka_unit_test(test_secret_command),
