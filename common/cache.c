@@ -557,10 +557,9 @@ out:
     return rc;
 }
 
-/* Parse text into e; PO_IO with the reason when it is not a usable entry. */
-static po_rc parse_entry(const char *text, size_t len, const po_profile *p,
-                         const char *path, const po_log *log, po_cache_entry *e,
-                         po_err *err)
+po_rc po_cache_decode(const char *text, size_t len, const po_profile *p,
+                      const char *path, const po_log *log, po_cache_entry *e,
+                      po_err *err)
 {
     po_rc rc = PO_OK;
     json_tokener *tok = NULL;
@@ -569,6 +568,7 @@ static po_rc parse_entry(const char *text, size_t len, const po_profile *p,
     size_t end;
     int i;
 
+    memset(e, 0, sizeof(*e));
     if (len == 0) {
         rc = po_fail(err, PO_IO, "empty file");
         goto out;
@@ -633,7 +633,7 @@ static po_rc cache_read_uid(const char *dir, const po_profile *p, uid_t uid,
         goto out;
     rc = load_file(path, uid, &text, &len, &why);
     if (rc == PO_OK)
-        rc = parse_entry(text, len, p, path, log, out, &why);
+        rc = po_cache_decode(text, len, p, path, log, out, &why);
     if (rc == PO_NOT_FOUND) {
         rc = PO_OK;
     } else if (rc == PO_IO) {
@@ -696,9 +696,7 @@ static po_rc put_extra(po_buf *b, const char *extra)
     return rc;
 }
 
-/* The entry as JSON text, into the secret buffer b. */
-static po_rc encode_entry(const po_profile *p, const po_cache_entry *e,
-                          po_buf *b)
+po_rc po_cache_encode(const po_profile *p, const po_cache_entry *e, po_buf *b)
 {
     const po_token *t = &e->token;
     po_rc rc;
@@ -842,7 +840,7 @@ po_rc po_cache_write(const char *dir, const po_profile *p,
         rc = po_fail(err, PO_NOMEM, "out of memory");
         goto out;
     }
-    if ((rc = encode_entry(p, e, &b)) != PO_OK) {
+    if ((rc = po_cache_encode(p, e, &b)) != PO_OK) {
         rc = po_fail(err, rc,
                      "cannot write token cache %s/%s: the entry is larger "
                      "than %d bytes or out of memory",
