@@ -819,12 +819,72 @@ static po_rc http_get(const po_jwks_source *src, const char *url,
     return PO_OK;
 }
 
+po_rc po_jwks_parse_discovery(const char *text, size_t len, const char *issuer,
+                              int allow_http, const char *where,
+                              char **jwks_uri, po_err *err)
+{
+    struct json_tokener *tok = NULL;
+    struct json_object *root = NULL, *v = NULL;
+    char iss[256];
+    po_rc rc = PO_OK;
+    po_err e;
+
+    *jwks_uri = NULL;
+    po_err_clear(&e);
+    if (len > INT_MAX || (tok = json_tokener_new_ex(16)) == NULL) {
+        rc = po_fail(err, len > INT_MAX ? PO_MALFORMED_RESPONSE : PO_NOMEM,
+                     "%s: the discovery document cannot be parsed", where);
+        goto out;
+    }
+    root = json_tokener_parse_ex(tok, text != NULL ? text : "", (int)len);
+    if (root == NULL || json_tokener_get_error(tok) != json_tokener_success ||
+        !json_object_is_type(root, json_type_object)) {
+        rc = po_fail(err, PO_MALFORMED_RESPONSE,
+                     "%s: the discovery document is not a JSON object", where);
+        goto out;
+    }
+    if (!json_object_object_get_ex(root, "issuer", &v) ||
+        !json_object_is_type(v, json_type_string) ||
+        strcmp(json_object_get_string(v), issuer) != 0) {
+        shown(v != NULL && json_object_is_type(v, json_type_string)
+                  ? json_object_get_string(v)
+                  : "(none)",
+              iss, sizeof(iss));
+        rc = po_fail(err, PO_JWT_WRONG_ISSUER,
+                     "%s: the discovery document is for issuer \"%s\", not "
+                     "the configured \"%s\"",
+                     where, iss, issuer);
+        goto out;
+    }
+    if (!json_object_object_get_ex(root, "jwks_uri", &v) ||
+        !json_object_is_type(v, json_type_string)) {
+        rc = po_fail(err, PO_MALFORMED_RESPONSE,
+                     "%s: the discovery document has no jwks_uri", where);
+        goto out;
+    }
+    if (po_http_check_url(json_object_get_string(v), allow_http, &e) != PO_OK) {
+        rc = po_fail(err, PO_MALFORMED_RESPONSE,
+                     "%s: the discovery document's jwks_uri is refused: %s",
+                     where, e.msg);
+        goto out;
+    }
+    if ((*jwks_uri = strdup(json_object_get_string(v))) == NULL) {
+        rc = po_fail(err, PO_NOMEM, "out of memory");
+        goto out;
+    }
+out:
+    if (root != NULL)
+        json_object_put(root);
+    if (tok != NULL)
+        json_tokener_free(tok);
+    return rc;
+}
+
 /* OpenID Connect discovery: the jwks_uri of src->issuer, malloc'd. */
 static po_rc discover(const po_jwks_source *src, char **jwks_uri, po_err *err)
 {
-    struct json_object *root = NULL, *v = NULL;
     po_http_resp resp;
-    char *url = NULL, show[URL_SHOWN_MAX], iss[256];
+    char *url = NULL, show[URL_SHOWN_MAX];
     size_t n;
     po_buf b;
     po_rc rc;
@@ -851,45 +911,9 @@ static po_rc discover(const po_jwks_source *src, char **jwks_uri, po_err *err)
     po_http_redact_url(url, show, sizeof(show));
     if ((rc = http_get(src, url, "discovery document", &resp, err)) != PO_OK)
         goto out;
-    root = json_tokener_parse(resp.body.data != NULL ? resp.body.data : "");
-    if (root == NULL || !json_object_is_type(root, json_type_object)) {
-        rc = po_fail(err, PO_MALFORMED_RESPONSE,
-                     "%s: the discovery document is not a JSON object", show);
-        goto out;
-    }
-    if (!json_object_object_get_ex(root, "issuer", &v) ||
-        !json_object_is_type(v, json_type_string) ||
-        strcmp(json_object_get_string(v), src->issuer) != 0) {
-        shown(v != NULL && json_object_is_type(v, json_type_string)
-                  ? json_object_get_string(v)
-                  : "(none)",
-              iss, sizeof(iss));
-        rc = po_fail(err, PO_JWT_WRONG_ISSUER,
-                     "%s: the discovery document is for issuer \"%s\", not "
-                     "the configured \"%s\"",
-                     show, iss, src->issuer);
-        goto out;
-    }
-    if (!json_object_object_get_ex(root, "jwks_uri", &v) ||
-        !json_object_is_type(v, json_type_string)) {
-        rc = po_fail(err, PO_MALFORMED_RESPONSE,
-                     "%s: the discovery document has no jwks_uri", show);
-        goto out;
-    }
-    if ((rc = po_http_check_url(json_object_get_string(v), src->allow_http,
-                                err)) != PO_OK) {
-        rc = po_fail(err, PO_MALFORMED_RESPONSE,
-                     "%s: the discovery document's jwks_uri is refused: %s",
-                     show, err != NULL ? err->msg : "");
-        goto out;
-    }
-    if ((*jwks_uri = strdup(json_object_get_string(v))) == NULL) {
-        rc = po_fail(err, PO_NOMEM, "out of memory");
-        goto out;
-    }
+    rc = po_jwks_parse_discovery(resp.body.data, resp.body.len, src->issuer,
+                                 src->allow_http, show, jwks_uri, err);
 out:
-    if (root != NULL)
-        json_object_put(root);
     po_http_resp_free(&resp);
     po_buf_free(&b);
     free(url);
