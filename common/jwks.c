@@ -936,9 +936,11 @@ static po_rc fetch(po_jwks_cache *c, const po_jwks_source *src, int64_t now,
     size_t skipped = 0;
     long ttl;
     po_rc rc;
+    po_err e;
 
     memset(&resp, 0, sizeof(resp));
     po_buf_init(&resp.body, PO_HTTP_BODY_MAX, 1);
+    po_err_clear(&e);
     if (url == NULL || url[0] == '\0') {
         if ((rc = discover(src, &discovered, err)) != PO_OK)
             goto out;
@@ -955,8 +957,8 @@ static po_rc fetch(po_jwks_cache *c, const po_jwks_source *src, int64_t now,
         goto out;
     }
     if ((rc = po_jwks_parse(resp.body.data != NULL ? resp.body.data : "",
-                            resp.body.len, ks, &skipped, err)) != PO_OK) {
-        rc = po_fail(err, rc, "%s: %s", show, err != NULL ? err->msg : "");
+                            resp.body.len, ks, &skipped, &e)) != PO_OK) {
+        rc = po_fail(err, rc, "%s: %s", show, e.msg);
         goto out;
     }
     ttl = po_jwks_max_age(resp_cache_control(&resp));
