@@ -134,9 +134,9 @@ static po_rc unquote(char *v, const char *where, const char *key, po_err *err)
     for (;;) {
         if (*r == '\0')
             return po_fail(err, PO_CONFIG,
-                           "%s: key '%s': unterminated quoted value (no "
+                           "%s: key '%.64s': unterminated quoted value (no "
                            "closing '\"')",
-                           where, key);
+                           where, po_cfg_shown(key));
         if (*r == '"')
             break;
         if (*r == '\\') {
@@ -145,9 +145,9 @@ static po_rc unquote(char *v, const char *where, const char *key, po_err *err)
                 continue; /* reported as unterminated */
             if (*r != '"' && *r != '\\')
                 return po_fail(err, PO_CONFIG,
-                               "%s: key '%s': in a quoted value a backslash "
-                               "must be followed by '\"' or '\\'",
-                               where, key);
+                               "%s: key '%.64s': in a quoted value a "
+                               "backslash must be followed by '\"' or '\\'",
+                               where, po_cfg_shown(key));
         }
         *w++ = *r++;
     }
@@ -155,8 +155,8 @@ static po_rc unquote(char *v, const char *where, const char *key, po_err *err)
         ;
     if (*r != '\0')
         return po_fail(err, PO_CONFIG,
-                       "%s: key '%s': text after the closing quote", where,
-                       key);
+                       "%s: key '%.64s': text after the closing quote", where,
+                       po_cfg_shown(key));
     *w = '\0';
     return PO_OK;
 }
@@ -181,7 +181,7 @@ static po_rc parse_header(parser *ps, char *s, const char *where, po_err *err)
         return po_fail(err, PO_CONFIG,
                        "%s: bad profile name '%.64s': use 1 to %d of A-Z a-z "
                        "0-9 _ . - not starting with '.'",
-                       where, name, PO_PROFILE_NAME_MAX);
+                       where, po_cfg_shown(name), PO_PROFILE_NAME_MAX);
     if ((found = po_config_find(ps->cfg, name)) != NULL) {
         idx = (size_t)(found - ps->cfg->profiles);
     } else {

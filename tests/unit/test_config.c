@@ -781,6 +781,44 @@ static void test_profile_names(void **state)
     assert_int_equal(po_profile_init(&p, NULL, &err), PO_CONFIG);
 }
 
+/* What a file or an argument says is shown in messages only without its
+ * control characters (they could forge log lines or drive a terminal):
+ * keys of quoted values and profile names included. */
+static void test_messages_without_control_chars(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *want;
+    } cases[] = {
+        {"[a]\nclient_secret\x16 = \"x\n", "unterminated quoted value"},
+        {"[a]\nscope\x1b[2J = \"a\\b\"\n", "a backslash must be followed"},
+        {"[a]\nscope\r\x7f = \"a\" b\n", "text after the closing quote"},
+        {"[bad\x1b[31mname]\n", "bad profile name"},
+    };
+    const char *s;
+    po_config cfg;
+    po_profile p;
+    po_err err;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        po_config_init(&cfg);
+        assert_int_equal(po_config_load_buffer(&cfg, "c.conf", S_IFREG | 0600,
+                                               cases[i].text,
+                                               strlen(cases[i].text), &err),
+                         PO_CONFIG);
+        assert_contains(err.msg, cases[i].want);
+        for (s = err.msg; *s != '\0'; s++)
+            if ((unsigned char)*s < 0x20 || *s == 0x7f)
+                fail_msg("case %zu: control character in \"%s\"", i, err.msg);
+        po_config_free(&cfg);
+    }
+    assert_int_equal(po_profile_init(&p, "x\x1b[31m", &err), PO_CONFIG);
+    assert_contains(err.msg, "bad profile name");
+    assert_not_contains(err.msg, "\x1b");
+}
+
 static void test_merge_and_override(void **state)
 {
     char p1[PATH_MAX], p2[PATH_MAX];
@@ -2044,6 +2082,7 @@ int main(void)
         cmocka_unit_test(test_crlf_comments_blank),
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_profile_names),
+        cmocka_unit_test(test_messages_without_control_chars),
         cmocka_unit_test(test_merge_and_override),
         cmocka_unit_test(test_transactional),
         cmocka_unit_test(test_params),
