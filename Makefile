@@ -114,8 +114,39 @@ $(B)/tests/tools/%: tests/tools/%.c $(LIBCORE)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBCORE) $(ALL_LDFLAGS) \
 	  $(JSON_LIBS) $(CRYPTO_LIBS) $(PAM_LIBS) -ldl -lpthread
 
+# Allocation failure (tests/failalloc/): the module, the helper and the
+# walk driver linked so that every allocation call of the core, pam_oauth,
+# the helper, json-c and libcrypto (the last two linked statically for it)
+# goes through wrap.c, which fails the Nth (failalloc.h).  Test builds
+# only: nothing here is installed.
+FA_B      := $(B)/tests/failalloc
+FA_WRAP   := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup \
+             -Wl,--wrap=asprintf,--wrap=vasprintf,--wrap=__asprintf_chk,--wrap=__vasprintf_chk
+FA_JSON_A  = $(shell $(PKG_CONFIG) --variable=libdir json-c)/libjson-c.a
+FA_CRYPTO_A = $(shell $(PKG_CONFIG) --variable=libdir libcrypto)/libcrypto.a
+FA_BIN    := $(FA_B)/pam_oauth.so $(FA_B)/oauth-token $(FA_B)/pam-failwalk
+
+$(FA_B)/wrap.o: tests/failalloc/wrap.c tests/failalloc/failalloc.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The module leaves __wrap_* to the program that loads it (pam-failwalk).
+$(FA_B)/pam_oauth.so: $(PAM_OBJ) $(LIBCORE) pam_oauth/pam_oauth.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $(PAM_OBJ) $(LIBCORE) $(ALL_LDFLAGS) $(FA_WRAP) \
+	  -Wl,--exclude-libs,ALL -Wl,--version-script=pam_oauth/pam_oauth.map \
+	  $(FA_JSON_A) $(FA_CRYPTO_A) $(PAM_LIBS) -ldl -lpthread
+
+$(FA_B)/oauth-token: $(HELPER_OBJ) $(LIBCORE) $(FA_B)/wrap.o
+	$(CC) -o $@ $(HELPER_OBJ) $(FA_B)/wrap.o $(LIBCORE) $(ALL_LDFLAGS) -pie \
+	  $(FA_WRAP) $(FA_JSON_A) -ldl -lpthread
+
+$(FA_B)/pam-failwalk: tests/failalloc/pam-failwalk.c $(FA_B)/wrap.o
+	$(CC) $(ALL_CFLAGS) -Itests/tools -Itests/failalloc -o $@ $< $(FA_B)/wrap.o \
+	  $(ALL_LDFLAGS) $(FA_WRAP) -rdynamic $(PAM_LIBS)
+
 unit-tests: $(UNIT_BIN)
-test-tools: $(TOOL_BIN)
+test-tools: $(TOOL_BIN) $(FA_BIN)
 
 # ------------------------------------------------------------------ fuzzing
 # tests/fuzz/fuzz_NAME.c: one libFuzzer target each (see tests/fuzz/fuzz.h).
@@ -235,16 +266,19 @@ uninstall:
 	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 format:
-	clang-format -i common/*.[ch] pam_oauth/*.[ch] curl_helper/*.[ch] tests/unit/*.c tests/tools/*.c \
-	  tests/fuzz/*.[ch]
+	clang-format -i common/*.[ch] pam_oauth/*.[ch] curl_helper/*.[ch] tests/unit/*.c tests/tools/*.[ch] \
+	  tests/fuzz/*.[ch] tests/failalloc/*.[ch]
 
 clean:
 	rm -rf build common/*.o common/*.d common/*.a pam_oauth/*.o pam_oauth/*.d \
 	  pam_oauth/*.so curl_helper/*.o curl_helper/*.d curl_helper/oauth-token \
 	  curl_helper/git-credential-oauth-token tests/unit/*.d \
 	  $(UNIT_SRC:%.c=%) $(TOOL_SRC:%.c=%) tests/tools/*.d \
-	  $(FUZZ_SRC:%.c=%) tests/fuzz/*.d tests/fuzz/*.o
+	  $(FUZZ_SRC:%.c=%) tests/fuzz/*.d tests/fuzz/*.o \
+	  tests/failalloc/pam_oauth.so tests/failalloc/oauth-token \
+	  tests/failalloc/pam-failwalk tests/failalloc/*.o tests/failalloc/*.d
 
 -include $(COMMON_OBJ:.o=.d) $(PAM_OBJ:.o=.d) $(HELPER_OBJ:.o=.d) \
   $(UNIT_BIN:=.d) $(TOOL_BIN:=.d) $(FUZZ_CORE:.o=.d) $(FUZZ_HOBJ:.o=.d) \
-  $(FUZZ_BIN:=.d) $(FUZZ_SA_BIN:=.d) $(B)/tests/fuzz/main-nomain.d
+  $(FUZZ_BIN:=.d) $(FUZZ_SA_BIN:=.d) $(B)/tests/fuzz/main-nomain.d \
+  $(FA_B)/wrap.d $(FA_B)/pam-failwalk.d
