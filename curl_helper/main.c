@@ -582,8 +582,11 @@ int main(int argc, char **argv)
     c.log.ctx = &c;
     git_name = is_git_name(argv[0]);
 
-    if ((rc = parse_args(&c, argc, argv, git_name, &action, &err)) != PO_OK)
+    if ((rc = parse_args(&c, argc, argv, git_name, &action, &err)) != PO_OK) {
+        if (rc == PO_NOMEM) /* not the caller's mistake */
+            goto fail;
         goto usage;
+    }
     if (action == O_HELP) {
         print_help();
         status = fflush(stdout) == 0 ? OT_EXIT_OK : OT_EXIT_OTHER;

@@ -379,6 +379,11 @@ class TestAllocationFailure(unittest.TestCase):
                 outcomes[f"exit {p.returncode}"] = outcomes.get(f"exit {p.returncode}", 0) + 1
                 if out != "":
                     bad.append(f"N={n}: exit {p.returncode} with output")
+                # out of memory is "anything else" (1), not a usage error
+                # (2) or the provider's answer (3, 4): oauth-token(1)
+                if p.returncode != 1:
+                    bad.append(f"N={n}: exit {p.returncode} for an allocation failure: "
+                               + err.strip().splitlines()[0])
             if n > 20000:
                 bad.append("more than 20000 allocations?")
                 break
