@@ -140,6 +140,10 @@ static po_rc expand_dir(const char *tmpl, const char *user, uid_t uid,
                          tmpl, s[1] ? s[1] : ' ');
             goto out;
         }
+        if (rc == PO_NOMEM) {
+            rc = po_fail(err, rc, "cache_dir '%s': out of memory", tmpl);
+            goto out;
+        }
         if (rc != PO_OK) {
             rc = po_fail(err, rc, "cache_dir '%s': expansion too long", tmpl);
             goto out;

@@ -384,6 +384,9 @@ class TestAllocationFailure(unittest.TestCase):
                 if p.returncode != 1:
                     bad.append(f"N={n}: exit {p.returncode} for an allocation failure: "
                                + err.strip().splitlines()[0])
+                if "out of memory" not in err and "out_of_memory" not in err:
+                    bad.append(f"N={n}: the message does not say out of memory: "
+                               + err.strip().splitlines()[0])
             if n > 20000:
                 bad.append("more than 20000 allocations?")
                 break
