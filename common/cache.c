@@ -585,8 +585,13 @@ po_rc po_cache_decode(const char *text, size_t len, const po_profile *p,
         rc = po_fail(err, PO_NOMEM, "out of memory");
         goto out;
     }
+    po_oom_reset();
     o = json_tokener_parse_ex(tok, text, (int)len);
     jerr = json_tokener_get_error(tok);
+    if (po_out_of_memory()) {
+        rc = po_fail(err, PO_NOMEM, "out of memory");
+        goto out;
+    }
     if (o == NULL || jerr != json_tokener_success) {
         if (jerr == json_tokener_continue)
             rc = po_fail(err, PO_IO, "truncated JSON");

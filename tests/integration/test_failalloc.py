@@ -35,7 +35,7 @@ PASSWORD = "fail-alloc-pass"
 
 # What a login may end in when an allocation failed on the way: anything
 # but a crash, and never success for a wrong password.
-PAM_SUCCESS, PAM_AUTH_ERR = 0, 7
+PAM_SUCCESS, PAM_BUF_ERR, PAM_AUTH_ERR = 0, 5, 7
 PAM_NAMES = {0: "PAM_SUCCESS", 3: "PAM_SYSTEM_ERR", 4: "PAM_SYSTEM_ERR",
              5: "PAM_BUF_ERR", 6: "PAM_PERM_DENIED", 7: "PAM_AUTH_ERR",
              9: "PAM_AUTHINFO_UNAVAIL", 10: "PAM_USER_UNKNOWN", 19: "PAM_CONV_ERR",
@@ -273,7 +273,7 @@ class TestAllocationFailure(unittest.TestCase):
                          warm.group(0))
         outcomes = {}
         total = int(warm.group(7))
-        bad = []
+        bad, verdicts = [], []
         for n, m in sorted(lines.items()):
             if n == 0:
                 continue
@@ -289,6 +289,8 @@ class TestAllocationFailure(unittest.TestCase):
                 bad.append(f"N={n}: no failure injected, yet {m.group(0)}")
             if m.group(5) == "BAD":
                 bad.append(f"N={n}: the stored token file is not a whole entry")
+            if right and injected and auth not in (PAM_SUCCESS, PAM_BUF_ERR):
+                verdicts.append(n)
         walked = max(lines)
         sys.stderr.write(
             f"\n# failalloc login ({'right' if right else 'wrong'} password, verify=jwt"
@@ -305,6 +307,18 @@ class TestAllocationFailure(unittest.TestCase):
         if found:
             sys.stderr.write("# failalloc login: crashes and sanitizer reports, by place:\n"
                              + summary(found))
+        # Running out of memory is PAM_BUF_ERR, not a verdict on the
+        # password or the token.  json-c 0.16 sometimes drops a member
+        # without a trace (its number parser clears errno after the failed
+        # allocation), and then the login fails as if the answer lacked it:
+        # a few such N, never more than 1 %.
+        if verdicts:
+            sys.stderr.write(f"# failalloc login: an allocation failure taken for a verdict "
+                             f"(json-c dropped a member unnoticed): N = "
+                             f"{', '.join(map(str, verdicts[:20]))} ({len(verdicts)})\n")
+        if len(verdicts) > walked // 100:
+            bad.append(f"{len(verdicts)} allocation failures ended in a verdict on the "
+                       f"password or token instead of PAM_BUF_ERR: N = {verdicts[:30]}")
         self.assertFalse(bad, "\n".join(bad))
         self.assertFalse(ours, "\n\n".join(ours))
 
