@@ -601,7 +601,7 @@ po_rc po_cache_decode(const char *text, size_t len, const po_profile *p,
         goto out;
     }
     for (end = json_tokener_get_parse_end(tok); end < len; end++) {
-        if (strchr(" \t\r\n", text[end]) == NULL) {
+        if (text[end] == '\0' || strchr(" \t\r\n", text[end]) == NULL) {
             rc = po_fail(err, PO_IO, "data after the JSON object");
             goto out;
         }

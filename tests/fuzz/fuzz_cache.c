@@ -6,7 +6,8 @@
  * Input: the file's bytes.  The profile is fixed; a file for another
  * token_url or client_id keeps only its budget.
  *
- * Properties: a decoded entry encodes; the encoding decodes to the same
+ * Properties: what decodes is one object with nothing but white space
+ * after it; a decoded entry encodes; the encoding decodes to the same
  * entry; encoding that again gives the same bytes; a refused text leaves
  * the entry empty with PO_IO and a reason without control characters.
  */
@@ -90,6 +91,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        e.budget_count == 0,
                    "a refused text left an entry");
         goto out;
+    }
+    {
+        /* one object and nothing but white space after it */
+        size_t end = size;
+        while (end > 0 && strchr(" \t\r\n", data[end - 1]) != NULL &&
+               data[end - 1] != '\0')
+            end--;
+        FUZZ_CHECK(end > 0 && data[end - 1] == '}',
+                   "accepted with something after the object");
     }
     FUZZ_CHECK(e.budget_count >= 0, "budget_count %ld", e.budget_count);
     FUZZ_CHECK(e.budget_month[0] == '\0' || strlen(e.budget_month) == 7,

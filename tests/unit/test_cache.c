@@ -244,6 +244,15 @@ static void test_decode_encode(void **state)
                      PO_IO);
     assert_non_null(strstr(err.msg, "budget_count"));
     assert_null(out.token.access_token);
+    /* nothing but white space after the object: not a NUL either */
+    assert_int_equal(po_cache_decode("{\"version\":1}\n\0", 15, &f->p, "mem",
+                                     &f->log, &out, &err),
+                     PO_IO);
+    assert_non_null(strstr(err.msg, "data after the JSON object"));
+    assert_int_equal(po_cache_decode("{\"version\":1} \t\r\n", 17, &f->p, "mem",
+                                     &f->log, &out, &err),
+                     PO_OK);
+    po_cache_entry_free(&out);
     /* another client's token is dropped, its budget kept */
     assert_int_equal(po_str_replace(&f->p.client_id, "other"), PO_OK);
     assert_int_equal(
