@@ -541,6 +541,8 @@ po_rc po_jwt_select_keys(const po_jwt *j, const po_jwks *keys,
         named++;
         if ((last = po_jwk_check_alg(k, j->alg, &e)) == PO_OK)
             out[(*n)++] = k;
+        else if (last == PO_NOMEM)
+            return po_fail(err, PO_NOMEM, "%s", e.msg);
     }
     if (*n > 0)
         return PO_OK;
