@@ -435,6 +435,17 @@ static po_rc numeric_date(struct json_object *claims, const char *name,
     return PO_OK;
 }
 
+/* a - b for a message, saturated: the claims are the sender's numbers,
+ * anywhere in int64_t. */
+static long long span(int64_t a, int64_t b)
+{
+    if (b < 0 && a > INT64_MAX + b)
+        return LLONG_MAX;
+    if (b > 0 && a < INT64_MIN + b)
+        return LLONG_MIN;
+    return (long long)(a - b);
+}
+
 static int aud_contains(struct json_object *aud, const char *want)
 {
     size_t i, n;
@@ -494,21 +505,21 @@ po_rc po_jwt_check_claims(struct json_object *claims, const po_jwt_policy *pol,
         return po_fail(err, PO_JWT_MISSING_CLAIM, "token has no \"exp\"");
     if (present && now - leeway >= t)
         return po_fail(err, PO_JWT_EXPIRED,
-                       "token expired %lld s ago (leeway %ld s)",
-                       (long long)(now - t), leeway);
+                       "token expired %lld s ago (leeway %ld s)", span(now, t),
+                       leeway);
     if ((rc = numeric_date(claims, "nbf", &t, &present, err)) != PO_OK)
         return rc;
     if (present && now + leeway < t)
         return po_fail(err, PO_JWT_NOT_YET_VALID,
                        "token not valid before %lld s from now (leeway %ld "
                        "s)",
-                       (long long)(t - now), leeway);
+                       span(t, now), leeway);
     if ((rc = numeric_date(claims, "iat", &t, &present, err)) != PO_OK)
         return rc;
     if (present && now + leeway < t)
         return po_fail(err, PO_JWT_NOT_YET_VALID,
                        "token issued %lld s in the future (leeway %ld s)",
-                       (long long)(t - now), leeway);
+                       span(t, now), leeway);
     return PO_OK;
 }
 
