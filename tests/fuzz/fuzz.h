@@ -91,13 +91,15 @@ static inline char *fuzz_rest(fuzz_in *in, size_t *len)
     return s;
 }
 
-/* Whether the NUL-terminated s is free of control characters (C0 and
- * DEL): what every message and log line must be, so that no input can
- * forge a log line or drive a terminal. */
+/* Whether the NUL-terminated s is free of control characters (C0 but
+ * TAB, and DEL): what every message and log line must be, so that no input
+ * can forge a log line or drive a terminal.  A TAB is allowed, as
+ * po_cfg_shown allows it in a configuration value. */
 static inline int fuzz_no_controls(const char *s)
 {
     for (; *s != '\0'; s++)
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+        if (((unsigned char)*s < 0x20 && *s != '\t') ||
+            (unsigned char)*s == 0x7f)
             return 0;
     return 1;
 }
