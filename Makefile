@@ -19,11 +19,18 @@
 VERSION    := 0.1.0
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
-MANDIR     ?= $(PREFIX)/share/man
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
 DOCDIR     ?= $(PREFIX)/share/doc/pam-oauth
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 PKG_CONFIG ?= pkg-config
 PAMDIR     ?= $(shell $(PKG_CONFIG) --variable=libdir pam 2>/dev/null || echo /lib)/security
+# systemd units: where systemd.pc says for PREFIX=/usr, else under PREFIX
+# (systemd also reads /usr/local/lib/systemd/system).
+SYSTEMDUNITDIR ?= $(if $(filter /usr,$(PREFIX)),$(or $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null),/usr/lib/systemd/system),$(PREFIX)/lib/systemd/system)
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+# zsh's site-functions; Debian's zsh reads vendor-completions instead.
+ZSHCOMPDIR  ?= $(DATADIR)/zsh/site-functions
 DESTDIR    ?=
 
 CC       ?= cc
@@ -40,7 +47,7 @@ SANFLAGS :=
 OPTFLAGS := -O2 -g -D_FORTIFY_SOURCE=2
 endif
 
-DEPS      := libcurl json-c libcrypto pam
+DEPS      := libcurl json-c libcrypto pam libqrencode
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS))
 JSON_LIBS  := $(shell $(PKG_CONFIG) --libs json-c)
 CRYPTO_LIBS:= $(shell $(PKG_CONFIG) --libs libcrypto)
@@ -74,12 +81,13 @@ LIBCORE := $(B)/common/libpoauth.a
 MODULE  := $(B)/pam_oauth/pam_oauth.so
 HELPER  := $(B)/curl_helper/oauth-token
 GITHELPER := $(B)/curl_helper/git-credential-oauth-token
+DOCKERHELPER := $(B)/curl_helper/docker-credential-oauth-token
 UNIT_BIN := $(UNIT_SRC:%.c=$(B)/%)
 TOOL_BIN := $(TOOL_SRC:%.c=$(B)/%)
 
 .PHONY: all check check-run unit-tests test-tools install uninstall clean bench demo demo-run deps format \
         fuzz fuzz-run fuzz-merge fuzz-regression
-all: $(MODULE) $(HELPER) $(GITHELPER)
+all: $(MODULE) $(HELPER) $(GITHELPER) $(DOCKERHELPER)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -99,7 +107,7 @@ $(HELPER): $(HELPER_OBJ) $(LIBCORE)
 	$(CC) -o $@ $(HELPER_OBJ) $(LIBCORE) $(ALL_LDFLAGS) -pie \
 	  $(JSON_LIBS) $(CRYPTO_LIBS) -ldl -lpthread
 
-$(GITHELPER): $(HELPER)
+$(GITHELPER) $(DOCKERHELPER): $(HELPER)
 	ln -sf oauth-token $@
 
 # Unit tests (cmocka) link the core directly.
@@ -163,7 +171,7 @@ FUZZ_CFLAGS   = -std=gnu11 -fPIC -O1 -g $(FUZZ_SAN) $(WARN) $(CPPFLAGS) -Icommon
                 $(DEP_CFLAGS) -DPO_VERSION='"$(VERSION)"' -DPO_SYSCONFDIR='"$(SYSCONFDIR)"' -MMD -MP
 FUZZ_LIBS     = $(JSON_LIBS) $(CRYPTO_LIBS) -ldl -lpthread
 FUZZ_NAMES   := $(notdir $(FUZZ_SRC:.c=))
-FUZZ_HELPER  := commands password run_curl
+FUZZ_HELPER  := $(filter-out main git,$(notdir $(HELPER_SRC:.c=)))
 FUZZ_BIN     := $(FUZZ_NAMES:%=$(FUZZ_B)/%)
 FUZZ_CORE    := $(COMMON_SRC:%.c=$(FUZZ_B)/%.o)
 FUZZ_HOBJ    := $(FUZZ_HELPER:%=$(FUZZ_B)/curl_helper/%.o) $(FUZZ_B)/curl_helper/main-nomain.o
@@ -253,16 +261,29 @@ install: all
 	install -m 0644 $(MODULE) $(DESTDIR)$(PAMDIR)/pam_oauth.so
 	install -m 0755 $(HELPER) $(DESTDIR)$(BINDIR)/oauth-token
 	ln -sf oauth-token $(DESTDIR)$(BINDIR)/git-credential-oauth-token
+	ln -sf oauth-token $(DESTDIR)$(BINDIR)/docker-credential-oauth-token
 	install -m 0644 man/oauth-token.1 $(DESTDIR)$(MANDIR)/man1/oauth-token.1
 	install -m 0644 man/pam-oauth.conf.5 $(DESTDIR)$(MANDIR)/man5/pam-oauth.conf.5
 	install -m 0644 man/pam_oauth.8 $(DESTDIR)$(MANDIR)/man8/pam_oauth.8
 	install -m 0600 examples/pam-oauth.conf $(DESTDIR)$(DOCDIR)/examples/pam-oauth.conf
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	@mkdir -p $(B)/systemd
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	  'systemd/oauth-token-refresh@.service.in' > '$(B)/systemd/oauth-token-refresh@.service'
+	install -m 0644 '$(B)/systemd/oauth-token-refresh@.service' \
+	  'systemd/oauth-token-refresh@.timer' $(DESTDIR)$(SYSTEMDUNITDIR)/
+	install -m 0644 completion/oauth-token.bash $(DESTDIR)$(BASHCOMPDIR)/oauth-token
+	install -m 0644 completion/_oauth-token $(DESTDIR)$(ZSHCOMPDIR)/_oauth-token
 
 uninstall:
 	rm -f $(DESTDIR)$(PAMDIR)/pam_oauth.so $(DESTDIR)$(BINDIR)/oauth-token \
 	  $(DESTDIR)$(BINDIR)/git-credential-oauth-token \
+	  $(DESTDIR)$(BINDIR)/docker-credential-oauth-token \
 	  $(DESTDIR)$(MANDIR)/man1/oauth-token.1 $(DESTDIR)$(MANDIR)/man5/pam-oauth.conf.5 \
-	  $(DESTDIR)$(MANDIR)/man8/pam_oauth.8 $(DESTDIR)$(DOCDIR)/examples/pam-oauth.conf
+	  $(DESTDIR)$(MANDIR)/man8/pam_oauth.8 $(DESTDIR)$(DOCDIR)/examples/pam-oauth.conf \
+	  '$(DESTDIR)$(SYSTEMDUNITDIR)/oauth-token-refresh@.service' \
+	  '$(DESTDIR)$(SYSTEMDUNITDIR)/oauth-token-refresh@.timer' \
+	  $(DESTDIR)$(BASHCOMPDIR)/oauth-token $(DESTDIR)$(ZSHCOMPDIR)/_oauth-token
 	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 format:
@@ -272,7 +293,9 @@ format:
 clean:
 	rm -rf build common/*.o common/*.d common/*.a pam_oauth/*.o pam_oauth/*.d \
 	  pam_oauth/*.so curl_helper/*.o curl_helper/*.d curl_helper/oauth-token \
-	  curl_helper/git-credential-oauth-token tests/unit/*.d \
+	  curl_helper/git-credential-oauth-token \
+	  curl_helper/docker-credential-oauth-token tests/unit/*.d \
+	  'systemd/oauth-token-refresh@.service' \
 	  $(UNIT_SRC:%.c=%) $(TOOL_SRC:%.c=%) tests/tools/*.d \
 	  $(FUZZ_SRC:%.c=%) tests/fuzz/*.d tests/fuzz/*.o \
 	  tests/failalloc/pam_oauth.so tests/failalloc/oauth-token \

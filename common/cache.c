@@ -561,9 +561,9 @@ out:
     return rc;
 }
 
-po_rc po_cache_decode(const char *text, size_t len, const po_profile *p,
-                      const char *path, const po_log *log, po_cache_entry *e,
-                      po_err *err)
+po_rc po_cache_entry_decode(const char *text, size_t len, const po_profile *p,
+                            const char *what, const po_log *log,
+                            po_cache_entry *e, po_err *err)
 {
     po_rc rc = PO_OK;
     json_tokener *tok = NULL;
@@ -606,7 +606,7 @@ po_rc po_cache_decode(const char *text, size_t len, const po_profile *p,
             goto out;
         }
     }
-    rc = decode_entry(o, p, path, log, e, err);
+    rc = decode_entry(o, p, what, log, e, err);
 out:
     if (o != NULL) {
         cleanse_tree(o);
@@ -642,7 +642,7 @@ static po_rc cache_read_uid(const char *dir, const po_profile *p, uid_t uid,
         goto out;
     rc = load_file(path, uid, &text, &len, &why);
     if (rc == PO_OK)
-        rc = po_cache_decode(text, len, p, path, log, out, &why);
+        rc = po_cache_entry_decode(text, len, p, path, log, out, &why);
     if (rc == PO_NOT_FOUND) {
         rc = PO_OK;
     } else if (rc == PO_IO) {
@@ -705,7 +705,8 @@ static po_rc put_extra(po_buf *b, const char *extra)
     return rc;
 }
 
-po_rc po_cache_encode(const po_profile *p, const po_cache_entry *e, po_buf *b)
+po_rc po_cache_entry_encode(const po_profile *p, const po_cache_entry *e,
+                            po_buf *b)
 {
     const po_token *t = &e->token;
     po_rc rc;
@@ -732,21 +733,6 @@ po_rc po_cache_encode(const po_profile *p, const po_cache_entry *e, po_buf *b)
                             e->budget_count < 0 ? 0 : e->budget_count)))
         return rc;
     return PO_OK;
-}
-
-/* Write len bytes of data to fd. */
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 /* name.XXXXXX with a random suffix, into out (size n). */
@@ -799,7 +785,7 @@ static po_rc write_atomic(const char *dir, const char *name, const char *data,
         goto out;
     }
     created = 1;
-    if (fchmod(fd, 0600) == -1 || write_all(fd, data, len) == -1 ||
+    if (fchmod(fd, 0600) == -1 || po_write_all(fd, data, len) == -1 ||
         fsync(fd) == -1) {
         rc = po_fail(err, PO_IO, "cannot write token cache %s/%s: %s", dir,
                      name, strerror(errno));
@@ -849,7 +835,7 @@ po_rc po_cache_write(const char *dir, const po_profile *p,
         rc = po_fail(err, PO_NOMEM, "out of memory");
         goto out;
     }
-    if ((rc = po_cache_encode(p, e, &b)) != PO_OK) {
+    if ((rc = po_cache_entry_encode(p, e, &b)) != PO_OK) {
         rc = po_fail(err, rc,
                      "cannot write token cache %s/%s: the entry is larger "
                      "than %d bytes or out of memory",

@@ -363,9 +363,11 @@ out:
 
 /* The reporting part of po_config_check and po_config_check_buffer:
  * parse buf (as load_text) into a scratch configuration, then validate
- * every profile, each problem through rep. */
-static po_rc check_text(const char *name, mode_t mode, char *buf, size_t len,
-                        po_cfg_reporter *rep, po_err *err)
+ * every profile (as pam_oauth does with PO_CFG_PAM_RULES in flags), each
+ * problem through rep. */
+static po_rc check_text(const char *name, mode_t mode, unsigned flags,
+                        char *buf, size_t len, po_cfg_reporter *rep,
+                        po_err *err)
 {
     po_rc rc = PO_OK;
     po_config cfg;
@@ -377,15 +379,18 @@ static po_rc check_text(const char *name, mode_t mode, char *buf, size_t len,
     if ((rc = parse_text(&ps, buf, len, err)) != PO_OK)
         goto out;
     for (i = 0; i < cfg.nprofiles; i++)
-        if ((rc = po_cfg_validate(&cfg.profiles[i], rep, err)) != PO_OK)
+        if ((rc = (flags & PO_CFG_PAM_RULES)
+                      ? po_cfg_validate_pam(&cfg.profiles[i], rep, err)
+                      : po_cfg_validate(&cfg.profiles[i], rep, err)) != PO_OK)
             goto out;
 out:
     po_config_free(&cfg);
     return rc;
 }
 
-po_rc po_config_check_buffer(const char *name, mode_t mode, const char *text,
-                             size_t len, po_diag_fn diag, void *ctx)
+po_rc po_config_check_buffer(const char *name, mode_t mode, unsigned flags,
+                             const char *text, size_t len, po_diag_fn diag,
+                             void *ctx)
 {
     po_rc rc = PO_OK;
     po_cfg_reporter rep = {diag, ctx, PO_OK};
@@ -408,7 +413,7 @@ po_rc po_config_check_buffer(const char *name, mode_t mode, const char *text,
     }
     if ((rc = text_copy(name, text, len, &buf, &err)) != PO_OK)
         goto out;
-    rc = check_text(name, mode, buf, len, &rep, &err);
+    rc = check_text(name, mode, flags, buf, len, &rep, &err);
 out:
     if (rc == PO_NOMEM && diag != NULL)
         diag(ctx, err.msg);
@@ -443,7 +448,7 @@ po_rc po_config_check(const char *path, unsigned flags, po_diag_fn diag,
     if ((rc = po_cfg_report(&rep, check_owner(path, &st, flags, &err), &err)) !=
         PO_OK)
         goto out;
-    rc = check_text(path, st.st_mode, buf, len, &rep, &err);
+    rc = check_text(path, st.st_mode, flags, buf, len, &rep, &err);
 out:
     if (rc == PO_NOMEM && diag != NULL)
         diag(ctx, err.msg);

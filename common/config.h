@@ -42,8 +42,16 @@
 typedef enum po_grant {
     PO_GRANT_CLIENT_CREDENTIALS = 0,
     PO_GRANT_PASSWORD,
-    PO_GRANT_REFRESH_TOKEN
+    PO_GRANT_REFRESH_TOKEN,
+    PO_GRANT_DEVICE_CODE /* RFC 8628: "device" in the file; device.h */
 } po_grant;
+
+/* What pam_oauth does when the password grant is refused because the
+ * identity provider wants more than a password (key password_fallback). */
+typedef enum po_password_fallback {
+    PO_FALLBACK_NONE = 0,
+    PO_FALLBACK_DEVICE /* continue with the device grant */
+} po_password_fallback;
 
 typedef enum po_client_auth {
     PO_CLIENT_AUTH_BASIC = 0, /* client_secret_basic, RFC 6749 2.3.1 */
@@ -77,6 +85,18 @@ typedef enum po_roles_source {
     PO_ROLES_RESPONSE = 0, /* a member of the token response            */
     PO_ROLES_TOKEN         /* a claim of the verified token             */
 } po_roles_source;
+
+/* Fleet mode: the shared store (key shared_cache; store.h). */
+typedef enum po_shared_cache {
+    PO_SHARED_NONE = 0, /* each host keeps its own cache               */
+    PO_SHARED_ETCD      /* an etcd v3 cluster (its JSON gateway)       */
+} po_shared_cache;
+
+/* When the shared store fails (key shared_cache_fallback). */
+typedef enum po_shared_fallback {
+    PO_FALLBACK_LOCAL = 0, /* warn, carry on with the local cache alone */
+    PO_FALLBACK_FAIL       /* fail the call                             */
+} po_shared_fallback;
 
 /* An extra request parameter, from "param.NAME = value". */
 typedef struct po_param {
@@ -123,10 +143,12 @@ typedef struct po_profile {
     int retries;             /* extra attempts; default 2              */
 
     /* cache and helper */
-    char *cache_dir;      /* overrides the default location         */
-    long lock_timeout_ms; /* bound on waiting for the lock; 10000   */
-    char *match;          /* git: "https://host/path-prefix" list    */
-    char *git_username;   /* old git: username= answer; "oauth2"    */
+    char *cache_dir;         /* overrides the default location         */
+    long lock_timeout_ms;    /* bound on waiting for the lock; 10000   */
+    char *match;             /* git: "https://host/path-prefix" list    */
+    char *git_username;      /* old git: username= answer; "oauth2"    */
+    char *registry_username; /* docker: the Username answer;
+                                "oauth2accesstoken"                    */
 
     /* PAM */
     long minimum_uid;             /* default 1000                           */
@@ -153,6 +175,33 @@ typedef struct po_profile {
     long jwt_leeway;         /* s of clock skew; default 60            */
     char *jwt_typ;           /* header typ required, or NULL           */
     char *introspection_url; /* RFC 7662 endpoint                      */
+
+    /* the device authorization grant (device.h) */
+    char *device_authorization_url; /* or the issuer's discovery      */
+    long device_timeout;            /* s, the whole device login; 300  */
+    int device_qr;                  /* bool: show a QR code            */
+    int device_prompt;              /* bool (PAM): wait for Enter      */
+    po_password_fallback password_fallback; /* PAM; default none     */
+    char *device_fallback_on;               /* PAM: '|'-separated invalid_grant
+                                               descriptions that switch to device   */
+
+    /* fleet mode: the shared store (store.h, etcd.h) */
+    po_shared_cache shared_cache;     /* default none                    */
+    char *shared_cache_endpoints;     /* space-separated https:// URLs   */
+    char *shared_cache_ca_file;       /* CA of the store's certificates  */
+    char *shared_cache_client_cert;   /* mutual TLS: certificate (PEM)   */
+    char *shared_cache_client_key;    /* ... and its key (PEM, 0600)     */
+    char *shared_cache_user;          /* the store's user name           */
+    char *shared_cache_password_file; /* ... its password (0600 file)    */
+    char *shared_cache_prefix;        /* key prefix; "/pam-oauth/"       */
+    char *shared_cache_key_file;      /* the fleet's sealing key (0600)  */
+    po_shared_fallback shared_cache_fallback; /* default local           */
+    long shared_cache_timeout_ms; /* bound on each store call; 5000  */
+
+    /* where each key was set ("file:line", "PAM argument ..."), indexed
+     * like po_options(); NULL entries (or a NULL array) for defaults.
+     * Read with po_profile_origin(). */
+    char **origins;
 } po_profile;
 
 /* A set of profiles read from one or more files. */
@@ -201,6 +250,9 @@ typedef void (*po_diag_fn)(void *ctx, const char *msg);
     2u /* refuse a file not owned by root or by                                \
           the effective uid, or writable by group                              \
           or others (used by the PAM module)     */
+#define PO_CFG_PAM_RULES                                                       \
+    4u /* po_config_check: check each profile as                               \
+          pam_oauth does (po_profile_validate_pam) */
 
 /* Initialise an empty configuration. */
 void po_config_init(po_config *cfg);
@@ -227,9 +279,11 @@ po_rc po_config_check(const char *path, unsigned flags, po_diag_fn diag,
                       void *ctx);
 
 /* po_config_check on len bytes of text standing for the file name of mode
- * mode (see po_config_load_buffer).  No file system access. */
-po_rc po_config_check_buffer(const char *name, mode_t mode, const char *text,
-                             size_t len, po_diag_fn diag, void *ctx);
+ * mode (see po_config_load_buffer); of flags only PO_CFG_PAM_RULES counts
+ * (the others are about the file).  No file system access. */
+po_rc po_config_check_buffer(const char *name, mode_t mode, unsigned flags,
+                             const char *text, size_t len, po_diag_fn diag,
+                             void *ctx);
 
 /* The default search list, malloc'd, NULL-terminated: the system file,
  * then the user file (omitted when AT_SECURE or include_user is 0).  Free
@@ -259,6 +313,10 @@ void po_profile_free(po_profile *p);
 po_rc po_profile_set(po_profile *p, const char *key, const char *value,
                      const char *where, po_err *err);
 
+/* Where key was last set in p ("file:line", "PAM argument 'k=v'", "option
+ * -o"), or NULL when it has its default value or is unknown. */
+const char *po_profile_origin(const po_profile *p, const char *key);
+
 /* Is key a known option (or param.NAME)? */
 int po_option_known(const char *key);
 
@@ -267,6 +325,13 @@ int po_option_known(const char *key);
  * source when client_auth is not none, no two secret sources, and so on.
  * Messages name the profile and its source. */
 po_rc po_profile_validate(const po_profile *p, po_err *err);
+
+/* po_profile_validate plus the rules of pam_oauth, which logs users in:
+ * the device grant (grant = device, or password_fallback = device) only
+ * with verify = jwt, introspect or auto, because whoever approves a device
+ * code gets the token; device_fallback_on only with password_fallback =
+ * device.  The messages name the file:line where the key was set. */
+po_rc po_profile_validate_pam(const po_profile *p, po_err *err);
 
 /* Resolve the client secret when it comes from client_secret_file (the
  * file's first line; the file must not be readable by group or others) or
@@ -278,5 +343,13 @@ po_rc po_profile_validate(const po_profile *p, po_err *err);
  * the profile still passes po_profile_validate and a second call does
  * nothing. */
 po_rc po_profile_load_secret(po_profile *p, const po_log *log, po_err *err);
+
+/* The first line of the secret file at path (without CR/LF; not empty, no
+ * NUL), malloc'd into *out (free with po_secret_free).  The file must be a
+ * regular file (not a symbolic link), owned by the effective uid or root,
+ * not open to group or others.  key and label name it in messages
+ * ("LABEL: KEY PATH is readable by others ..."). */
+po_rc po_secret_file_line(const char *path, const char *key, const char *label,
+                          char **out, po_err *err);
 
 #endif

@@ -53,4 +53,7 @@ po_rc po_cfg_problem(po_cfg_reporter *r, po_err *err, const char *fmt, ...)
  * reported, otherwise the first one is returned. */
 po_rc po_cfg_validate(const po_profile *p, po_cfg_reporter *r, po_err *err);
 
+/* po_cfg_validate and pam_oauth's own rules (po_profile_validate_pam). */
+po_rc po_cfg_validate_pam(const po_profile *p, po_cfg_reporter *r, po_err *err);
+
 #endif

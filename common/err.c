@@ -13,6 +13,11 @@ static const char *const rc_names[PO_RC_COUNT] = {
     [PO_UNAUTHORIZED_CLIENT] = "unauthorized_client",
     [PO_INVALID_SCOPE] = "invalid_scope",
     [PO_INVALID_REQUEST] = "invalid_request",
+    [PO_INTERACTION_REQUIRED] = "interaction_required",
+    [PO_AUTHORIZATION_PENDING] = "authorization_pending",
+    [PO_SLOW_DOWN] = "slow_down",
+    [PO_ACCESS_DENIED] = "access_denied",
+    [PO_EXPIRED_TOKEN] = "expired_token",
     [PO_RATE_LIMITED] = "rate_limited",
     [PO_SERVER_ERROR] = "server_error",
     [PO_NETWORK] = "network",
@@ -53,6 +58,7 @@ int po_rc_unavailable(po_rc rc)
 {
     switch (rc) {
     case PO_RATE_LIMITED:
+    case PO_SLOW_DOWN:
     case PO_SERVER_ERROR:
     case PO_NETWORK:
     case PO_TIMEOUT:

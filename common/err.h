@@ -30,23 +30,37 @@
 #endif
 
 /* The typed outcome.  The first block is what a token request can end in
- * (issue 2's list); the second block is local conditions. */
+ * (issue 2's list, RFC 8628's device grant answers); the second block is
+ * local conditions.  Order matters: everything from PO_INVALID_GRANT to
+ * PO_SERVER_ERROR is an answer from the server (flow.c counts those
+ * requests against the budget). */
 typedef enum po_rc {
     PO_OK = 0,
-    PO_INVALID_GRANT,       /* bad user credentials or refresh token      */
-    PO_INVALID_CLIENT,      /* client authentication failed               */
-    PO_UNAUTHORIZED_CLIENT, /* client may not use this grant              */
-    PO_INVALID_SCOPE,       /* scope unknown or not allowed               */
-    PO_INVALID_REQUEST,     /* invalid_request, unsupported_grant_type,
-                               other 4xx the server explains              */
-    PO_RATE_LIMITED,        /* HTTP 429, slow_down                        */
-    PO_SERVER_ERROR,        /* HTTP 5xx, server_error,
-                               temporarily_unavailable                    */
-    PO_NETWORK,             /* DNS, connect, reset, closed mid-response   */
-    PO_TIMEOUT,             /* a deadline passed                          */
-    PO_TLS,                 /* certificate or handshake failure           */
-    PO_MALFORMED_RESPONSE,  /* not what RFC 6749 5.1/5.2 allows           */
-    PO_CONFIG,              /* bad or unreadable configuration            */
+    PO_INVALID_GRANT,         /* bad user credentials or refresh token      */
+    PO_INVALID_CLIENT,        /* client authentication failed               */
+    PO_UNAUTHORIZED_CLIENT,   /* client may not use this grant              */
+    PO_INVALID_SCOPE,         /* scope unknown or not allowed               */
+    PO_INVALID_REQUEST,       /* invalid_request, unsupported_grant_type,
+                                 other 4xx the server explains              */
+    PO_INTERACTION_REQUIRED,  /* interaction_required, mfa_required,
+                                 consent_required, login_required: the
+                                 password alone is not enough             */
+    PO_AUTHORIZATION_PENDING, /* device grant: not approved yet (RFC 8628
+                                 3.5)                                     */
+    PO_SLOW_DOWN,             /* device grant: poll 5 s slower; elsewhere,
+                                 like rate_limited                          */
+    PO_ACCESS_DENIED,         /* device grant: the user or the identity
+                                 provider refused the authorization         */
+    PO_EXPIRED_TOKEN,         /* device grant: the device code expired, or
+                                 was not approved within device_timeout    */
+    PO_RATE_LIMITED,          /* HTTP 429, slow_down                        */
+    PO_SERVER_ERROR,          /* HTTP 5xx, server_error,
+                                 temporarily_unavailable                    */
+    PO_NETWORK,               /* DNS, connect, reset, closed mid-response   */
+    PO_TIMEOUT,               /* a deadline passed                          */
+    PO_TLS,                   /* certificate or handshake failure           */
+    PO_MALFORMED_RESPONSE,    /* not what RFC 6749 5.1/5.2 allows           */
+    PO_CONFIG,                /* bad or unreadable configuration            */
     /* local conditions */
     PO_NOMEM,
     PO_IO,        /* a local file or process could not be used          */

@@ -9,7 +9,9 @@
 #include <syslog.h>
 #include <time.h>
 
+#include "flow_impl.h"
 #include "secret.h"
+#include "store.h"
 #include "util.h"
 
 #define MARGIN_MIN 5 /* s: auto margin bounds */
@@ -30,16 +32,21 @@ long po_flow_margin(const po_profile *p, const po_token *t)
     return (long)m;
 }
 
+int64_t po_flow_fresh_until(const po_profile *p, const po_token *t)
+{
+    int64_t until = t->expires_at - (int64_t)po_flow_margin(p, t);
+
+    if (p->refresh_interval > 0 &&
+        t->obtained_at + (int64_t)p->refresh_interval < until)
+        until = t->obtained_at + (int64_t)p->refresh_interval;
+    return until;
+}
+
 int po_flow_is_fresh(const po_profile *p, const po_token *t, int64_t now)
 {
     if (t == NULL || t->access_token == NULL)
         return 0;
-    if (now >= t->expires_at - (int64_t)po_flow_margin(p, t))
-        return 0;
-    if (p->refresh_interval > 0 &&
-        now >= t->obtained_at + (int64_t)p->refresh_interval)
-        return 0;
-    return 1;
+    return now < po_flow_fresh_until(p, t);
 }
 
 void po_flow_month(int64_t now, char buf[8])
@@ -71,6 +78,12 @@ static void next_month(const char *month, char out[16])
         y++;
     }
     (void)snprintf(out, 16, "%04u-%02u-01", y % 10000u, m);
+}
+
+/* What to add to "oauth-token login" in messages for p. */
+static const char *login_flag(const po_profile *p)
+{
+    return p->grant == PO_GRANT_DEVICE_CODE ? " --device" : "";
 }
 
 static int64_t flow_now(const po_flow *f)
@@ -196,7 +209,7 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
     po_lock lk = {-1};
     char *dir = NULL;
     uint64_t deadline = flow_deadline(f);
-    int counted = 0;
+    int counted = 0, handled = 0;
 
     memset(out, 0, sizeof(*out));
     memset(&e, 0, sizeof(e));
@@ -239,6 +252,12 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
         rc = po_token_copy(out, &e.token, err);
         goto out;
     }
+    /* Fleet mode: the shared store before the token endpoint. */
+    if (po_store_enabled(p) &&
+        ((rc = po_fleet_get(f, flags, deadline, dir, &e, out, &handled, err)) !=
+             PO_OK ||
+         handled))
+        goto out;
 
     /* 3. The refresh token first. */
     if (e.token.refresh_token != NULL) {
@@ -267,8 +286,8 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
         if (p->grant != PO_GRANT_CLIENT_CREDENTIALS) {
             rc = po_fail(err, PO_INVALID_GRANT,
                          "the refresh token was rejected; run 'oauth-token "
-                         "login' (profile %s)",
-                         p->name);
+                         "login%s' (profile %s)",
+                         login_flag(p), p->name);
             goto out;
         }
         counted = 0;
@@ -279,13 +298,14 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
         if (e.token.access_token == NULL)
             rc = po_fail(err, PO_NOT_FOUND,
                          "no token cached for profile %s; run 'oauth-token "
-                         "login'",
-                         p->name);
+                         "login%s'",
+                         p->name, login_flag(p));
         else
             rc = po_fail(err, PO_NOT_FOUND,
                          "the cached token for profile %s has expired and "
-                         "there is no refresh token; run 'oauth-token login'",
-                         p->name);
+                         "there is no refresh token; run 'oauth-token "
+                         "login%s'",
+                         p->name, login_flag(p));
         goto out;
     }
     memset(&g, 0, sizeof(g));
@@ -328,7 +348,7 @@ po_rc po_flow_login(const po_flow *f, const char *username,
     po_lock lk = {-1};
     char *dir = NULL;
     uint64_t deadline = flow_deadline(f);
-    int counted = 0;
+    int counted = 0, handled = 0;
 
     memset(out, 0, sizeof(*out));
     memset(&e, 0, sizeof(e));
@@ -348,6 +368,11 @@ po_rc po_flow_login(const po_flow *f, const char *username,
     g.grant = PO_GRANT_PASSWORD;
     g.username = username;
     g.password = password;
+    if (po_store_enabled(p) &&
+        ((rc = po_fleet_login(f, &g, flags, deadline, dir, &e, out, &handled,
+                              err)) != PO_OK ||
+         handled))
+        goto out;
     rc = flow_request(f, &g, flags, deadline, &e, &counted, &tok, err);
     if (rc != PO_OK) {
         if (counted)
@@ -364,6 +389,111 @@ po_rc po_flow_login(const po_flow *f, const char *username,
         goto out;
 out:
     po_cache_unlock(&lk);
+    po_token_free(&tok);
+    po_cache_entry_free(&e);
+    free(dir);
+    if (rc != PO_OK)
+        po_token_free(out);
+    return rc;
+}
+
+/* Whether e's budget (for the month of now) is used up; *next receives
+ * the first day of the next month for the message. */
+static int budget_spent(const po_profile *p, const po_cache_entry *e,
+                        int64_t now, char next[16])
+{
+    char month[8];
+
+    po_flow_month(now, month);
+    next_month(month, next);
+    return p->budget > 0 && strcmp(e->budget_month, month) == 0 &&
+           e->budget_count >= p->budget;
+}
+
+po_rc po_flow_device_login(const po_flow *f, const po_flow_device_ui *ui,
+                           unsigned flags, po_token *out, po_device_stats *st,
+                           po_err *err)
+{
+    po_rc rc = PO_OK;
+    po_profile *p = f->profile;
+    po_cache_entry e;
+    po_device_auth da;
+    po_device_poll_opts popts;
+    po_token tok;
+    po_lock lk = {-1};
+    char *dir = NULL, month[8], next[16];
+    uint64_t deadline = po_device_deadline(p, po_mono_ms());
+
+    memset(out, 0, sizeof(*out));
+    memset(&e, 0, sizeof(e));
+    memset(&da, 0, sizeof(da));
+    memset(&tok, 0, sizeof(tok));
+    if (flags & PO_FLOW_CACHE_ONLY) {
+        rc = po_fail(err, PO_USAGE, "a device login needs the network");
+        goto out;
+    }
+    if (po_store_enabled(p)) {
+        /* the fleet tier publishes what its own grant obtains under the
+         * fleet lock; a login that waits minutes for a person does not fit
+         * that lock, and a person's token is not the fleet's */
+        rc = po_fail(err, PO_CONFIG,
+                     "profile %s: a device login is not shared through "
+                     "shared_cache; use a profile without it",
+                     p->name);
+        goto out;
+    }
+    /* the budget, before the user is asked to do anything */
+    if ((rc = flow_dir(f, &dir, err)) != PO_OK ||
+        (rc = po_cache_read(dir, p, f->log, &e, err)) != PO_OK)
+        goto out;
+    if (!(flags & PO_FLOW_IGNORE_BUDGET) &&
+        budget_spent(p, &e, flow_now(f), next)) {
+        rc = po_fail(err, PO_BUDGET,
+                     "monthly token budget of %ld requests for profile %s "
+                     "is used up (resets on %s); use --force to override",
+                     p->budget, p->name, next);
+        goto out;
+    }
+    po_cache_entry_free(&e);
+    if ((rc = po_profile_load_secret(p, f->log, err)) != PO_OK ||
+        (rc = po_device_start(p, deadline, f->log, &da, err)) != PO_OK)
+        goto out;
+    if (ui != NULL && ui->show != NULL &&
+        (rc = ui->show(ui->ctx, &da,
+                       po_device_seconds_left(&da, deadline, po_mono_ms()),
+                       err)) != PO_OK)
+        goto out;
+    memset(&popts, 0, sizeof(popts));
+    popts.deadline_ms = deadline;
+    popts.wait = ui != NULL ? ui->wait : NULL;
+    popts.wait_ctx = ui != NULL ? ui->ctx : NULL;
+    popts.log = f->log;
+    if ((rc = po_device_poll(p, &da, &popts, &tok, st, err)) != PO_OK)
+        goto out;
+
+    /* Stored under the lock, counted as one request. */
+    if ((rc = flow_lock(f, dir,
+                        po_mono_ms() + (uint64_t)(p->lock_timeout_ms > 0
+                                                      ? p->lock_timeout_ms
+                                                      : 0),
+                        &lk, err)) != PO_OK ||
+        (rc = po_cache_read(dir, p, f->log, &e, err)) != PO_OK)
+        goto out;
+    po_flow_month(flow_now(f), month);
+    if (strcmp(e.budget_month, month) != 0) {
+        memcpy(e.budget_month, month, sizeof(month));
+        e.budget_count = 0;
+    }
+    e.budget_count++;
+    take_token(&e, &tok);
+    free(e.username); /* the approver is the identity provider's to say */
+    e.username = NULL;
+    if ((rc = po_cache_write(dir, p, &e, err)) != PO_OK ||
+        (rc = po_token_copy(out, &e.token, err)) != PO_OK)
+        goto out;
+out:
+    po_cache_unlock(&lk);
+    po_device_auth_free(&da);
     po_token_free(&tok);
     po_cache_entry_free(&e);
     free(dir);
@@ -398,6 +528,8 @@ po_rc po_flow_invalidate(const po_flow *f, const char *token, int *done,
         goto out;
     *done = 1;
 out:
+    if (rc == PO_OK && dir != NULL && po_store_enabled(f->profile))
+        rc = po_fleet_drop(f, token, 0, err);
     po_cache_unlock(&lk);
     po_cache_entry_free(&e);
     free(dir);
@@ -424,6 +556,8 @@ po_rc po_flow_erase(const po_flow *f, po_err *err)
     e.username = NULL;
     rc = po_cache_write(dir, f->profile, &e, err);
 out:
+    if (rc == PO_OK && dir != NULL && po_store_enabled(f->profile))
+        rc = po_fleet_drop(f, NULL, 1, err);
     po_cache_unlock(&lk);
     po_cache_entry_free(&e);
     free(dir);
@@ -442,4 +576,40 @@ po_rc po_flow_status(const po_flow *f, po_cache_entry *out, po_err *err)
 out:
     free(dir);
     return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* For fleet.c (flow_impl.h)                                           */
+
+int64_t po_flowi_now(const po_flow *f)
+{
+    return flow_now(f);
+}
+
+uint64_t po_flowi_deadline(const po_flow *f)
+{
+    return flow_deadline(f);
+}
+
+po_rc po_flowi_request(const po_flow *f, const po_grant_input *g,
+                       unsigned flags, uint64_t deadline, po_cache_entry *e,
+                       int *counted, po_token *tok, po_err *err)
+{
+    return flow_request(f, g, flags, deadline, e, counted, tok, err);
+}
+
+void po_flowi_write_after_failure(const po_flow *f, const char *dir,
+                                  const po_cache_entry *e)
+{
+    write_after_failure(f, dir, e);
+}
+
+void po_flowi_take_token(po_cache_entry *e, po_token *tok)
+{
+    take_token(e, tok);
+}
+
+void po_flowi_next_month(const char *month, char out[16])
+{
+    next_month(month, out);
 }

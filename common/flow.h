@@ -15,6 +15,16 @@
  *      then release the lock.
  * A token is fresh while now < expires_at - margin and, when
  * refresh_interval is set, now < obtained_at + refresh_interval.
+ *
+ * Fleet mode (shared_cache, store.h) adds a tier between 2 and 3: the
+ * fleet's token when it is fresh; otherwise the fleet lock (waiting on a
+ * watch while another host renews, bounded by lock_timeout), the entry
+ * read again, and this host renews, counts the request in the fleet's
+ * budget first, and publishes the result (compare-and-swap on the
+ * revision it read) before taking it locally.  When the store fails,
+ * shared_cache_fallback decides: local (a warning, then steps 3 and 4
+ * alone) or fail.  login, invalidate and erase act on the fleet's entry
+ * too.
  */
 #ifndef PO_FLOW_H
 #define PO_FLOW_H
@@ -22,8 +32,10 @@
 #include <stdint.h>
 #include "cache.h"
 #include "config.h"
+#include "device.h"
 #include "err.h"
 #include "oauth.h"
+#include "store.h"
 
 typedef int64_t (*po_clock_fn)(void *ctx); /* wall clock, seconds */
 
@@ -44,7 +56,11 @@ typedef struct po_flow {
 /* The refresh margin in seconds that applies to t under p. */
 long po_flow_margin(const po_profile *p, const po_token *t);
 
-/* Whether t is fresh at now under p (see above). */
+/* The time from which t is no longer fresh under p: expires_at - margin,
+ * or obtained_at + refresh_interval when that is earlier. */
+int64_t po_flow_fresh_until(const po_profile *p, const po_token *t);
+
+/* Whether t is fresh at now under p (see above): now < fresh_until. */
 int po_flow_is_fresh(const po_profile *p, const po_token *t, int64_t now);
 
 /* A fresh token for f->profile, per the steps above.  On PO_OK out holds a
@@ -59,6 +75,28 @@ po_rc po_flow_login(const po_flow *f, const char *username,
                     const char *password, unsigned flags, po_token *out,
                     po_err *err);
 
+/* How a device login reaches its user: show is called once, with the
+ * device authorization and the seconds the user has to approve, before
+ * polling starts (a failure from it ends the login); wait (NULL:
+ * po_sleep_ms) waits between polls and may stop the login. */
+typedef struct po_flow_device_ui {
+    po_rc (*show)(void *ctx, const po_device_auth *da, long seconds,
+                  po_err *err);
+    po_device_wait_fn wait;
+    void *ctx;
+} po_flow_device_ui;
+
+/* The device grant (device.h) for f->profile, bounded by device_timeout,
+ * and the tokens stored in the cache like po_flow_login's.  The lock is
+ * taken only to store the result: a user who takes minutes to approve
+ * blocks nobody.  The budget is checked before the device authorization
+ * request and counts the login as one request (the polls are not
+ * counted).  A profile with a shared_cache (fleet mode) is refused
+ * (PO_CONFIG).  st (may be NULL) receives the polling statistics. */
+po_rc po_flow_device_login(const po_flow *f, const po_flow_device_ui *ui,
+                           unsigned flags, po_token *out, po_device_stats *st,
+                           po_err *err);
+
 /* Under the lock: when token is NULL or equals the cached access token,
  * drop the cached access token (keeping the refresh token and the budget)
  * and set *done to 1; otherwise leave the cache alone (a newer token
@@ -72,6 +110,12 @@ po_rc po_flow_erase(const po_flow *f, po_err *err);
 
 /* Read the entry for status display (no lock, no network). */
 po_rc po_flow_status(const po_flow *f, po_cache_entry *out, po_err *err);
+
+/* Fleet mode (store.h): the fleet's entry and budget record, for status
+ * display (no lock; read from any member of the store).  PO_USAGE when
+ * the profile has no shared store; a store failure is its error. */
+po_rc po_flow_fleet_status(const po_flow *f, po_cache_entry *entry,
+                           po_store_usage *usage, po_err *err);
 
 /* The current month "YYYY-MM" (UTC) of wall time now, into buf[8]. */
 void po_flow_month(int64_t now, char buf[8]);

@@ -44,6 +44,7 @@ static struct {
     CURLcode (*easy_perform)(CURL *h);
     CURLcode (*easy_getinfo)(CURL *h, CURLINFO info, ...);
     void (*easy_cleanup)(CURL *h);
+    void (*easy_reset)(CURL *h);
     const char *(*easy_strerror)(CURLcode code);
     struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
     void (*slist_free_all)(struct curl_slist *l);
@@ -104,6 +105,7 @@ static void curl_load(void)
     LOAD(easy_perform, "curl_easy_perform");
     LOAD(easy_getinfo, "curl_easy_getinfo");
     LOAD(easy_cleanup, "curl_easy_cleanup");
+    LOAD(easy_reset, "curl_easy_reset");
     LOAD(easy_strerror, "curl_easy_strerror");
     LOAD(slist_append, "curl_slist_append");
     LOAD(slist_free_all, "curl_slist_free_all");
@@ -344,6 +346,7 @@ po_rc po_http_check_url(const char *url, int allow_http, po_err *err)
 
 typedef struct xfer {
     po_http_resp *resp;
+    const po_http_req *req;
     po_rc body_rc; /* why the write callback stopped the transfer */
 } xfer;
 
@@ -353,6 +356,12 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb;
     po_rc rc;
 
+    if (x->req->sink != NULL) {
+        if (x->req->sink(x->req->sink_ctx, data, n) == 0)
+            return n;
+        x->resp->stopped = 1;
+        return 0;
+    }
     if ((rc = po_buf_append(&x->resp->body, data, n)) != PO_OK) {
         x->body_rc = rc;
         return 0; /* anything but n aborts the transfer */
@@ -614,10 +623,11 @@ static po_rc attempt(const po_http_opts *opts, const po_http_req *req,
     CURL *h = NULL;
     struct curl_slist *hdrs = NULL;
     po_buf line;
-    xfer x = {resp, PO_OK};
+    xfer x = {resp, req, PO_OK};
     char errbuf[CURL_ERROR_SIZE];
     const char *query, *why;
     long connect_ms, status = 0;
+    curl_off_t appconnect = 0;
     int http_ok;
     CURLcode cc;
 
@@ -628,11 +638,19 @@ static po_rc attempt(const po_http_opts *opts, const po_http_req *req,
     resp->content_type[0] = '\0';
     resp->cache_control[0] = '\0';
     resp->retry_after = -1;
+    resp->stopped = 0;
+    resp->connected = 0;
 
-    if ((h = curl_fn.easy_init()) == NULL) {
+    if (opts->conn != NULL && opts->conn->handle != NULL) {
+        /* Options go, the connection and TLS session stay. */
+        h = opts->conn->handle;
+        curl_fn.easy_reset(h);
+    } else if ((h = curl_fn.easy_init()) == NULL) {
         rc = po_fail(err, PO_NOMEM, "%s %s: curl_easy_init failed", req->method,
                      shown);
         goto out;
+    } else if (opts->conn != NULL) {
+        opts->conn->handle = h;
     }
     /* po_http_check_url has accepted http:// only to a loopback host with
      * allow_http. */
@@ -652,6 +670,10 @@ static po_rc attempt(const po_http_opts *opts, const po_http_req *req,
     SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
     if (opts->ca_file != NULL)
         SETOPT(CURLOPT_CAINFO, opts->ca_file);
+    if (opts->cert_file != NULL)
+        SETOPT(CURLOPT_SSLCERT, opts->cert_file);
+    if (opts->key_file != NULL)
+        SETOPT(CURLOPT_SSLKEY, opts->key_file);
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     SETOPT(CURLOPT_TIMEOUT_MS, (long)remaining);
     SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)PO_HTTP_BODY_MAX);
@@ -700,6 +722,12 @@ static po_rc attempt(const po_http_opts *opts, const po_http_req *req,
     cc = perform_nosigpipe(h);
     (void)curl_fn.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     resp->status = status;
+    if (curl_fn.easy_getinfo(h, CURLINFO_APPCONNECT_TIME_T, &appconnect) ==
+            CURLE_OK &&
+        appconnect > 0)
+        resp->connected = 1;
+    if (cc == CURLE_WRITE_ERROR && resp->stopped)
+        goto out; /* the sink ended it */
     if (cc == CURLE_WRITE_ERROR && x.body_rc == PO_NOMEM) {
         rc = po_fail(err, PO_NOMEM,
                      "%s %s: out of memory reading the "
@@ -739,7 +767,9 @@ out:
     if (rc != PO_OK)
         po_buf_free(&resp->body);
     po_buf_free(&line);
-    if (h != NULL)
+    if (h != NULL && opts->conn != NULL)
+        curl_fn.easy_reset(h); /* no pointer to this frame stays behind */
+    else if (h != NULL)
         curl_fn.easy_cleanup(h);
     free_headers(hdrs);
     po_cleanse(errbuf, sizeof(errbuf));
@@ -780,6 +810,7 @@ po_rc po_http_request(const po_http_opts *opts, const po_http_req *req,
     resp->cache_control[0] = '\0';
     resp->retry_after = -1;
     resp->attempts = 0;
+    resp->stopped = 0;
     po_err_clear(&e);
 
     if (opts == NULL || req == NULL || req->url == NULL ||
@@ -851,9 +882,47 @@ out:
     return rc;
 }
 
+po_rc po_http_get(const po_http_opts *opts, const char *url, const char *what,
+                  po_http_resp *resp, po_err *err)
+{
+    po_http_req req;
+    char show[URL_SHOW_MAX];
+    po_rc rc;
+
+    memset(resp, 0, sizeof(*resp));
+    po_buf_init(&resp->body, PO_HTTP_BODY_MAX, 1);
+    if ((rc = po_http_check_url(url, opts->allow_http, err)) != PO_OK)
+        return rc;
+    memset(&req, 0, sizeof(req));
+    req.method = "GET";
+    req.url = url;
+    po_http_redact_url(url, show, sizeof(show));
+    po_logf(opts->log, LOG_DEBUG, "fetching the %s from %s", what, show);
+    if ((rc = po_http_request(opts, &req, resp, err)) != PO_OK)
+        return rc;
+    if (resp->status != 200) {
+        rc = po_fail(
+            err, resp->status >= 500 ? PO_SERVER_ERROR : PO_MALFORMED_RESPONSE,
+            "GET %s (%s): HTTP %ld", show, what, resp->status);
+        if (err != NULL)
+            err->http_status = resp->status;
+        return rc;
+    }
+    return PO_OK;
+}
+
 void po_http_resp_free(po_http_resp *resp)
 {
     if (resp == NULL)
         return;
     po_buf_free(&resp->body);
+}
+
+void po_http_conn_close(po_http_conn *c)
+{
+    if (c == NULL || c->handle == NULL)
+        return;
+    /* A handle exists only once libcurl was loaded. */
+    curl_fn.easy_cleanup(c->handle);
+    c->handle = NULL;
 }

@@ -26,6 +26,14 @@
 
 #define PO_HTTP_BODY_MAX (1024 * 1024)
 
+/* A connection kept open between requests to the same server (TLS session
+ * and socket reused by libcurl).  Zero-initialise it; pass it in
+ * po_http_opts.conn to every request of one conversation; end with
+ * po_http_conn_close.  Not for concurrent use. */
+typedef struct po_http_conn {
+    void *handle; /* libcurl's easy handle, NULL until the first request */
+} po_http_conn;
+
 typedef struct po_http_opts {
     const char *ca_file;     /* NULL = system store                  */
     long connect_timeout_ms; /* per attempt                          */
@@ -34,6 +42,10 @@ typedef struct po_http_opts {
     int retries;             /* extra attempts after the first       */
     int allow_http;          /* http:// allowed to a loopback host   */
     const po_log *log;
+    const char *cert_file; /* client certificate (PEM) for mutual TLS,
+                              or NULL                                 */
+    const char *key_file;  /* its private key (PEM), or NULL          */
+    po_http_conn *conn;    /* connection to reuse, or NULL            */
 } po_http_opts;
 
 typedef struct po_http_req {
@@ -45,6 +57,13 @@ typedef struct po_http_req {
     size_t body_len;
     const char *authorization; /* whole header value, e.g. "Basic ..."
                                   (secret), or NULL                     */
+    /* Streaming (a response that does not end by itself, such as a watch):
+     * when sink is set, the body goes to sink chunk by chunk as it arrives
+     * instead of into resp->body.  sink returns 0 to read on, anything
+     * else to end the transfer there: po_http_request then returns PO_OK
+     * with resp->stopped set (the caller's context says why it stopped). */
+    int (*sink)(void *ctx, const char *data, size_t n);
+    void *sink_ctx;
 } po_http_req;
 
 typedef struct po_http_resp {
@@ -55,6 +74,10 @@ typedef struct po_http_resp {
     char cache_control[256]; /* the Cache-Control header, truncated;
                                 "" if none (key set lifetimes)        */
     int attempts;            /* how many attempts were made          */
+    int stopped;             /* the sink ended the transfer          */
+    int connected;           /* the last attempt got as far as a
+                                connection (TLS included): the server
+                                is up, if slow                        */
 } po_http_resp;
 
 /* Check that url is an https URL, or an http URL to a loopback host
@@ -85,7 +108,20 @@ void po_http_header(po_http_resp *resp, const char *line, size_t n,
 po_rc po_http_request(const po_http_opts *opts, const po_http_req *req,
                       po_http_resp *resp, po_err *err);
 
+/* GET url, a document the caller then reads (what names it in messages:
+ * "key set", "discovery document"): the URL checked with
+ * po_http_check_url(opts->allow_http) first, a debug line logged, resp
+ * initialised here (free it with po_http_resp_free).  PO_OK only for HTTP
+ * 200; another status is PO_SERVER_ERROR (5xx) or PO_MALFORMED_RESPONSE,
+ * "GET URL (what): HTTP N", with err->http_status set. */
+po_rc po_http_get(const po_http_opts *opts, const char *url, const char *what,
+                  po_http_resp *resp, po_err *err);
+
 /* Free the response body (cleansed). */
 void po_http_resp_free(po_http_resp *resp);
+
+/* Close a connection kept by po_http_opts.conn; c is left zeroed and
+ * usable.  A zeroed c is a no-op. */
+void po_http_conn_close(po_http_conn *c);
 
 #endif

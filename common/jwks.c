@@ -24,12 +24,12 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
-#include "http.h"
 #include "b64.h"
+#include "discovery.h"
+#include "http.h"
 #include "secret.h"
 #include "util.h"
 
-#define DISCOVERY_PATH "/.well-known/openid-configuration"
 #define URL_SHOWN_MAX 512
 #define CACHE_VERSION 1
 
@@ -803,148 +803,46 @@ static void disk_unlock(int *fd)
 /* ------------------------------------------------------------------ */
 /* fetching                                                            */
 
+/* How requests for src are made. */
+static void source_opts(const po_jwks_source *src, po_http_opts *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->ca_file = src->ca_file;
+    opts->connect_timeout_ms =
+        src->connect_timeout_ms > 0 ? src->connect_timeout_ms : 5000;
+    opts->deadline_ms =
+        src->deadline_ms != 0 ? src->deadline_ms : po_mono_ms() + 20000u;
+    opts->retries = src->retries;
+    opts->allow_http = src->allow_http;
+    opts->log = src->log;
+}
+
 /* GET url; PO_OK only for HTTP 200.  resp must be freed by the caller. */
 static po_rc http_get(const po_jwks_source *src, const char *url,
                       const char *what, po_http_resp *resp, po_err *err)
 {
     po_http_opts opts;
-    po_http_req req;
-    char show[URL_SHOWN_MAX];
-    po_rc rc;
 
-    memset(resp, 0, sizeof(*resp));
-    po_buf_init(&resp->body, PO_HTTP_BODY_MAX, 1);
-    if ((rc = po_http_check_url(url, src->allow_http, err)) != PO_OK)
-        return rc;
-    memset(&opts, 0, sizeof(opts));
-    opts.ca_file = src->ca_file;
-    opts.connect_timeout_ms =
-        src->connect_timeout_ms > 0 ? src->connect_timeout_ms : 5000;
-    opts.deadline_ms =
-        src->deadline_ms != 0 ? src->deadline_ms : po_mono_ms() + 20000u;
-    opts.retries = src->retries;
-    opts.allow_http = src->allow_http;
-    opts.log = src->log;
-    memset(&req, 0, sizeof(req));
-    req.method = "GET";
-    req.url = url;
-    po_http_redact_url(url, show, sizeof(show));
-    po_logf(src->log, LOG_DEBUG, "fetching the %s from %s", what, show);
-    if ((rc = po_http_request(&opts, &req, resp, err)) != PO_OK)
-        return rc;
-    if (resp->status != 200) {
-        if (err != NULL)
-            err->http_status = resp->status;
-        return po_fail(
-            err, resp->status >= 500 ? PO_SERVER_ERROR : PO_MALFORMED_RESPONSE,
-            "GET %s (%s): HTTP %ld", show, what, resp->status);
-    }
-    return PO_OK;
-}
-
-po_rc po_jwks_parse_discovery(const char *text, size_t len, const char *issuer,
-                              int allow_http, const char *where,
-                              char **jwks_uri, po_err *err)
-{
-    struct json_tokener *tok = NULL;
-    struct json_object *root = NULL, *v = NULL;
-    char iss[256];
-    po_rc rc = PO_OK;
-    po_err e;
-
-    *jwks_uri = NULL;
-    po_err_clear(&e);
-    if (len > INT_MAX || (tok = json_tokener_new_ex(16)) == NULL) {
-        rc = po_fail(err, len > INT_MAX ? PO_MALFORMED_RESPONSE : PO_NOMEM,
-                     "%s: the discovery document cannot be parsed", where);
-        goto out;
-    }
-    po_oom_reset();
-    root = json_tokener_parse_ex(tok, text != NULL ? text : "", (int)len);
-    if (po_out_of_memory()) {
-        rc = po_fail(err, PO_NOMEM, "%s: out of memory", where);
-        goto out;
-    }
-    if (root == NULL || json_tokener_get_error(tok) != json_tokener_success ||
-        !json_object_is_type(root, json_type_object)) {
-        rc = po_fail(err, PO_MALFORMED_RESPONSE,
-                     "%s: the discovery document is not a JSON object", where);
-        goto out;
-    }
-    if (!json_object_object_get_ex(root, "issuer", &v) ||
-        !json_object_is_type(v, json_type_string) ||
-        strcmp(json_object_get_string(v), issuer) != 0) {
-        shown(v != NULL && json_object_is_type(v, json_type_string)
-                  ? json_object_get_string(v)
-                  : "(none)",
-              iss, sizeof(iss));
-        rc = po_fail(err, PO_JWT_WRONG_ISSUER,
-                     "%s: the discovery document is for issuer \"%s\", not "
-                     "the configured \"%s\"",
-                     where, iss, issuer);
-        goto out;
-    }
-    if (!json_object_object_get_ex(root, "jwks_uri", &v) ||
-        !json_object_is_type(v, json_type_string)) {
-        rc = po_fail(err, PO_MALFORMED_RESPONSE,
-                     "%s: the discovery document has no jwks_uri", where);
-        goto out;
-    }
-    if (po_http_check_url(json_object_get_string(v), allow_http, &e) != PO_OK) {
-        rc = po_fail(err, PO_MALFORMED_RESPONSE,
-                     "%s: the discovery document's jwks_uri is refused: %s",
-                     where, e.msg);
-        goto out;
-    }
-    if ((*jwks_uri = strdup(json_object_get_string(v))) == NULL) {
-        rc = po_fail(err, PO_NOMEM, "out of memory");
-        goto out;
-    }
-out:
-    if (root != NULL)
-        json_object_put(root);
-    if (tok != NULL)
-        json_tokener_free(tok);
-    return rc;
+    source_opts(src, &opts);
+    return po_http_get(&opts, url, what, resp, err);
 }
 
 /* OpenID Connect discovery: the jwks_uri of src->issuer, malloc'd. */
 static po_rc discover(const po_jwks_source *src, char **jwks_uri, po_err *err)
 {
-    po_http_resp resp;
-    char *url = NULL, show[URL_SHOWN_MAX];
-    size_t n;
-    po_buf b;
+    po_http_opts opts;
     po_rc rc;
 
-    *jwks_uri = NULL;
-    po_buf_init(&b, 8192, 0);
-    memset(&resp, 0, sizeof(resp));
-    po_buf_init(&resp.body, PO_HTTP_BODY_MAX, 1);
-    if (src->issuer == NULL || src->issuer[0] == '\0') {
-        rc = po_fail(err, PO_CONFIG,
-                     "neither jwks_uri nor issuer is configured: no keys to "
-                     "verify tokens with");
-        goto out;
-    }
-    n = strlen(src->issuer);
-    if (src->issuer[n - 1] == '/')
-        n--;
-    if ((rc = po_buf_append(&b, src->issuer, n)) != PO_OK ||
-        (rc = po_buf_puts(&b, DISCOVERY_PATH)) != PO_OK ||
-        (rc = po_buf_detach(&b, &url)) != PO_OK) {
-        rc = po_fail(err, rc, "issuer too long");
-        goto out;
-    }
-    po_http_redact_url(url, show, sizeof(show));
-    if ((rc = http_get(src, url, "discovery document", &resp, err)) != PO_OK)
-        goto out;
-    rc = po_jwks_parse_discovery(resp.body.data, resp.body.len, src->issuer,
-                                 src->allow_http, show, jwks_uri, err);
-out:
-    po_http_resp_free(&resp);
-    po_buf_free(&b);
-    free(url);
+    if (src->issuer == NULL || src->issuer[0] == '\0')
+        return po_fail(err, PO_CONFIG,
+                       "neither jwks_uri nor issuer is configured: no keys "
+                       "to verify tokens with");
+    source_opts(src, &opts);
+    rc = po_discovery_url(&opts, src->issuer, "jwks_uri", jwks_uri, err);
+    if (rc == PO_NOT_FOUND) /* an issuer without keys is broken */
+        rc = PO_MALFORMED_RESPONSE;
+    if (err != NULL && rc != PO_OK)
+        err->rc = rc;
     return rc;
 }
 

@@ -88,17 +88,6 @@ void po_jwk_free(po_jwk *k);
 po_rc po_jwks_parse(const char *text, size_t len, po_jwks *out, size_t *skipped,
                     po_err *err);
 
-/* Read an OpenID Connect discovery document (len bytes of text): a JSON
- * object whose "issuer" is exactly issuer and whose "jwks_uri" passes
- * po_http_check_url (with allow_http); *jwks_uri receives a malloc'd copy
- * of it.  where names the document in messages (its URL, redacted).
- * PO_JWT_WRONG_ISSUER, PO_MALFORMED_RESPONSE (not an object, no jwks_uri,
- * a jwks_uri refused), PO_NOMEM.  No network: po_jwks_get fetches the
- * document and calls this. */
-po_rc po_jwks_parse_discovery(const char *text, size_t len, const char *issuer,
-                              int allow_http, const char *where,
-                              char **jwks_uri, po_err *err);
-
 /* Free a key set; ks is left empty. */
 void po_jwks_free(po_jwks *ks);
 

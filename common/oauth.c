@@ -30,6 +30,11 @@
 #define CODE_MAX 64                     /* server's error code in messages  */
 #define JSON_DEPTH 32
 
+_Static_assert(sizeof(((po_oauth_error *)0)->code) == CODE_MAX + 4,
+               "po_oauth_error.code holds a cleaned code");
+_Static_assert(sizeof(((po_oauth_error *)0)->description) == DESC_MAX + 4,
+               "po_oauth_error.description holds a cleaned description");
+
 /* ------------------------------------------------------------------ */
 /* tokens                                                              */
 
@@ -169,6 +174,8 @@ static const char *grant_name(po_grant g)
         return "password";
     case PO_GRANT_REFRESH_TOKEN:
         return "refresh_token";
+    case PO_GRANT_DEVICE_CODE:
+        return PO_DEVICE_CODE_GRANT_TYPE;
     }
     return "unknown";
 }
@@ -240,24 +247,30 @@ out:
     return rc;
 }
 
-po_rc po_oauth_build(const po_profile *p, const po_grant_input *g,
-                     po_oauth_req *out, po_err *err)
+/* What build_request sends besides the grant's own parameters. */
+enum {
+    WITH_GRANT_TYPE = 1u, /* a token request: grant_type first         */
+    WITH_EXTRAS = 2u      /* scope, audience, resource                  */
+};
+
+/* Build a request to url (token_url or the device authorization endpoint)
+ * for p: the grant's parameters (own[0..nown)), client authentication
+ * (basic | post | none), scope, audience and resource when flags say so,
+ * then param.*, in p's body style. */
+static po_rc build_request(const po_profile *p, const char *url, const kv *own,
+                           size_t nown, unsigned flags, po_oauth_req *out,
+                           po_err *err)
 {
     po_rc rc = PO_OK;
     kv *params = NULL;
     size_t n = 0, i, j;
-    po_buf url, body;
+    po_buf ubuf, body;
     const char *secret = p->client_secret;
 
     memset(out, 0, sizeof(*out));
-    po_buf_init(&url, REQ_MAX, 1);
+    po_buf_init(&ubuf, REQ_MAX, 1);
     po_buf_init(&body, REQ_MAX, 1);
 
-    if (!is_set(p->token_url)) {
-        rc = po_fail(err, PO_CONFIG, PROF_FMT ": token_url is not set",
-                     PROF_ARGS(p));
-        goto out;
-    }
     if (!is_set(p->client_id)) {
         rc = po_fail(err, PO_CONFIG, PROF_FMT ": client_id is not set",
                      PROF_ARGS(p));
@@ -271,55 +284,22 @@ po_rc po_oauth_build(const po_profile *p, const po_grant_input *g,
                      PROF_ARGS(p));
         goto out;
     }
-    if ((params = calloc(10 + p->nparams, sizeof(*params))) == NULL) {
+    if ((params = calloc(nown + 8 + p->nparams, sizeof(*params))) == NULL) {
         rc = po_fail(err, PO_NOMEM, "out of memory");
         goto out;
     }
-    params[n++] = (kv){"grant_type", grant_name(g->grant)};
-    switch (g->grant) {
-    case PO_GRANT_CLIENT_CREDENTIALS:
-        break;
-    case PO_GRANT_PASSWORD:
-        if (!is_set(g->username)) {
-            rc = po_fail(err, PO_CONFIG,
-                         PROF_FMT ": the password grant needs a user name",
-                         PROF_ARGS(p));
-            goto out;
-        }
-        if (!is_set(g->password)) {
-            rc = po_fail(err, PO_CONFIG,
-                         PROF_FMT ": the password grant needs a password",
-                         PROF_ARGS(p));
-            goto out;
-        }
-        params[n++] = (kv){"username", g->username};
-        params[n++] = (kv){"password", g->password};
-        break;
-    case PO_GRANT_REFRESH_TOKEN:
-        if (!is_set(g->refresh_token)) {
-            rc = po_fail(err, PO_CONFIG,
-                         PROF_FMT ": the refresh_token grant needs a "
-                                  "refresh token",
-                         PROF_ARGS(p));
-            goto out;
-        }
-        params[n++] = (kv){"refresh_token", g->refresh_token};
-        break;
-    default:
-        rc = po_fail(err, PO_CONFIG, PROF_FMT ": unknown grant %d",
-                     PROF_ARGS(p), (int)g->grant);
-        goto out;
-    }
+    for (i = 0; i < nown; i++)
+        params[n++] = own[i];
     if (p->client_auth == PO_CLIENT_AUTH_POST ||
         p->client_auth == PO_CLIENT_AUTH_NONE)
         params[n++] = (kv){"client_id", p->client_id};
     if (p->client_auth == PO_CLIENT_AUTH_POST)
         params[n++] = (kv){"client_secret", secret};
-    if (is_set(p->scope))
+    if ((flags & WITH_EXTRAS) && is_set(p->scope))
         params[n++] = (kv){"scope", p->scope};
-    if (is_set(p->audience))
+    if ((flags & WITH_EXTRAS) && is_set(p->audience))
         params[n++] = (kv){"audience", p->audience};
-    if (is_set(p->resource))
+    if ((flags & WITH_EXTRAS) && is_set(p->resource))
         params[n++] = (kv){"resource", p->resource};
     for (i = 0; i < p->nparams; i++) {
         if (p->params[i].name == NULL || p->params[i].value == NULL)
@@ -343,24 +323,25 @@ po_rc po_oauth_build(const po_profile *p, const po_grant_input *g,
     if (p->body == PO_BODY_QUERY) {
         /* Fluent: the parameters go in the query string of a POST with
          * an empty body.  A fragment is never sent: drop it. */
-        size_t base = strcspn(p->token_url, "#");
-        const char *q = memchr(p->token_url, '?', base);
-        if ((rc = po_buf_append(&url, p->token_url, base)) != PO_OK)
+        size_t base = strcspn(url, "#");
+        const char *q = memchr(url, '?', base);
+        if ((rc = po_buf_append(&ubuf, url, base)) != PO_OK)
             goto encode_failed;
         if (q == NULL)
-            rc = po_buf_append(&url, "?", 1);
-        else if (url.data[url.len - 1] != '?' && url.data[url.len - 1] != '&')
-            rc = po_buf_append(&url, "&", 1);
+            rc = po_buf_append(&ubuf, "?", 1);
+        else if (ubuf.data[ubuf.len - 1] != '?' &&
+                 ubuf.data[ubuf.len - 1] != '&')
+            rc = po_buf_append(&ubuf, "&", 1);
         if (rc != PO_OK ||
-            (rc = encode_params(&url, params, n, PO_BODY_FORM)) != PO_OK ||
-            (rc = po_buf_detach(&url, &out->url)) != PO_OK)
+            (rc = encode_params(&ubuf, params, n, PO_BODY_FORM)) != PO_OK ||
+            (rc = po_buf_detach(&ubuf, &out->url)) != PO_OK)
             goto encode_failed;
     } else {
-        if ((rc = po_buf_puts(&url, p->token_url)) != PO_OK ||
+        if ((rc = po_buf_puts(&ubuf, url)) != PO_OK ||
             (rc = encode_params(&body, params, n, p->body)) != PO_OK)
             goto encode_failed;
         out->body_len = body.len;
-        if ((rc = po_buf_detach(&url, &out->url)) != PO_OK ||
+        if ((rc = po_buf_detach(&ubuf, &out->url)) != PO_OK ||
             (rc = po_buf_detach(&body, &out->body)) != PO_OK)
             goto encode_failed;
         out->content_type = po_strdup(
@@ -373,16 +354,80 @@ po_rc po_oauth_build(const po_profile *p, const po_grant_input *g,
     }
     goto out;
 encode_failed:
-    rc = po_fail(err, rc, PROF_FMT ": cannot build the token request: %s",
-                 PROF_ARGS(p),
+    rc = po_fail(err, rc, PROF_FMT ": cannot build the %s: %s", PROF_ARGS(p),
+                 (flags & WITH_GRANT_TYPE) ? "token request"
+                                           : "device authorization request",
                  rc == PO_TOO_LARGE ? "larger than 256 KiB" : "out of memory");
 out:
     if (rc != PO_OK)
         po_oauth_req_free(out);
     free(params); /* pointers only */
-    po_buf_free(&url);
+    po_buf_free(&ubuf);
     po_buf_free(&body);
     return rc;
+}
+
+po_rc po_oauth_build(const po_profile *p, const po_grant_input *g,
+                     po_oauth_req *out, po_err *err)
+{
+    kv own[3];
+    size_t n = 0;
+    unsigned flags = WITH_GRANT_TYPE | WITH_EXTRAS;
+
+    memset(out, 0, sizeof(*out));
+    if (!is_set(p->token_url))
+        return po_fail(err, PO_CONFIG, PROF_FMT ": token_url is not set",
+                       PROF_ARGS(p));
+    own[n++] = (kv){"grant_type", grant_name(g->grant)};
+    switch (g->grant) {
+    case PO_GRANT_CLIENT_CREDENTIALS:
+        break;
+    case PO_GRANT_PASSWORD:
+        if (!is_set(g->username))
+            return po_fail(err, PO_CONFIG,
+                           PROF_FMT ": the password grant needs a user name",
+                           PROF_ARGS(p));
+        if (!is_set(g->password))
+            return po_fail(err, PO_CONFIG,
+                           PROF_FMT ": the password grant needs a password",
+                           PROF_ARGS(p));
+        own[n++] = (kv){"username", g->username};
+        own[n++] = (kv){"password", g->password};
+        break;
+    case PO_GRANT_REFRESH_TOKEN:
+        if (!is_set(g->refresh_token))
+            return po_fail(err, PO_CONFIG,
+                           PROF_FMT ": the refresh_token grant needs a "
+                                    "refresh token",
+                           PROF_ARGS(p));
+        own[n++] = (kv){"refresh_token", g->refresh_token};
+        break;
+    case PO_GRANT_DEVICE_CODE:
+        /* RFC 8628 3.4: the scope, audience and resource went with the
+         * device authorization request; the device code stands for them */
+        if (!is_set(g->device_code))
+            return po_fail(err, PO_CONFIG,
+                           PROF_FMT ": the device grant needs a device code",
+                           PROF_ARGS(p));
+        own[n++] = (kv){"device_code", g->device_code};
+        flags = WITH_GRANT_TYPE;
+        break;
+    default:
+        return po_fail(err, PO_CONFIG, PROF_FMT ": unknown grant %d",
+                       PROF_ARGS(p), (int)g->grant);
+    }
+    return build_request(p, p->token_url, own, n, flags, out, err);
+}
+
+po_rc po_oauth_build_device(const po_profile *p, const char *url,
+                            po_oauth_req *out, po_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!is_set(url))
+        return po_fail(err, PO_CONFIG,
+                       PROF_FMT ": no device authorization endpoint",
+                       PROF_ARGS(p));
+    return build_request(p, url, NULL, 0, WITH_EXTRAS, out, err);
 }
 
 void po_oauth_req_free(po_oauth_req *r)
@@ -447,8 +492,8 @@ static void cleanse_tokens(json_object *root);
  * reallocates (and frees uncleansed) a buffer that held part of a token,
  * and is cleansed before it is freed.  PO_NOMEM when json-c ran out of
  * memory (it would call the body not JSON, or drop members). */
-static po_rc parse_json(const char *body, size_t len, json_object **out,
-                        int *valid)
+po_rc po_oauth_json(const char *body, size_t len, struct json_object **out,
+                    int *valid)
 {
     struct json_tokener *tok;
     json_object *o;
@@ -507,21 +552,28 @@ static const char *const token_members[] = {
     "refresh_token", "scope",      "id_token",
 };
 
-/* Overwrite json-c's copies of the tokens before the tree is freed. */
-static void cleanse_tokens(json_object *root)
+void po_oauth_json_cleanse(struct json_object *root, const char *const *names,
+                           size_t n)
 {
-    static const char *const secrets[] = {"access_token", "refresh_token",
-                                          "id_token"};
     json_object *v;
     size_t i;
 
     if (root == NULL || !json_object_is_type(root, json_type_object))
         return;
-    for (i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
-        if (json_object_object_get_ex(root, secrets[i], &v) &&
+    for (i = 0; i < n; i++)
+        if (json_object_object_get_ex(root, names[i], &v) &&
             json_object_is_type(v, json_type_string))
             po_cleanse((char *)(uintptr_t)json_object_get_string(v),
                        (size_t)json_object_get_string_len(v));
+}
+
+/* Overwrite json-c's copies of the tokens before the tree is freed. */
+static void cleanse_tokens(json_object *root)
+{
+    static const char *const secrets[] = {"access_token", "refresh_token",
+                                          "id_token"};
+
+    po_oauth_json_cleanse(root, secrets, sizeof(secrets) / sizeof(secrets[0]));
 }
 
 /* The member name of root as a string, or NULL. */
@@ -546,7 +598,17 @@ static const struct {
     {"invalid_scope", PO_INVALID_SCOPE},
     {"invalid_request", PO_INVALID_REQUEST},
     {"unsupported_grant_type", PO_INVALID_REQUEST},
-    {"slow_down", PO_RATE_LIMITED},
+    /* OpenID Connect Core 3.1.2.6, Auth0, Azure AD: more than the password
+     * is needed (a second factor, consent, an interactive login) */
+    {"interaction_required", PO_INTERACTION_REQUIRED},
+    {"mfa_required", PO_INTERACTION_REQUIRED},
+    {"consent_required", PO_INTERACTION_REQUIRED},
+    {"login_required", PO_INTERACTION_REQUIRED},
+    /* RFC 8628 3.5 */
+    {"authorization_pending", PO_AUTHORIZATION_PENDING},
+    {"slow_down", PO_SLOW_DOWN},
+    {"access_denied", PO_ACCESS_DENIED},
+    {"expired_token", PO_EXPIRED_TOKEN},
     {"server_error", PO_SERVER_ERROR},
     {"temporarily_unavailable", PO_SERVER_ERROR},
 };
@@ -583,10 +645,12 @@ static po_rc rc_for_code(const char *code, long status)
     return PO_INVALID_REQUEST;
 }
 
-/* An error response (RFC 6749 5.2, Fluent's envelope, or none at all).
- * *coded tells whether the body carried an error code. */
-static po_rc parse_error(long status, json_object *root, int valid, size_t len,
-                         int *coded, po_err *err)
+/* An error response (RFC 6749 5.2, Fluent's envelope, or none at all) of
+ * endpoint ("token endpoint", ...).  *coded tells whether the body carried
+ * an error code; oe (may be NULL) receives the code and description. */
+static po_rc parse_error(const char *endpoint, long status, json_object *root,
+                         int valid, size_t len, int *coded, po_oauth_error *oe,
+                         po_err *err)
 {
     const char *code = NULL, *desc = NULL;
     char c[CODE_MAX + 4], d[DESC_MAX + 4];
@@ -625,67 +689,67 @@ static po_rc parse_error(long status, json_object *root, int valid, size_t len,
         clean_text(c, sizeof(c), code, CODE_MAX);
     if (desc != NULL)
         clean_text(d, sizeof(d), desc, DESC_MAX);
+    if (oe != NULL) {
+        memset(oe, 0, sizeof(*oe));
+        if (code != NULL)
+            memcpy(oe->code, c, strlen(c) + 1);
+        if (desc != NULL)
+            memcpy(oe->description, d, strlen(d) + 1);
+    }
 
     if (code != NULL && desc != NULL)
-        return po_fail(err, rc, "token endpoint answered HTTP %ld: %s: %s",
+        return po_fail(err, rc, "%s answered HTTP %ld: %s: %s", endpoint,
                        status, c, d);
     if (code != NULL)
-        return po_fail(err, rc, "token endpoint answered HTTP %ld: %s", status,
+        return po_fail(err, rc, "%s answered HTTP %ld: %s", endpoint, status,
                        c);
     if (desc != NULL)
-        return po_fail(err, rc, "token endpoint answered HTTP %ld: %s", status,
+        return po_fail(err, rc, "%s answered HTTP %ld: %s", endpoint, status,
                        d);
     if (status >= 300 && status < 400)
-        return po_fail(err, rc, "token endpoint answered HTTP %ld: a redirect",
+        return po_fail(err, rc, "%s answered HTTP %ld: a redirect", endpoint,
                        status);
     if (len == 0)
-        return po_fail(err, rc,
-                       "token endpoint answered HTTP %ld with an empty body",
-                       status);
+        return po_fail(err, rc, "%s answered HTTP %ld with an empty body",
+                       endpoint, status);
     if (!valid)
         return po_fail(err, rc,
-                       "token endpoint answered HTTP %ld with a body that is "
-                       "not JSON",
-                       status);
+                       "%s answered HTTP %ld with a body that is not JSON",
+                       endpoint, status);
     if (status >= 200 && status < 300)
-        return po_fail(err, rc,
-                       "token endpoint answered HTTP %ld without "
-                       "access_token",
-                       status);
-    return po_fail(err, rc,
-                   "token endpoint answered HTTP %ld without an error code",
-                   status);
+        return po_fail(err, rc, "%s answered HTTP %ld without access_token",
+                       endpoint, status);
+    return po_fail(err, rc, "%s answered HTTP %ld without an error code",
+                   endpoint, status);
 }
 
-/* expires_in: an integer or a string of digits, 0 < v <= 10 years.
- * Returns 1 when present and valid, 0 when absent (or null), -1 when
- * present and invalid. */
-static int get_expires_in(json_object *root, int64_t *out)
+int po_oauth_json_seconds(struct json_object *root, const char *name, long lo,
+                          long hi, long *out)
 {
     json_object *v;
-    const char *s;
+    const char *str;
     int64_t x = 0;
     size_t i;
 
-    if (!json_object_object_get_ex(root, "expires_in", &v) || v == NULL)
+    if (root == NULL || !json_object_object_get_ex(root, name, &v) || v == NULL)
         return 0;
     if (json_object_is_type(v, json_type_int)) {
         x = json_object_get_int64(v);
     } else if (json_object_is_type(v, json_type_string)) {
-        s = json_object_get_string(v);
-        if (s[0] == '\0' || strlen(s) > 12)
+        str = json_object_get_string(v);
+        if (str[0] == '\0' || strlen(str) > 12)
             return -1;
-        for (i = 0; s[i] != '\0'; i++) {
-            if (s[i] < '0' || s[i] > '9')
+        for (i = 0; str[i] != '\0'; i++) {
+            if (str[i] < '0' || str[i] > '9')
                 return -1;
-            x = x * 10 + (s[i] - '0');
+            x = x * 10 + (str[i] - '0');
         }
     } else {
         return -1; /* double, boolean, object, array */
     }
-    if (x <= 0 || x > EXPIRES_MAX)
+    if (x < lo || x > hi)
         return -1;
-    *out = x;
+    *out = (long)x;
     return 1;
 }
 
@@ -746,7 +810,7 @@ static po_rc parse_token(long status, json_object *root, int64_t now,
     json_object *v;
     const char *type;
     char shown[48];
-    int64_t expires_in = 0;
+    long expires_in = 0;
     int has;
 
     if (!json_object_object_get_ex(root, "access_token", &v))
@@ -773,7 +837,8 @@ static po_rc parse_token(long status, json_object *root, int64_t now,
                        "not bearer",
                        status, shown);
     }
-    if ((has = get_expires_in(root, &expires_in)) < 0)
+    if ((has = po_oauth_json_seconds(root, "expires_in", 1, EXPIRES_MAX,
+                                     &expires_in)) < 0)
         return po_fail(err, PO_MALFORMED_RESPONSE,
                        "token endpoint answered HTTP %ld: expires_in is not "
                        "a whole number of seconds between 1 and 10 years",
@@ -793,7 +858,7 @@ static po_rc parse_token(long status, json_object *root, int64_t now,
 
 static po_rc parse_response(long status, const char *body, size_t len,
                             int64_t now, long default_lifetime, po_token *out,
-                            int *coded, po_err *err)
+                            int *coded, po_oauth_error *oe, po_err *err)
 {
     po_rc rc;
     json_object *root = NULL;
@@ -803,9 +868,11 @@ static po_rc parse_response(long status, const char *body, size_t len,
     *coded = 0;
     memset(out, 0, sizeof(*out));
     memset(&t, 0, sizeof(t));
+    if (oe != NULL)
+        memset(oe, 0, sizeof(*oe));
     if (body == NULL)
         len = 0;
-    if ((rc = parse_json(body, len, &root, &valid)) != PO_OK) {
+    if ((rc = po_oauth_json(body, len, &root, &valid)) != PO_OK) {
         rc = po_fail(err, rc, "out of memory parsing the token response");
         goto out;
     }
@@ -815,7 +882,8 @@ static po_rc parse_response(long status, const char *body, size_t len,
          get_str(root, "error") == NULL))
         rc = parse_token(status, root, now, default_lifetime, &t, err);
     else
-        rc = parse_error(status, root, valid, len, coded, err);
+        rc = parse_error("token endpoint", status, root, valid, len, coded, oe,
+                         err);
     if (rc == PO_OK) {
         *out = t;
         memset(&t, 0, sizeof(t));
@@ -835,7 +903,26 @@ po_rc po_oauth_parse(long status, const char *body, size_t len, int64_t now,
     int coded;
 
     return parse_response(status, body, len, now, default_lifetime, out, &coded,
-                          err);
+                          NULL, err);
+}
+
+po_rc po_oauth_parse_error(const char *endpoint, long status, const char *body,
+                           size_t len, po_oauth_error *oe, po_err *err)
+{
+    json_object *root = NULL;
+    int valid = 0, coded = 0;
+    po_rc rc;
+
+    if (body == NULL)
+        len = 0;
+    if ((rc = po_oauth_json(body, len, &root, &valid)) != PO_OK)
+        return po_fail(err, rc, "out of memory parsing the %s's answer",
+                       endpoint);
+    rc = parse_error(endpoint, status, root, valid, len, &coded, oe, err);
+    if (err != NULL)
+        err->http_status = status;
+    json_object_put(root);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -844,6 +931,13 @@ po_rc po_oauth_parse(long status, const char *body, size_t len, int64_t now,
 po_rc po_oauth_token_request(const po_profile *p, const po_grant_input *g,
                              uint64_t deadline_ms, int64_t now,
                              const po_log *log, po_token *out, po_err *err)
+{
+    return po_oauth_request(p, g, deadline_ms, now, log, out, NULL, err);
+}
+
+po_rc po_oauth_request(const po_profile *p, const po_grant_input *g,
+                       uint64_t deadline_ms, int64_t now, const po_log *log,
+                       po_token *out, po_oauth_error *oe, po_err *err)
 {
     po_rc rc;
     po_err e;
@@ -856,6 +950,8 @@ po_rc po_oauth_token_request(const po_profile *p, const po_grant_input *g,
 
     memset(out, 0, sizeof(*out));
     memset(&resp, 0, sizeof(resp));
+    if (oe != NULL)
+        memset(oe, 0, sizeof(*oe));
     po_buf_init(&resp.body, PO_HTTP_BODY_MAX, 1);
     po_err_clear(&e);
     po_http_redact_url(p->token_url, shown, sizeof(shown));
@@ -883,7 +979,7 @@ po_rc po_oauth_token_request(const po_profile *p, const po_grant_input *g,
     if ((rc = po_http_request(&opts, &hreq, &resp, &e)) != PO_OK)
         goto out;
     rc = parse_response(resp.status, resp.body.data, resp.body.len, now,
-                        p->default_lifetime, out, &coded, &e);
+                        p->default_lifetime, out, &coded, oe, &e);
     if (rc == PO_INVALID_REQUEST && !coded && resp.status == 400 &&
         g->grant == PO_GRANT_REFRESH_TOKEN) {
         /* Glewlwyd answers a used, revoked or unknown refresh token with an

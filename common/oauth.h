@@ -35,13 +35,24 @@ void po_token_free(po_token *t);
 /* Deep copy (dst uninitialised). */
 po_rc po_token_copy(po_token *dst, const po_token *src, po_err *err);
 
+/* The grant_type of RFC 8628 3.4 (PO_GRANT_DEVICE_CODE). */
+#define PO_DEVICE_CODE_GRANT_TYPE "urn:ietf:params:oauth:grant-type:device_code"
+
 /* What to ask for. */
 typedef struct po_grant_input {
     po_grant grant;
     const char *username;      /* password grant                     */
     const char *password;      /* password grant (secret)            */
     const char *refresh_token; /* refresh_token grant (secret)       */
+    const char *device_code;   /* device grant (secret)              */
 } po_grant_input;
+
+/* The error code and description of an error response, as shown in
+ * messages (control characters dropped, shortened); "" when absent. */
+typedef struct po_oauth_error {
+    char code[68];
+    char description[204];
+} po_oauth_error;
 
 /* A built request: every member is owned and may hold secrets. */
 typedef struct po_oauth_req {
@@ -67,11 +78,19 @@ po_rc po_oauth_basic_auth(const char *id, const char *secret, char **out);
 
 /* Build the request for profile p and grant g: grant_type, the grant's
  * parameters, client authentication (basic | post | none), audience,
- * scope, resource and param.* in p's body style.  The client secret must
- * already be loaded (po_profile_load_secret).  PO_CONFIG when something
- * the grant needs is missing. */
+ * scope, resource and param.* in p's body style (the device grant sends no
+ * scope, audience or resource: its device code stands for the ones of the
+ * device authorization request).  The client secret must already be
+ * loaded (po_profile_load_secret).  PO_CONFIG when something the grant
+ * needs is missing. */
 po_rc po_oauth_build(const po_profile *p, const po_grant_input *g,
                      po_oauth_req *out, po_err *err);
+
+/* Build the device authorization request of RFC 8628 3.1 to url: client
+ * authentication as for token requests, scope, audience, resource and
+ * param.*, in p's body style. */
+po_rc po_oauth_build_device(const po_profile *p, const char *url,
+                            po_oauth_req *out, po_err *err);
 
 /* Cleanse and free a built request. */
 void po_oauth_req_free(po_oauth_req *r);
@@ -88,6 +107,36 @@ void po_oauth_req_free(po_oauth_req *r);
 po_rc po_oauth_parse(long status, const char *body, size_t len, int64_t now,
                      long default_lifetime, po_token *out, po_err *err);
 
+/* The typed outcome of an error response from endpoint (a name for
+ * messages: "token endpoint", "device authorization endpoint"): the error
+ * code (RFC 6749 5.2, RFC 8628 3.5, OpenID Connect's
+ * interaction_required and kin, Fluent's envelope) or, failing that, the
+ * HTTP status, with err->msg "ENDPOINT answered HTTP N: CODE: DESCRIPTION".
+ * oe (may be NULL) receives the code and description. */
+po_rc po_oauth_parse_error(const char *endpoint, long status, const char *body,
+                           size_t len, po_oauth_error *oe, po_err *err);
+
+/* Parse body as one JSON value with json-c, for answers that hold secrets:
+ * json-c's string buffer is sized once and cleansed before it is freed.
+ * *out is NULL (and *valid 0) when the body is empty, over
+ * PO_HTTP_BODY_MAX or not exactly one JSON value.  PO_NOMEM when json-c
+ * ran out of memory (it would call the body not JSON, or drop members). */
+struct json_object;
+po_rc po_oauth_json(const char *body, size_t len, struct json_object **out,
+                    int *valid);
+
+/* A whole number of seconds in member name of root: a JSON integer or a
+ * string of digits (Azure AD's v1 endpoint sends strings).  1 with *out
+ * set when present and within [lo, hi], 0 when absent (or null), -1
+ * otherwise (a fraction, a boolean, out of range). */
+int po_oauth_json_seconds(struct json_object *root, const char *name, long lo,
+                          long hi, long *out);
+
+/* Cleanse, in place, the string values of root's members names[0..n)
+ * before the tree is freed. */
+void po_oauth_json_cleanse(struct json_object *root, const char *const *names,
+                           size_t n);
+
 /* Build, send and parse one token request within deadline_ms (absolute,
  * po_mono_ms()).  now is the wall clock used for obtained_at/expires_at.
  * One difference from po_oauth_parse: an HTTP 400 without an error code
@@ -96,5 +145,11 @@ po_rc po_oauth_parse(long status, const char *body, size_t len, int64_t now,
 po_rc po_oauth_token_request(const po_profile *p, const po_grant_input *g,
                              uint64_t deadline_ms, int64_t now,
                              const po_log *log, po_token *out, po_err *err);
+
+/* po_oauth_token_request that also hands back the server's error code and
+ * description in *oe (may be NULL; "" when there was none). */
+po_rc po_oauth_request(const po_profile *p, const po_grant_input *g,
+                       uint64_t deadline_ms, int64_t now, const po_log *log,
+                       po_token *out, po_oauth_error *oe, po_err *err);
 
 #endif

@@ -25,8 +25,13 @@ _Static_assert(sizeof(po_body_style) == sizeof(int), "po_body_style");
 _Static_assert(sizeof(po_verify_mode) == sizeof(int), "po_verify_mode");
 _Static_assert(sizeof(po_verify_which) == sizeof(int), "po_verify_which");
 _Static_assert(sizeof(po_roles_source) == sizeof(int), "po_roles_source");
+_Static_assert(sizeof(po_password_fallback) == sizeof(int),
+               "po_password_fallback");
+_Static_assert(sizeof(po_shared_cache) == sizeof(int), "po_shared_cache");
+_Static_assert(sizeof(po_shared_fallback) == sizeof(int), "po_shared_fallback");
 
 #define PARAM_PREFIX "param."
+#define DEFAULT_ORIGIN "default" /* the origin po_profile_init sets    */
 #define PARAM_NAME_MAX 128
 #define SECRET_COMMAND_PATH "PATH=/usr/local/bin:/usr/bin:/bin"
 
@@ -34,13 +39,16 @@ _Static_assert(sizeof(po_roles_source) == sizeof(int), "po_roles_source");
 /* The option table                                                    */
 
 static const char *const grant_values[] = {"client_credentials", "password",
-                                           "refresh_token", NULL};
+                                           "refresh_token", "device", NULL};
+static const char *const password_fallback_values[] = {"none", "device", NULL};
 static const char *const client_auth_values[] = {"basic", "post", "none", NULL};
 static const char *const body_values[] = {"form", "json", "query", NULL};
 static const char *const verify_values[] = {"none", "jwt", "introspect", "auto",
                                             NULL};
 static const char *const verify_token_values[] = {"access", "id", NULL};
 static const char *const roles_source_values[] = {"response", "token", NULL};
+static const char *const shared_cache_values[] = {"none", "etcd", NULL};
+static const char *const fallback_values[] = {"local", "fail", NULL};
 
 /* One row per key, sorted by name: name, type, field, default, who,
  * enumeration, min, max, doc.  The table and the storage size of each field
@@ -76,15 +84,28 @@ static const char *const roles_source_values[] = {"response", "token", NULL};
     X("default_lifetime", PO_OPT_DURATION, default_lifetime, "3600",           \
       PO_FOR_BOTH, NULL, 1, 315360000L,                                        \
       "token lifetime assumed when the server sends no expires_in")            \
+    X("device_authorization_url", PO_OPT_STRING, device_authorization_url,     \
+      NULL, PO_FOR_BOTH, NULL, 0, 0,                                           \
+      "RFC 8628 device authorization endpoint (default: issuer's discovery)")  \
+    X("device_fallback_on", PO_OPT_STRING, device_fallback_on, NULL,           \
+      PO_FOR_PAM, NULL, 0, 0,                                                  \
+      "'|'-separated invalid_grant descriptions that switch to device login")  \
+    X("device_prompt", PO_OPT_BOOL, device_prompt, "yes", PO_FOR_PAM, NULL, 0, \
+      1, "device login: wait for Enter after approval (sshd needs it)")        \
+    X("device_qr", PO_OPT_BOOL, device_qr, "no", PO_FOR_BOTH, NULL, 0, 1,      \
+      "device login: also show the URL as a QR code (UTF-8 terminals)")        \
+    X("device_timeout", PO_OPT_DURATION, device_timeout, "5m", PO_FOR_BOTH,    \
+      NULL, 10, 3600L,                                                         \
+      "bound on a whole device login (never past the code's expiry)")          \
     X("git_username", PO_OPT_STRING, git_username, "oauth2", PO_FOR_HELPER,    \
       NULL, 0, 0, "the username= answer given to git with the token")          \
     X("grant", PO_OPT_ENUM, grant, "client_credentials", PO_FOR_BOTH,          \
       grant_values, 0, 0,                                                      \
-      "primary grant: client_credentials, password or refresh_token")          \
+      "primary grant: client_credentials, password, refresh_token or device")  \
     X("introspection_url", PO_OPT_STRING, introspection_url, NULL, PO_FOR_PAM, \
       NULL, 0, 0, "RFC 7662 endpoint that vouches for opaque tokens (verify)") \
-    X("issuer", PO_OPT_STRING, issuer, NULL, PO_FOR_PAM, NULL, 0, 0,           \
-      "the token issuer (iss); its OpenID discovery finds the keys")           \
+    X("issuer", PO_OPT_STRING, issuer, NULL, PO_FOR_BOTH, NULL, 0, 0,          \
+      "the token issuer (iss); its OpenID discovery finds keys and endpoints") \
     X("jwks_cache_dir", PO_OPT_STRING, jwks_cache_dir, NULL, PO_FOR_PAM, NULL, \
       0, 0, "where the issuer's key sets are cached on disk")                  \
     X("jwks_uri", PO_OPT_STRING, jwks_uri, NULL, PO_FOR_PAM, NULL, 0, 0,       \
@@ -101,15 +122,21 @@ static const char *const roles_source_values[] = {"response", "token", NULL};
     X("lock_timeout", PO_OPT_MILLIS, lock_timeout_ms, "10s", PO_FOR_BOTH,      \
       NULL, 0, 600000L, "bound on waiting for the token cache lock")           \
     X("match", PO_OPT_STRING, match, NULL, PO_FOR_HELPER, NULL, 0, 0,          \
-      "git: space-separated URL prefixes this profile answers for")            \
+      "git, docker: space-separated URL prefixes this profile answers for")    \
     X("minimum_uid", PO_OPT_LONG, minimum_uid, "1000", PO_FOR_PAM, NULL, 0,    \
       2147483647L, "users with a lower uid are ignored by the PAM module")     \
+    X("password_fallback", PO_OPT_ENUM, password_fallback, "none", PO_FOR_PAM, \
+      password_fallback_values, 0, 0,                                          \
+      "when the IdP wants more than a password: none or device (login)")       \
     X("refresh_interval", PO_OPT_DURATION, refresh_interval, "0",              \
       PO_FOR_HELPER, NULL, 0, 31536000L,                                       \
       "renew a token this long after it was obtained; 0 = off")                \
     X("refresh_margin", PO_OPT_DURATION, refresh_margin, "auto",               \
       PO_FOR_HELPER, NULL, -1, 86400L,                                         \
       "renew this long before expiry; auto = 10 % of the lifetime, 5s..300s")  \
+    X("registry_username", PO_OPT_STRING, registry_username,                   \
+      "oauth2accesstoken", PO_FOR_HELPER, NULL, 0, 0,                          \
+      "the Username given to docker and podman with the token")                \
     X("remove_on_close", PO_OPT_BOOL, remove_on_close, "no", PO_FOR_PAM, NULL, \
       0, 1, "remove the stored token when the session closes")                 \
     X("require_roles", PO_OPT_STRING, require_roles, NULL, PO_FOR_PAM, NULL,   \
@@ -127,6 +154,39 @@ static const char *const roles_source_values[] = {"response", "token", NULL};
       "where roles_claim is read: response or token (verified)")               \
     X("scope", PO_OPT_STRING, scope, NULL, PO_FOR_BOTH, NULL, 0, 0,            \
       "the scope parameter of token requests")                                 \
+    X("shared_cache", PO_OPT_ENUM, shared_cache, "none", PO_FOR_HELPER,        \
+      shared_cache_values, 0, 0,                                               \
+      "fleet mode: share tokens through a store: none or etcd")                \
+    X("shared_cache_ca_file", PO_OPT_STRING, shared_cache_ca_file, NULL,       \
+      PO_FOR_HELPER, NULL, 0, 0,                                               \
+      "fleet: PEM file of the CA certificates the store's certificates have")  \
+    X("shared_cache_client_cert", PO_OPT_STRING, shared_cache_client_cert,     \
+      NULL, PO_FOR_HELPER, NULL, 0, 0,                                         \
+      "fleet: client certificate (PEM) for mutual TLS with the store")         \
+    X("shared_cache_client_key", PO_OPT_STRING, shared_cache_client_key, NULL, \
+      PO_FOR_HELPER, NULL, 0, 0,                                               \
+      "fleet: the client certificate's private key (PEM, mode 0600)")          \
+    X("shared_cache_endpoints", PO_OPT_STRING, shared_cache_endpoints, NULL,   \
+      PO_FOR_HELPER, NULL, 0, 0,                                               \
+      "fleet: the store's https:// URLs, space-separated, tried in turn")      \
+    X("shared_cache_fallback", PO_OPT_ENUM, shared_cache_fallback, "local",    \
+      PO_FOR_HELPER, fallback_values, 0, 0,                                    \
+      "fleet: when the store fails: local (warn, go on alone) or fail")        \
+    X("shared_cache_key_file", PO_OPT_STRING, shared_cache_key_file, NULL,     \
+      PO_FOR_HELPER, NULL, 0, 0,                                               \
+      "fleet: the 32-byte key (mode 0600) that seals values in the store")     \
+    X("shared_cache_password_file", PO_OPT_STRING, shared_cache_password_file, \
+      NULL, PO_FOR_HELPER, NULL, 0, 0,                                         \
+      "fleet: a file (mode 0600) whose first line is the store password")      \
+    X("shared_cache_prefix", PO_OPT_STRING, shared_cache_prefix,               \
+      "/pam-oauth/", PO_FOR_HELPER, NULL, 0, 0,                                \
+      "fleet: the prefix of every key pam-oauth writes in the store")          \
+    X("shared_cache_timeout", PO_OPT_MILLIS, shared_cache_timeout_ms, "5s",    \
+      PO_FOR_HELPER, NULL, 1, 600000L,                                         \
+      "fleet: give up on a store that does not answer after this long")        \
+    X("shared_cache_user", PO_OPT_STRING, shared_cache_user, NULL,             \
+      PO_FOR_HELPER, NULL, 0, 0,                                               \
+      "fleet: the store's user name (with shared_cache_password_file)")        \
     X("store_token", PO_OPT_BOOL, store_token, "no", PO_FOR_PAM, NULL, 0, 1,   \
       "store the token in the user's token cache at login")                    \
     X("timeout", PO_OPT_MILLIS, timeout_ms, "20s", PO_FOR_BOTH, NULL, 1,       \
@@ -163,6 +223,7 @@ static const struct {
     {"client_id", "use the client_id key"},
     {"client_secret",
      "use client_secret_file, client_secret_command or client_secret"},
+    {"device_code", "device codes come from the device authorization"},
     {"grant_type", "use the grant key"},
     {"password", "the password is never configured"},
     {"refresh_token", "refresh tokens come from the token cache"},
@@ -565,6 +626,40 @@ out:
     return rc;
 }
 
+/* Remember where key idx was set; "default" (po_profile_init) forgets. */
+static po_rc set_origin(po_profile *p, size_t idx, const char *where)
+{
+    char *copy;
+
+    if (strcmp(where, DEFAULT_ORIGIN) == 0) {
+        if (p->origins != NULL) {
+            free(p->origins[idx]);
+            p->origins[idx] = NULL;
+        }
+        return PO_OK;
+    }
+    if (p->origins == NULL &&
+        (p->origins = calloc(NOPTIONS, sizeof(*p->origins))) == NULL)
+        return PO_NOMEM;
+    if ((copy = strdup(where)) == NULL)
+        return PO_NOMEM;
+    free(p->origins[idx]);
+    p->origins[idx] = copy;
+    return PO_OK;
+}
+
+static void free_origins(po_profile *p)
+{
+    size_t i;
+
+    if (p->origins == NULL)
+        return;
+    for (i = 0; i < NOPTIONS; i++)
+        free(p->origins[i]);
+    free(p->origins);
+    p->origins = NULL;
+}
+
 int po_option_known(const char *key)
 {
     if (key == NULL)
@@ -602,14 +697,27 @@ po_rc po_profile_set(po_profile *p, const char *key, const char *value,
     if (value[0] == '\0' && o->def != NULL) /* "" restores the default */
         value = o->def;
     if (is_string_type(o->type)) {
-        rc = set_string(p, o, value, where, err);
-        goto out;
+        if ((rc = set_string(p, o, value, where, err)) != PO_OK)
+            goto out;
+    } else {
+        if ((rc = parse_numeric(o, value, where, &v, err)) != PO_OK)
+            goto out;
+        store_number(p, (size_t)idx, v);
     }
-    if ((rc = parse_numeric(o, value, where, &v, err)) != PO_OK)
-        goto out;
-    store_number(p, (size_t)idx, v);
+    if ((rc = set_origin(p, (size_t)idx, where)) != PO_OK)
+        rc = po_fail(err, rc, "%s: key '%s': out of memory", where, o->name);
 out:
     return rc;
+}
+
+const char *po_profile_origin(const po_profile *p, const char *key)
+{
+    long idx;
+
+    if (p == NULL || key == NULL || p->origins == NULL ||
+        (idx = option_index(key)) < 0)
+        return NULL;
+    return p->origins[idx];
 }
 
 /* ------------------------------------------------------------------ */
@@ -636,7 +744,8 @@ po_rc po_profile_init(po_profile *p, const char *name, po_err *err)
     for (i = 0; i < NOPTIONS; i++) {
         if (options[i].def == NULL)
             continue;
-        rc = po_profile_set(p, options[i].name, options[i].def, "default", err);
+        rc = po_profile_set(p, options[i].name, options[i].def, DEFAULT_ORIGIN,
+                            err);
         if (rc != PO_OK)
             goto out;
     }
@@ -662,6 +771,7 @@ void po_profile_free(po_profile *p)
     free(p->params);
     free(p->name);
     free(p->source);
+    free_origins(p);
     memset(p, 0, sizeof(*p));
 }
 
@@ -676,6 +786,7 @@ po_rc po_profile_copy(po_profile *dst, const po_profile *src, po_err *err)
     dst->source = NULL;
     dst->params = NULL;
     dst->nparams = 0;
+    dst->origins = NULL;
     for (i = 0; i < NOPTIONS; i++)
         if (is_string_type(options[i].type))
             *string_field(dst, &options[i]) = NULL;
@@ -690,6 +801,14 @@ po_rc po_profile_copy(po_profile *dst, const po_profile *src, po_err *err)
             continue;
         if ((*string_field(dst, &options[i]) = strdup(s)) == NULL)
             goto nomem;
+    }
+    if (src->origins != NULL) {
+        if ((dst->origins = calloc(NOPTIONS, sizeof(*dst->origins))) == NULL)
+            goto nomem;
+        for (i = 0; i < NOPTIONS; i++)
+            if (src->origins[i] != NULL &&
+                (dst->origins[i] = strdup(src->origins[i])) == NULL)
+                goto nomem;
     }
     if (src->nparams > 0) {
         dst->params = calloc(src->nparams, sizeof(*dst->params));

@@ -26,6 +26,7 @@
 #include "util.h"
 
 #define SECRET_COMMAND_PATH "PATH=/usr/local/bin:/usr/bin:/bin"
+#define SECRET_ENV_MAX 6 /* PATH, 4 passed through, the NULL */
 
 /* ------------------------------------------------------------------ */
 /* Client secrets                                                      */
@@ -52,20 +53,20 @@ static po_rc first_line(const char *s, size_t len, const char *label,
     return PO_OK;
 }
 
-static po_rc secret_from_file(const po_profile *p, const char *label,
-                              char **out, po_err *err)
+po_rc po_secret_file_line(const char *path, const char *key, const char *label,
+                          char **out, po_err *err)
 {
     po_rc rc = PO_OK;
-    const char *path = p->client_secret_file;
     struct stat st;
     char *buf = NULL, what[PATH_MAX + 32];
     size_t len = 0;
     po_err e;
 
-    (void)snprintf(what, sizeof(what), "client_secret_file %s", path);
+    *out = NULL;
+    (void)snprintf(what, sizeof(what), "%s %s", key, path);
     if ((rc = po_read_file(path, PO_SECRET_MAX, 1, &buf, &len, &st, &e)) !=
         PO_OK) {
-        rc = po_fail(err, rc, "%s: client_secret_file: %s", label, e.msg);
+        rc = po_fail(err, rc, "%s: %s: %s", label, key, e.msg);
         goto out;
     }
     if (st.st_uid != geteuid() && st.st_uid != 0) {
@@ -90,6 +91,13 @@ out:
         free(buf);
     }
     return rc;
+}
+
+static po_rc secret_from_file(const po_profile *p, const char *label,
+                              char **out, po_err *err)
+{
+    return po_secret_file_line(p->client_secret_file, "client_secret_file",
+                               label, out, err);
 }
 
 /* fd moved to a number above 2 (close-on-exec), so that dup2 onto 0..2 in
@@ -160,15 +168,18 @@ static po_rc wait_child(pid_t pid, uint64_t deadline, int *status, int *reaped)
     }
 }
 
-/* The environment of the secret command: PATH, and HOME, USER, LANG when
- * set.  Entries are malloc'd; env has room for 4 and a NULL. */
-static po_rc build_env(char *env[5], po_err *err)
+/* The environment of the secret command: PATH, and HOME, USER, LANG and
+ * CREDENTIALS_DIRECTORY (a systemd service's LoadCredential=, which
+ * `systemd-creds cat` reads) when set.  Entries are malloc'd; env has room
+ * for 5 and a NULL. */
+static po_rc build_env(char *env[SECRET_ENV_MAX], po_err *err)
 {
-    static const char *const pass[] = {"HOME", "USER", "LANG"};
+    static const char *const pass[] = {"HOME", "USER", "LANG",
+                                       "CREDENTIALS_DIRECTORY"};
     size_t i, n = 0;
     const char *v;
 
-    memset(env, 0, 5 * sizeof(env[0]));
+    memset(env, 0, SECRET_ENV_MAX * sizeof(env[0]));
     if ((env[n++] = strdup(SECRET_COMMAND_PATH)) == NULL)
         return po_fail(err, PO_NOMEM, "out of memory");
     for (i = 0; i < sizeof(pass) / sizeof(pass[0]); i++) {
@@ -187,7 +198,7 @@ static po_rc secret_from_command(const po_profile *p, const char *label,
     po_rc rc = PO_OK;
     char sh[] = "sh", dash_c[] = "-c", chunk[512];
     char *argv[] = {sh, dash_c, p->client_secret_command, NULL};
-    char *env[5] = {NULL};
+    char *env[SECRET_ENV_MAX] = {NULL};
     int pfd[2] = {-1, -1}, devnull = -1, status = 0, reaped = 0, eof = 0;
     long limit = p->timeout_ms > 0 ? p->timeout_ms : 20000;
     uint64_t deadline = po_mono_ms() + (uint64_t)limit;
@@ -308,7 +319,7 @@ out:
         close(pfd[1]);
     if (devnull != -1)
         close(devnull);
-    for (i = 0; i < 5; i++)
+    for (i = 0; i < SECRET_ENV_MAX; i++)
         free(env[i]);
     return rc;
 }

@@ -152,3 +152,37 @@ char *po_concat3(const char *a, const char *b, const char *c)
         (void)snprintf(s, n, "%s%s%s", a, b, c);
     return s;
 }
+
+const char *po_next_word(const char **s, size_t *n)
+{
+    const char *w = *s;
+
+    while (*w == ' ' || *w == '\t')
+        w++;
+    if (*w == '\0') {
+        *s = w;
+        return NULL;
+    }
+    *n = strcspn(w, " \t");
+    *s = w + *n;
+    return w;
+}
+
+int po_write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w == -1 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}

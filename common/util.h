@@ -42,6 +42,15 @@ po_rc po_read_fd(int fd, size_t size, int secret, char **out, size_t *len,
  * database. */
 po_rc po_home_dir(char **out, po_err *err);
 
+/* The next word of the space- or tab-separated list at *s: returns it
+ * (not NUL-terminated; *n its length) and moves *s past it; NULL when only
+ * white space is left. */
+const char *po_next_word(const char **s, size_t *n);
+
+/* write(2) all n bytes at p to fd, restarting after EINTR and short
+ * writes.  0, or -1 with errno set. */
+int po_write_all(int fd, const void *p, size_t n);
+
 /* a, b and c concatenated, malloc'd; NULL when out of memory. */
 char *po_concat3(const char *a, const char *b, const char *c);
 

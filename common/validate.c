@@ -13,6 +13,7 @@
 #include "config_impl.h"
 #include "http.h"
 #include "jwtalg.h"
+#include "util.h"
 
 /* ------------------------------------------------------------------ */
 /* Reporting                                                           */
@@ -86,20 +87,13 @@ static po_rc check_match(const po_profile *p, const char *label,
                          po_cfg_reporter *r, po_err *err)
 {
     po_rc rc = PO_OK;
-    const char *s = p->match;
+    const char *s = p->match, *w, *host;
     char entry[512], shown[256];
     size_t n, k = 0;
 
-    while (*s != '\0') {
-        const char *host;
-        while (*s == ' ' || *s == '\t')
-            s++;
-        if (*s == '\0')
-            break;
-        n = strcspn(s, " \t");
+    while ((w = po_next_word(&s, &n)) != NULL) {
         k++;
-        (void)snprintf(entry, sizeof(entry), "%.*s", (int)n, s);
-        s += n;
+        (void)snprintf(entry, sizeof(entry), "%.*s", (int)n, w);
         host = strncasecmp(entry, "https://", 8) == 0  ? entry + 8
                : strncasecmp(entry, "http://", 7) == 0 ? entry + 7
                                                        : NULL;
@@ -191,6 +185,205 @@ static po_rc check_verify(const po_profile *p, const char *label,
              r, err, "%s: key 'jwks_cache_dir': must be an absolute path",
              label)) != PO_OK)
         goto out;
+out:
+    return rc;
+}
+
+/* Where key was set, for a message: "FILE:LINE: " (or "PAM argument
+ * 'key': ", "option -o: "), or "" when it has its default. */
+static void origin_prefix(const po_profile *p, const char *key, char *buf,
+                          size_t n)
+{
+    const char *o = po_profile_origin(p, key);
+
+    (void)snprintf(buf, n, "%s%s", o != NULL ? o : "", o != NULL ? ": " : "");
+}
+
+/* Whether p logs users in with the device grant, as its primary grant or
+ * after the password grant; *key names the key that says so. */
+static int uses_device(const po_profile *p, const char **key)
+{
+    if (p->grant == PO_GRANT_DEVICE_CODE) {
+        *key = "grant";
+        return 1;
+    }
+    if (p->password_fallback == PO_FALLBACK_DEVICE) {
+        *key = "password_fallback";
+        return 1;
+    }
+    return 0;
+}
+
+/* device_authorization_url is a URL like the others; a device login needs
+ * an endpoint: that key, or an issuer whose discovery names it. */
+static po_rc check_device(const po_profile *p, const char *label,
+                          po_cfg_reporter *r, po_err *err)
+{
+    const char *key;
+    char where[320];
+    po_rc rc;
+
+    if ((rc = check_url_key(p, label, "device_authorization_url",
+                            p->device_authorization_url, r, err)) != PO_OK)
+        return rc;
+    if (!uses_device(p, &key) ||
+        (p->device_authorization_url != NULL &&
+         p->device_authorization_url[0] != '\0') ||
+        (p->issuer != NULL && p->issuer[0] != '\0'))
+        return PO_OK;
+    origin_prefix(p, key, where, sizeof(where));
+    return po_cfg_problem(
+        r, err,
+        "%skey '%s': %s: the device grant needs a device authorization "
+        "endpoint; set device_authorization_url, or issuer (whose OpenID "
+        "discovery document names it)",
+        where, key, label);
+}
+
+/* The rules of pam_oauth for the device grant. */
+static po_rc check_device_pam(const po_profile *p, const char *label,
+                              po_cfg_reporter *r, po_err *err)
+{
+    const char *key, *vo;
+    char where[320];
+    po_rc rc = PO_OK;
+
+    if (uses_device(p, &key) && p->verify == PO_VERIFY_NONE) {
+        /* Whoever approves a device code gets the token: only a verified
+         * token whose user_claim names the user may log that user in. */
+        origin_prefix(p, key, where, sizeof(where));
+        vo = po_profile_origin(p, "verify");
+        rc = po_cfg_problem(
+            r, err,
+            "%skey '%s': %s: a device login needs verified tokens (verify = "
+            "jwt, introspect or auto), but verify is none%s%s: whoever "
+            "approves a device code gets the token, so pam_oauth accepts it "
+            "only when its user_claim names the user who logs in",
+            where, key, label, vo != NULL ? ", set at " : " (the default)",
+            vo != NULL ? vo : "");
+        if (rc != PO_OK)
+            return rc;
+    }
+    if (p->password_fallback == PO_FALLBACK_DEVICE &&
+        p->grant != PO_GRANT_PASSWORD) {
+        origin_prefix(p, "password_fallback", where, sizeof(where));
+        if ((rc = po_cfg_problem(r, err,
+                                 "%skey 'password_fallback': %s: only a "
+                                 "password login (grant = password) falls "
+                                 "back to the device grant",
+                                 where, label)) != PO_OK)
+            return rc;
+    }
+    if (p->device_fallback_on != NULL &&
+        p->password_fallback != PO_FALLBACK_DEVICE) {
+        origin_prefix(p, "device_fallback_on", where, sizeof(where));
+        if ((rc = po_cfg_problem(r, err,
+                                 "%skey 'device_fallback_on': %s: set "
+                                 "password_fallback = device too, or remove "
+                                 "it",
+                                 where, label)) != PO_OK)
+            return rc;
+    }
+    return rc;
+}
+
+/* A path key of the shared store: absolute when set. */
+static po_rc check_abs_path(const char *label, const char *key,
+                            const char *path, po_cfg_reporter *r, po_err *err)
+{
+    if (path == NULL || path[0] == '/')
+        return PO_OK;
+    return po_cfg_problem(r, err, "%s: key '%s': must be an absolute path",
+                          label, key);
+}
+
+/* shared_cache and its keys (fleet mode, store.h). */
+static po_rc check_shared_cache(const po_profile *p, const char *label,
+                                po_cfg_reporter *r, po_err *err)
+{
+    const char *s = p->shared_cache_endpoints, *q = p->shared_cache_prefix;
+    const char *w;
+    char entry[1024], shown[256];
+    po_rc rc = PO_OK;
+    size_t n, k = 0;
+    po_err e;
+
+    if (p->shared_cache == PO_SHARED_NONE)
+        goto out;
+    if (s == NULL &&
+        (rc = po_cfg_problem(r, err,
+                             "%s: shared_cache is etcd but "
+                             "shared_cache_endpoints is not set (the store's "
+                             "https:// URLs)",
+                             label)) != PO_OK)
+        goto out;
+    while (s != NULL && (w = po_next_word(&s, &n)) != NULL) {
+        k++;
+        (void)snprintf(entry, sizeof(entry), "%.*s", (int)n, w);
+        po_err_clear(&e);
+        if (po_http_check_url(entry, p->allow_http, &e) != PO_OK) {
+            if ((rc = po_cfg_problem(r, err,
+                                     "%s: key 'shared_cache_endpoints': "
+                                     "entry %zu: %s",
+                                     label, k, e.msg)) != PO_OK)
+                goto out;
+        } else if (strchr(entry, '?') != NULL || strchr(entry, '#') != NULL) {
+            po_http_redact_url(entry, shown, sizeof(shown));
+            if ((rc = po_cfg_problem(r, err,
+                                     "%s: key 'shared_cache_endpoints': "
+                                     "entry %zu ('%s'): no query or "
+                                     "fragment allowed",
+                                     label, k, shown)) != PO_OK)
+                goto out;
+        }
+    }
+    if (p->shared_cache_endpoints != NULL && k == 0 &&
+        (rc = po_cfg_problem(r, err,
+                             "%s: key 'shared_cache_endpoints' lists no URL",
+                             label)) != PO_OK)
+        goto out;
+    if (p->shared_cache_key_file == NULL &&
+        (rc = po_cfg_problem(r, err,
+                             "%s: shared_cache is etcd but "
+                             "shared_cache_key_file is not set (the fleet's "
+                             "sealing key; create one with 'oauth-token "
+                             "fleet-key FILE')",
+                             label)) != PO_OK)
+        goto out;
+    if ((rc = check_abs_path(label, "shared_cache_key_file",
+                             p->shared_cache_key_file, r, err)) != PO_OK ||
+        (rc = check_abs_path(label, "shared_cache_ca_file",
+                             p->shared_cache_ca_file, r, err)) != PO_OK ||
+        (rc = check_abs_path(label, "shared_cache_client_cert",
+                             p->shared_cache_client_cert, r, err)) != PO_OK ||
+        (rc = check_abs_path(label, "shared_cache_client_key",
+                             p->shared_cache_client_key, r, err)) != PO_OK ||
+        (rc = check_abs_path(label, "shared_cache_password_file",
+                             p->shared_cache_password_file, r, err)) != PO_OK)
+        goto out;
+    if ((p->shared_cache_client_cert == NULL) !=
+            (p->shared_cache_client_key == NULL) &&
+        (rc = po_cfg_problem(r, err,
+                             "%s: set both shared_cache_client_cert and "
+                             "shared_cache_client_key, or neither",
+                             label)) != PO_OK)
+        goto out;
+    if ((p->shared_cache_user == NULL) !=
+            (p->shared_cache_password_file == NULL) &&
+        (rc = po_cfg_problem(r, err,
+                             "%s: set both shared_cache_user and "
+                             "shared_cache_password_file, or neither",
+                             label)) != PO_OK)
+        goto out;
+    if (q == NULL || q[0] != '/' || q[strlen(q) - 1] != '/' ||
+        strlen(q) > 256 || strstr(q, "//") != NULL) {
+        if ((rc = po_cfg_problem(
+                 r, err,
+                 "%s: key 'shared_cache_prefix': must start and end with "
+                 "'/', without '//', at most 256 bytes (default /pam-oauth/)",
+                 label)) != PO_OK)
+            goto out;
+    }
 out:
     return rc;
 }
@@ -316,10 +509,24 @@ po_rc po_cfg_validate(const po_profile *p, po_cfg_reporter *r, po_err *err)
     }
     if (p->match != NULL && (rc = check_match(p, label, r, err)) != PO_OK)
         goto out;
-    if ((rc = check_verify(p, label, r, err)) != PO_OK)
+    if ((rc = check_verify(p, label, r, err)) != PO_OK ||
+        (rc = check_device(p, label, r, err)) != PO_OK)
+        goto out;
+    if ((rc = check_shared_cache(p, label, r, err)) != PO_OK)
         goto out;
 out:
     return rc;
+}
+
+po_rc po_cfg_validate_pam(const po_profile *p, po_cfg_reporter *r, po_err *err)
+{
+    char label[400];
+    po_rc rc;
+
+    if ((rc = po_cfg_validate(p, r, err)) != PO_OK)
+        return rc;
+    po_cfg_profile_label(p, label, sizeof(label));
+    return check_device_pam(p, label, r, err);
 }
 
 po_rc po_profile_validate(const po_profile *p, po_err *err)
@@ -327,4 +534,11 @@ po_rc po_profile_validate(const po_profile *p, po_err *err)
     if (p == NULL)
         return po_fail(err, PO_USAGE, "no profile to validate");
     return po_cfg_validate(p, NULL, err);
+}
+
+po_rc po_profile_validate_pam(const po_profile *p, po_err *err)
+{
+    if (p == NULL)
+        return po_fail(err, PO_USAGE, "no profile to validate");
+    return po_cfg_validate_pam(p, NULL, err);
 }

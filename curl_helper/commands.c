@@ -1,8 +1,8 @@
 /*
  * commands.c - the commands that print or manage the token of one
- * profile: get, header, curl-config, status, refresh, erase, login and
- * check-config.  Each formats what po_flow_* returns; none of them keeps
- * cache or HTTP logic of its own.
+ * profile: get, header, curl-config, status, refresh, erase, login,
+ * check-config and fleet-key.  Each formats what po_flow_* returns; none of
+ * them keeps cache or HTTP logic of its own.
  */
 #include "helper.h"
 
@@ -15,6 +15,7 @@
 
 #include "cache.h"
 #include "http.h"
+#include "seal.h"
 
 #define OUT_MAX (1024 * 1024) /* any output we build                */
 #define USER_MAX 256          /* login: user name, with the NUL     */
@@ -106,6 +107,22 @@ typedef enum token_form {
     FORM_CURL
 } token_form;
 
+po_rc ot_print_token(ot_ctx *c, const po_token *t, po_err *err)
+{
+    po_buf b;
+    po_rc rc;
+
+    po_buf_init(&b, OUT_MAX, 1);
+    if (c->opts.format == OT_FORMAT_JSON)
+        rc = token_json(&b, t);
+    else if ((rc = po_buf_puts(&b, t->access_token)) == PO_OK)
+        rc = po_buf_puts(&b, "\n");
+    if ((rc = out_rc(rc, err)) == PO_OK)
+        rc = emit(&b, err);
+    po_buf_free(&b);
+    return rc;
+}
+
 static po_rc print_token(ot_ctx *c, unsigned flags, token_form form,
                          po_err *err)
 {
@@ -149,6 +166,8 @@ out:
 
 po_rc ot_cmd_get(ot_ctx *c, po_err *err)
 {
+    if (c->opts.format == OT_FORMAT_EXEC_CREDENTIAL)
+        return ot_exec_credential(c, err);
     return print_token(
         c, 0, c->opts.format == OT_FORMAT_JSON ? FORM_JSON : FORM_BARE, err);
 }
@@ -164,17 +183,33 @@ po_rc ot_cmd_curl_config(ot_ctx *c, po_err *err)
 }
 
 /* refresh: for a timer, so the token is printed only when asked for with
- * --format json; -v logs the new expiry. */
+ * --format json; -v logs the new expiry.  --if-due renews only a token
+ * that is no longer fresh (po_flow_get's own rule), so a timer may run it
+ * as often as it likes without making more requests than the policy. */
 po_rc ot_cmd_refresh(ot_ctx *c, po_err *err)
 {
+    unsigned flags = c->opts.if_due ? 0 : PO_FLOW_FORCE_NEW;
     po_token t;
     char when[64];
     po_rc rc;
 
     if (c->opts.format == OT_FORMAT_JSON)
-        return print_token(c, PO_FLOW_FORCE_NEW, FORM_JSON, err);
+        return print_token(c, flags, FORM_JSON, err);
     memset(&t, 0, sizeof(t));
-    if ((rc = ot_token(c, PO_FLOW_FORCE_NEW, &t, err)) != PO_OK)
+    if (c->opts.if_due) {
+        rc = ot_token(c, PO_FLOW_CACHE_ONLY, &t, err);
+        if (rc == PO_OK) {
+            ot_format_utc(t.expires_at, when, sizeof(when));
+            po_logf(&c->log, LOG_INFO,
+                    "the cached token is not due yet (valid until %s)", when);
+            po_token_free(&t);
+            return PO_OK;
+        }
+        if (rc != PO_NOT_FOUND)
+            return rc;
+        po_err_clear(err);
+    }
+    if ((rc = ot_token(c, flags, &t, err)) != PO_OK)
         return rc;
     ot_format_utc(t.expires_at, when, sizeof(when));
     po_logf(&c->log, LOG_INFO, "new token, valid until %s", when);
@@ -196,6 +231,14 @@ typedef struct status_info {
     int64_t now;
     long count; /* token requests this month            */
     char month[8];
+    /* fleet mode */
+    int fleet;              /* the profile has a shared cache   */
+    po_rc fleet_rc;         /* reading it: PO_OK or the error   */
+    char fleet_error[512];  /* ... its message                  */
+    po_cache_entry fleet_e; /* the fleet's entry                */
+    po_store_usage usage;   /* the fleet's budget record        */
+    const char *fleet_state;
+    long fleet_count; /* this month's fleet requests      */
 } status_info;
 
 /* The state of a cached token: none, valid, refresh-due or expired. */
@@ -207,6 +250,37 @@ static const char *token_state(const po_profile *p, const po_token *t,
     if (po_flow_is_fresh(p, t, now))
         return "valid";
     return now < t->expires_at ? "refresh-due" : "expired";
+}
+
+/* The fleet's lines of the text status. */
+static po_rc status_fleet_text(const ot_ctx *c, const status_info *si,
+                               po_buf *b)
+{
+    const po_profile *p = c->profile;
+    const po_token *t = &si->fleet_e.token;
+    char when[64];
+    po_rc rc;
+
+    if (si->fleet_rc != PO_OK)
+        return po_buf_printf(b, "fleet:          unavailable: %s\n",
+                             si->fleet_error);
+    rc = po_buf_printf(b, "fleet token:    %s\n", si->fleet_state);
+    if (rc == PO_OK && t->access_token != NULL) {
+        ot_format_utc(t->expires_at, when, sizeof(when));
+        rc = po_buf_printf(b, "fleet expires:  %s\n", when);
+    }
+    if (rc == PO_OK && p->budget > 0)
+        rc = po_buf_printf(b, "fleet requests: %ld of %ld in %s\n",
+                           si->fleet_count, p->budget, si->month);
+    else if (rc == PO_OK)
+        rc = po_buf_printf(b, "fleet requests: %ld in %s (no budget)\n",
+                           si->fleet_count, si->month);
+    if (rc == PO_OK && si->usage.host[0] != '\0') {
+        ot_format_utc(si->usage.at, when, sizeof(when));
+        rc = po_buf_printf(b, "last request:   by %s at %s\n", si->usage.host,
+                           when);
+    }
+    return rc;
 }
 
 static po_rc status_text(const ot_ctx *c, const po_cache_entry *e,
@@ -248,6 +322,41 @@ static po_rc status_text(const ot_ctx *c, const po_cache_entry *e,
     else if (rc == PO_OK)
         rc = po_buf_printf(b, "requests:       %ld in %s (no budget)\n",
                            si->count, si->month);
+    if (rc == PO_OK && si->fleet)
+        rc = status_fleet_text(c, si, b);
+    return rc;
+}
+
+/* ,"fleet":{...} of the JSON status. */
+static po_rc status_fleet_json(const status_info *si, po_buf *b)
+{
+    const po_token *t = &si->fleet_e.token;
+    int has = t->access_token != NULL;
+    po_buf f;
+    po_rc rc;
+
+    po_buf_init(&f, OUT_MAX, 0);
+    if ((rc = po_buf_puts(&f, "{")) == PO_OK && si->fleet_rc != PO_OK)
+        rc = json_str(&f, "error", si->fleet_error);
+    if (rc == PO_OK && si->fleet_rc == PO_OK) {
+        rc = json_str(&f, "state", si->fleet_state);
+        if (rc == PO_OK)
+            rc = has ? json_num(&f, "expires_at", (long long)t->expires_at)
+                     : json_str(&f, "expires_at", NULL);
+        if (rc == PO_OK)
+            rc = json_num(&f, "requests", si->fleet_count);
+        if (rc == PO_OK)
+            rc = json_str(&f, "last_host",
+                          si->usage.host[0] ? si->usage.host : NULL);
+        if (rc == PO_OK)
+            rc = si->usage.host[0] ? json_num(&f, "last_at", si->usage.at)
+                                   : json_str(&f, "last_at", NULL);
+    }
+    if (rc == PO_OK)
+        rc = po_buf_puts(&f, "}");
+    if (rc == PO_OK)
+        rc = po_buf_printf(b, ",\"fleet\":%s", f.data);
+    po_buf_free(&f);
     return rc;
 }
 
@@ -291,6 +400,8 @@ static po_rc status_json(const ot_ctx *c, const po_cache_entry *e,
     if (rc == PO_OK)
         rc = p->budget > 0 ? json_num(b, "budget", p->budget)
                            : json_str(b, "budget", NULL);
+    if (rc == PO_OK && si->fleet)
+        rc = status_fleet_json(si, b);
     if (rc == PO_OK)
         rc = po_buf_puts(b, "}\n");
     return rc;
@@ -316,6 +427,16 @@ po_rc ot_cmd_status(ot_ctx *c, po_err *err)
     po_flow_month(si.now, si.month);
     si.count = strcmp(e.budget_month, si.month) == 0 ? e.budget_count : 0;
     si.state = token_state(c->profile, &e.token, si.now);
+    if ((si.fleet = po_store_enabled(c->profile)) != 0) {
+        po_err ferr;
+        po_err_clear(&ferr);
+        si.fleet_rc =
+            po_flow_fleet_status(&c->flow, &si.fleet_e, &si.usage, &ferr);
+        (void)snprintf(si.fleet_error, sizeof(si.fleet_error), "%s", ferr.msg);
+        si.fleet_state = token_state(c->profile, &si.fleet_e.token, si.now);
+        si.fleet_count =
+            strcmp(si.usage.month, si.month) == 0 ? si.usage.count : 0;
+    }
     rc = c->opts.format == OT_FORMAT_JSON ? status_json(c, &e, &si, &b)
                                           : status_text(c, &e, &si, &b);
     if ((rc = out_rc(rc, err)) != PO_OK)
@@ -324,6 +445,7 @@ po_rc ot_cmd_status(ot_ctx *c, po_err *err)
 out:
     po_buf_free(&b);
     po_cache_entry_free(&e);
+    po_cache_entry_free(&si.fleet_e);
     free(si.file);
     free(dir);
     return rc;
@@ -342,6 +464,22 @@ po_rc ot_cmd_login(ot_ctx *c, po_err *err)
 
     memset(&t, 0, sizeof(t));
     password[0] = '\0';
+    if (c->opts.device || p->grant == PO_GRANT_DEVICE_CODE) {
+        if (c->opts.username != NULL || c->opts.password_stdin) {
+            rc = po_fail(err, PO_USAGE,
+                         "profile %s uses the device grant, which asks for "
+                         "no user name or password",
+                         p->name);
+            goto out;
+        }
+        rc = ot_device_login(c, err);
+        goto out;
+    }
+    if (c->opts.format_set) {
+        rc = po_fail(err, PO_USAGE,
+                     "--format is valid with 'login --device' only");
+        goto out;
+    }
     if (username == NULL)
         username = p->username;
     if (username == NULL) {
@@ -401,7 +539,14 @@ po_rc ot_cmd_check_config(ot_ctx *c, po_err *err)
         if (flags & PO_CFG_MISSING_OK && access(c->paths[i], F_OK) != 0)
             continue;
         found++;
-        (void)po_config_check(c->paths[i], flags, check_diag, &st);
+        /* the system file is read by pam_oauth too: check it as the module
+         * does (the device grant's binding rules) */
+        (void)po_config_check(c->paths[i],
+                              flags |
+                                  (strcmp(c->paths[i], PO_SYSTEM_CONFIG) == 0
+                                       ? PO_CFG_PAM_RULES
+                                       : 0u),
+                              check_diag, &st);
         if (st.problems == before)
             printf("%s: ok\n", c->paths[i]);
     }
@@ -415,5 +560,22 @@ po_rc ot_cmd_check_config(ot_ctx *c, po_err *err)
     if (st.problems > 0)
         return po_fail(err, PO_CONFIG, "%u problem%s found", st.problems,
                        st.problems == 1 ? "" : "s");
+    return PO_OK;
+}
+
+/* ---- fleet-key ---- */
+
+po_rc ot_cmd_fleet_key(ot_ctx *c, po_err *err)
+{
+    const char *path = c->opts.args[0];
+    po_rc rc;
+
+    if ((rc = po_seal_keygen(path, err)) != PO_OK)
+        return rc;
+    ot_error(NULL,
+             "created %s: %d random bytes, mode 0600; copy it (over a safe "
+             "channel) to every host of the fleet and name it in "
+             "shared_cache_key_file",
+             path, PO_SEAL_KEY_LEN);
     return PO_OK;
 }

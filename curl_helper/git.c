@@ -506,3 +506,18 @@ out:
     po_buf_free(&in);
     return rc;
 }
+
+po_rc ot_profile_for_url(ot_ctx *c, const char *scheme, const char *hostport,
+                         const char *path, po_err *err)
+{
+    git_req g;
+    po_rc rc;
+
+    memset(&g, 0, sizeof(g));
+    g.protocol = scheme;
+    g.host = hostport;
+    g.path = path;
+    if ((rc = check_request(&g, err)) != PO_OK)
+        return rc;
+    return choose_profile(c, &g, err);
+}

@@ -21,6 +21,7 @@
 
 #define OT_PROG "oauth-token"
 #define OT_GIT_PROG "git-credential-oauth-token"
+#define OT_DOCKER_PROG "docker-credential-oauth-token"
 
 /* Exit codes: oauth-token(1), EXIT STATUS, and --help mirror this list. */
 enum {
@@ -33,7 +34,11 @@ enum {
     OT_EXIT_LOCKED = 6       /* cache lock not obtained in time         */
 };
 
-typedef enum ot_format { OT_FORMAT_TEXT = 0, OT_FORMAT_JSON } ot_format;
+typedef enum ot_format {
+    OT_FORMAT_TEXT = 0,
+    OT_FORMAT_JSON,
+    OT_FORMAT_EXEC_CREDENTIAL /* get: a Kubernetes ExecCredential (kube.c) */
+} ot_format;
 
 /* The parsed command line. */
 typedef struct ot_opts {
@@ -48,6 +53,8 @@ typedef struct ot_opts {
     int verbose;          /* -v: info and debug log lines            */
     const char *username; /* login --username                        */
     int password_stdin;   /* login --password-stdin                  */
+    int device;           /* login --device                          */
+    int if_due;           /* refresh --if-due                        */
     const char *command;  /* "get", "curl", "git", ...                */
     char **args;          /* what follows the command (curl's own
                              arguments, the git action)               */
@@ -92,6 +99,10 @@ po_rc ot_select_profile(ot_ctx *c, const char *name, po_err *err);
  * protocol line.  flags are PO_FLOW_*; --force adds IGNORE_BUDGET. */
 po_rc ot_token(ot_ctx *c, unsigned flags, po_token *out, po_err *err);
 
+/* Whether token t may go into an HTTP header, a curl config line or git's
+ * line protocol: visible ASCII only, not empty. */
+int ot_token_safe(const char *t);
+
 /* write(2) all of p to fd, restarting after EINTR and short writes. */
 po_rc ot_write_all(int fd, const void *p, size_t n, po_err *err);
 
@@ -107,6 +118,24 @@ po_rc ot_cmd_refresh(ot_ctx *c, po_err *err);
 po_rc ot_cmd_erase(ot_ctx *c, po_err *err);
 po_rc ot_cmd_login(ot_ctx *c, po_err *err);
 po_rc ot_cmd_check_config(ot_ctx *c, po_err *err);
+po_rc ot_cmd_fleet_key(ot_ctx *c, po_err *err);
+
+/* Print t on standard output as `get` does: the bare token and a newline,
+ * or with --format json its JSON form. */
+po_rc ot_print_token(ot_ctx *c, const po_token *t, po_err *err);
+
+/* device.c: `oauth-token login --device` (and login for a grant = device
+ * profile). */
+po_rc ot_device_login(ot_ctx *c, po_err *err);
+
+/* profiles.c: `oauth-token profiles`, the profile names of the
+ * configuration files (for shell completion and scripts). */
+po_rc ot_cmd_profiles(ot_ctx *c, po_err *err);
+
+/* kube.c: `oauth-token --format exec-credential`: the token as the
+ * client.authentication.k8s.io ExecCredential kubectl's exec plugins
+ * print, in the apiVersion KUBERNETES_EXEC_INFO asks for (v1 when unset). */
+po_rc ot_exec_credential(ot_ctx *c, po_err *err);
 
 /* Append the curl config line `header = "Authorization: Bearer TOKEN"`
  * (with its newline) to out, quoted per curl's config file syntax. */
@@ -118,6 +147,20 @@ po_rc ot_cmd_curl(ot_ctx *c, po_err *err);
 
 /* git.c: the git credential helper; c->opts.args[0] is the action. */
 po_rc ot_cmd_git(ot_ctx *c, po_err *err);
+
+/* git.c: choose and select (ot_select_profile) the profile whose match key
+ * covers scheme://hostport/path (path without its leading '/', or NULL),
+ * the rule the git helper applies: the longest prefix wins, a tie is an
+ * error, -p's profile must cover the URL too, http only to loopback with
+ * allow_http.  PO_NOT_FOUND when no profile covers it. */
+po_rc ot_profile_for_url(ot_ctx *c, const char *scheme, const char *hostport,
+                         const char *path, po_err *err);
+
+/* docker.c: docker-credential-oauth-token, the docker-credential-helpers
+ * protocol; c->opts.args[0] is the action.  Failures are reported on
+ * standard output with exit status 1, as the protocol wants, so this
+ * returns PO_OK with c->status set. */
+po_rc ot_cmd_docker(ot_ctx *c, po_err *err);
 
 /* password.c: read one line into buf (size bytes, NUL-terminated), from
  * standard input when from_stdin, else from /dev/tty with echo off (the

@@ -26,6 +26,8 @@
 #define CMD_FORCE 4u   /* --force                                */
 #define CMD_LOGIN 8u   /* --username, --password-stdin           */
 #define CMD_ACTION 16u /* exactly one positional argument (git)  */
+#define CMD_FILE 32u   /* exactly one positional argument: a file */
+#define CMD_IF_DUE 64u /* --if-due                               */
 
 typedef struct ot_command {
     const char *name;
@@ -39,12 +41,17 @@ static const ot_command commands[] = {
     {"curl-config", CMD_PROFILE | CMD_FORCE, ot_cmd_curl_config},
     {"curl", CMD_PROFILE | CMD_FORCE, ot_cmd_curl},
     {"status", CMD_PROFILE | CMD_FORMAT, ot_cmd_status},
-    {"refresh", CMD_PROFILE | CMD_FORMAT | CMD_FORCE, ot_cmd_refresh},
+    {"refresh", CMD_PROFILE | CMD_FORMAT | CMD_FORCE | CMD_IF_DUE,
+     ot_cmd_refresh},
     {"erase", CMD_PROFILE, ot_cmd_erase},
-    {"login", CMD_PROFILE | CMD_LOGIN | CMD_FORCE, ot_cmd_login},
+    {"login", CMD_PROFILE | CMD_LOGIN | CMD_FORCE | CMD_FORMAT, ot_cmd_login},
     {"check-config", 0, ot_cmd_check_config},
+    {"fleet-key", CMD_FILE, ot_cmd_fleet_key},
+    {"profiles", CMD_FORMAT, ot_cmd_profiles},
     /* the profile is chosen from git's request unless -p is given */
     {"git", CMD_ACTION | CMD_FORCE, ot_cmd_git},
+    /* likewise, from the registry's server URL */
+    {"docker", CMD_ACTION | CMD_FORCE, ot_cmd_docker},
 };
 
 enum {
@@ -56,6 +63,8 @@ enum {
     O_VERBOSE,
     O_USERNAME,
     O_PASSWORD_STDIN,
+    O_DEVICE,
+    O_IF_DUE,
     O_HELP,
     O_VERSION
 };
@@ -72,13 +81,15 @@ static const ot_optdef optdefs[] = {
     {"option", 'o', 1, O_OPTION},   {"format", 0, 1, O_FORMAT},
     {"force", 0, 0, O_FORCE},       {"verbose", 'v', 0, O_VERBOSE},
     {"username", 0, 1, O_USERNAME}, {"password-stdin", 0, 0, O_PASSWORD_STDIN},
-    {"help", 'h', 0, O_HELP},       {"version", 0, 0, O_VERSION},
+    {"device", 0, 0, O_DEVICE},     {"help", 'h', 0, O_HELP},
+    {"version", 0, 0, O_VERSION},   {"if-due", 0, 0, O_IF_DUE},
 };
 
 static const char usage_text[] =
     "Usage: oauth-token [OPTION]... [COMMAND]\n"
     "       oauth-token [OPTION]... curl [CURL ARGUMENT]...\n"
     "       git-credential-oauth-token [OPTION]... get|store|erase\n"
+    "       docker-credential-oauth-token get|store|erase|list|version\n"
     "\n"
     "Print an OAuth 2.0 access token for a pam-oauth profile.  The token is\n"
     "cached per user and profile; a new one is requested only when needed.\n"
@@ -90,13 +101,22 @@ static const char usage_text[] =
     "  curl ARG...    run curl with the token (through a pipe, never argv);\n"
     "                 on HTTP 401 get a new token and run it once more\n"
     "  status         show the cached token's state (never the token)\n"
-    "  refresh        request a new token now (for a timer)\n"
+    "  refresh        request a new token now; with --if-due only when\n"
+    "                 the profile's policy says it is due (for a timer)\n"
     "  erase          drop the cached tokens\n"
     "  login          the password grant: --username USER, password from\n"
     "                 the terminal or with --password-stdin\n"
+    "  login --device the device grant (RFC 8628): approve the login at a\n"
+    "                 URL with a code shown on standard error; the token\n"
+    "                 is stored and printed (the default for grant = device)\n"
     "  check-config   report every problem in the configuration files\n"
+    "  fleet-key FILE create a fleet's sealing key (shared_cache_key_file):\n"
+    "                 32 random bytes, mode 0600; never replaces a file\n"
+    "  profiles       list the profile names (one a line; --format json)\n"
     "  git ACTION     the git credential helper (get, store, erase), also\n"
     "                 run as git-credential-oauth-token\n"
+    "  docker ACTION  the docker credential helper (get, store, erase, list,\n"
+    "                 version), also run as docker-credential-oauth-token\n"
     "\n"
     "Options:\n"
     "  -p, --profile NAME      profile (default $OAUTH_TOKEN_PROFILE, else\n"
@@ -106,10 +126,17 @@ static const char usage_text[] =
     "                          " PO_SYSTEM_CONFIG " then\n"
     "                          ~/.config/" PO_USER_CONFIG_REL ")\n"
     "  -o, --option KEY=VALUE  override a profile key (not a secret)\n"
-    "      --format text|json  output of get, status and refresh\n"
+    "      --format text|json  output of get, status, refresh, profiles and\n"
+    "                          login --device (json: the code and URL as one\n"
+    "                          JSON line on standard error, the token as "
+    "JSON)\n"
+    "      --format exec-credential\n"
+    "                          get: a Kubernetes ExecCredential (kubectl)\n"
+    "      --if-due            refresh: only when the token is due\n"
     "      --force             go past the monthly token budget\n"
     "      --username USER     login: the user name\n"
     "      --password-stdin    login: read the password from standard input\n"
+    "      --device            login: the device authorization grant\n"
     "  -v, --verbose           log informational lines on standard error\n"
     "  -h, --help              show this help\n"
     "      --version           show the version\n"
@@ -119,11 +146,12 @@ static const char usage_text[] =
     "  1  other error\n"
     "  2  usage or configuration error\n"
     "  3  credentials rejected (invalid_grant, invalid_client,\n"
-    "     unauthorized_client, invalid_scope, invalid_request)\n"
+    "     unauthorized_client, invalid_scope, invalid_request,\n"
+    "     interaction_required; a device login denied or expired)\n"
     "  4  identity provider unreachable or failing (network, timeout, TLS,\n"
     "     server_error, rate limited, malformed response)\n"
     "  5  monthly token budget used up (--force goes past it)\n"
-    "  6  cache lock timeout (another oauth-token is stuck)\n"
+    "  6  cache or fleet lock timeout (another oauth-token is stuck)\n"
     "  Once curl has run, `oauth-token curl` exits with curl's status.\n"
     "\n"
     "Environment: OAUTH_TOKEN_PROFILE, PAM_OAUTH_CONFIG, "
@@ -146,6 +174,10 @@ int ot_exit_code(po_rc rc)
     case PO_UNAUTHORIZED_CLIENT:
     case PO_INVALID_SCOPE:
     case PO_INVALID_REQUEST:
+    case PO_INTERACTION_REQUIRED:
+    case PO_ACCESS_DENIED:
+    case PO_EXPIRED_TOKEN:
+    case PO_AUTHORIZATION_PENDING:
         return OT_EXIT_REJECTED;
     case PO_BUDGET:
         return OT_EXIT_BUDGET;
@@ -216,7 +248,7 @@ void ot_format_utc(int64_t t, char *buf, size_t n)
 /* A token goes into HTTP headers, curl config lines and git's line
  * protocol: only visible ASCII is allowed (RFC 6750's b64token is a
  * subset), so no server can smuggle in a CR, LF, NUL or space. */
-static int token_safe(const char *t)
+int ot_token_safe(const char *t)
 {
     const unsigned char *s = (const unsigned char *)t;
 
@@ -237,7 +269,7 @@ po_rc ot_token(ot_ctx *c, unsigned flags, po_token *out, po_err *err)
         flags |= PO_FLOW_IGNORE_BUDGET;
     if ((rc = po_flow_get(&c->flow, flags, out, err)) != PO_OK)
         return rc;
-    if (!token_safe(out->access_token)) {
+    if (!ot_token_safe(out->access_token)) {
         /* Drop it so that the next run asks again; the error is ours. */
         (void)po_flow_invalidate(&c->flow, out->access_token, &done, NULL);
         po_token_free(out);
@@ -423,9 +455,13 @@ static po_rc parse_option(ot_ctx *c, int argc, char **argv, int *i, int *action,
             o->format = OT_FORMAT_JSON;
         else if (strcmp(value, "text") == 0)
             o->format = OT_FORMAT_TEXT;
+        else if (strcmp(value, "exec-credential") == 0)
+            o->format = OT_FORMAT_EXEC_CREDENTIAL;
         else
             return po_fail(err, PO_USAGE,
-                           "--format '%s': expected text or json", value);
+                           "--format '%s': expected text, json or "
+                           "exec-credential",
+                           value);
         o->format_set = 1;
         break;
     case O_FORCE:
@@ -440,6 +476,12 @@ static po_rc parse_option(ot_ctx *c, int argc, char **argv, int *i, int *action,
     case O_PASSWORD_STDIN:
         o->password_stdin = 1;
         break;
+    case O_DEVICE:
+        o->device = 1;
+        break;
+    case O_IF_DUE:
+        o->if_due = 1;
+        break;
     default:
         *action = d->id;
         break;
@@ -449,8 +491,9 @@ static po_rc parse_option(ot_ctx *c, int argc, char **argv, int *i, int *action,
 
 /* Parse argv into c->opts.  Options may come before or after the command,
  * except for curl: everything after "curl" is curl's.  Run under the git
- * name, the command is "git" and the first argument its action. */
-static po_rc parse_args(ot_ctx *c, int argc, char **argv, int git_name,
+ * or docker helper's name, the command is "git" or "docker" and the first
+ * argument its action. */
+static po_rc parse_args(ot_ctx *c, int argc, char **argv, const char *implied,
                         int *action, po_err *err)
 {
     ot_opts *o = &c->opts;
@@ -463,8 +506,8 @@ static po_rc parse_args(ot_ctx *c, int argc, char **argv, int git_name,
     if (o->configs == NULL || o->overrides == NULL || o->args == NULL)
         return po_fail(err, PO_NOMEM, "out of memory");
     o->args_owned = 1;
-    if (git_name)
-        o->command = "git";
+    if (implied != NULL)
+        o->command = implied;
     for (i = 1; i < argc; i++) {
         char *a = argv[i];
         if (!dashdash && a[0] == '-' && a[1] != '\0') {
@@ -498,23 +541,41 @@ static po_rc check_args(const ot_ctx *c, const ot_command *cmd, po_err *err)
 {
     const ot_opts *o = &c->opts;
 
+    if (o->format == OT_FORMAT_EXEC_CREDENTIAL && strcmp(cmd->name, "get") != 0)
+        return po_fail(err, PO_USAGE,
+                       "--format exec-credential is only valid with 'get'");
     if (o->format_set && !(cmd->flags & CMD_FORMAT))
         return po_fail(err, PO_USAGE, "--format is not valid with '%s'",
                        cmd->name);
+    if (o->if_due && !(cmd->flags & CMD_IF_DUE))
+        return po_fail(err, PO_USAGE, "--if-due is only valid with 'refresh'");
     if (o->force && !(cmd->flags & CMD_FORCE))
         return po_fail(err, PO_USAGE, "--force is not valid with '%s'",
                        cmd->name);
-    if ((o->username != NULL || o->password_stdin) && !(cmd->flags & CMD_LOGIN))
+    if ((o->username != NULL || o->password_stdin || o->device) &&
+        !(cmd->flags & CMD_LOGIN))
         return po_fail(err, PO_USAGE, "--%s is only valid with 'login'",
+                       o->username != NULL ? "username"
+                       : o->device         ? "device"
+                                           : "password-stdin");
+    if (o->device && (o->username != NULL || o->password_stdin))
+        return po_fail(err, PO_USAGE,
+                       "--device asks for no user name or password; drop "
+                       "--%s",
                        o->username != NULL ? "username" : "password-stdin");
     if (cmd->flags & CMD_ACTION) {
         if (o->nargs == 0)
-            return po_fail(err, PO_USAGE,
-                           "'%s' needs an action: get, store or erase",
-                           cmd->name);
+            return po_fail(err, PO_USAGE, "'%s' needs an action: %s", cmd->name,
+                           strcmp(cmd->name, "docker") == 0
+                               ? "get, store, erase, list or version"
+                               : "get, store or erase");
         if (o->nargs > 1)
             return po_fail(err, PO_USAGE, "unexpected argument '%s'",
                            o->args[1]);
+    } else if (cmd->flags & CMD_FILE) {
+        if (o->nargs != 1)
+            return po_fail(err, PO_USAGE, "'%s' needs exactly one file name",
+                           cmd->name);
     } else if (strcmp(cmd->name, "curl") != 0 && o->nargs > 0) {
         return po_fail(err, PO_USAGE, "unexpected argument '%s'", o->args[0]);
     }
@@ -548,15 +609,21 @@ static void ensure_std_fds(void)
             _exit(OT_EXIT_OTHER);
 }
 
-static int is_git_name(const char *argv0)
+/* The command the program's name implies: "git" as
+ * git-credential-oauth-token, "docker" as docker-credential-oauth-token. */
+static const char *implied_command(const char *argv0)
 {
     const char *base;
 
     if (argv0 == NULL)
-        return 0;
+        return NULL;
     base = strrchr(argv0, '/');
     base = base != NULL ? base + 1 : argv0;
-    return strcmp(base, OT_GIT_PROG) == 0;
+    if (strcmp(base, OT_GIT_PROG) == 0)
+        return "git";
+    if (strcmp(base, OT_DOCKER_PROG) == 0)
+        return "docker";
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -565,7 +632,8 @@ int main(int argc, char **argv)
     po_err err;
     const ot_command *cmd = NULL;
     const char *name;
-    int action = -1, git_name, status;
+    const char *implied;
+    int action = -1, status;
     size_t i;
     po_rc rc;
 
@@ -580,9 +648,9 @@ int main(int argc, char **argv)
     po_config_init(&c.cfg);
     c.log.fn = log_stderr;
     c.log.ctx = &c;
-    git_name = is_git_name(argv[0]);
+    implied = implied_command(argv[0]);
 
-    if ((rc = parse_args(&c, argc, argv, git_name, &action, &err)) != PO_OK) {
+    if ((rc = parse_args(&c, argc, argv, implied, &action, &err)) != PO_OK) {
         if (rc == PO_NOMEM) /* not the caller's mistake */
             goto fail;
         goto usage;

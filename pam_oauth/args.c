@@ -279,7 +279,7 @@ int po_pam_load_profile(po_pam_args *args)
     }
     if ((pamret = apply_overrides(args, p)) != PAM_SUCCESS)
         return pamret;
-    if ((rc = po_profile_validate(p, &err)) != PO_OK) {
+    if ((rc = po_profile_validate_pam(p, &err)) != PO_OK) {
         po_logf(&args->log, LOG_ERR, "configuration: %s", err.msg);
         return rc == PO_NOMEM ? PAM_BUF_ERR : PAM_SERVICE_ERR;
     }

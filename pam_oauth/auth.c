@@ -8,6 +8,13 @@
  * -> PAM_USER_UNKNOWN, uid < minimum_uid -> PAM_IGNORE), the password
  * (empty or too long -> PAM_AUTH_ERR), the client secret, then one token
  * request bounded by the profile's timeout, retries included.
+ *
+ * With grant = device there is no password: device.c shows a code, the
+ * user approves it at the identity provider, and the token comes from
+ * polling (device_timeout bounds it).  With password_fallback = device a
+ * password grant refused for wanting more than a password goes on there.
+ * Either way the token is verified and bound to the user before the login
+ * is accepted.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +60,23 @@ int po_pam_map_rc(const po_pam_args *args, po_rc rc, const po_err *err,
                 "%s: the identity provider rejected the credentials "
                 "(invalid_grant): %s",
                 what, msg);
+        return PAM_AUTH_ERR;
+    case PO_INTERACTION_REQUIRED:
+        po_logf(&args->log, LOG_NOTICE,
+                "%s: the identity provider wants more than a password (%s): "
+                "%s; a device login (grant = device, or password_fallback = "
+                "device) can satisfy it",
+                what, name, msg);
+        return PAM_AUTH_ERR;
+    case PO_ACCESS_DENIED:
+        po_logf(&args->log, LOG_NOTICE,
+                "%s: the device login was denied at the identity provider: "
+                "%s",
+                what, msg);
+        return PAM_AUTH_ERR;
+    case PO_EXPIRED_TOKEN:
+        po_logf(&args->log, LOG_NOTICE,
+                "%s: the device login was not approved in time: %s", what, msg);
         return PAM_AUTH_ERR;
     case PO_INVALID_CLIENT:
     case PO_UNAUTHORIZED_CLIENT:
@@ -360,13 +384,14 @@ int po_pam_authenticate(po_pam_args *args)
     po_profile *p;
     po_token tok;
     po_grant_input g;
+    po_oauth_error oe;
     po_err err;
     uid_t uid = 0;
     gid_t gid = 0;
     uint64_t deadline;
     long timeout_ms;
     size_t len;
-    int pamret;
+    int pamret, device = 0;
     po_rc rc;
 
     memset(&tok, 0, sizeof(tok));
@@ -410,6 +435,19 @@ int po_pam_authenticate(po_pam_args *args)
         goto out;
     }
 
+    (void)snprintf(what, sizeof(what), "user %s (as %s), profile [%s]", shown,
+                   idp_user, p->name);
+    timeout_ms = p->timeout_ms > 0 ? p->timeout_ms : DEFAULT_TIMEOUT_MS;
+    if (p->grant == PO_GRANT_DEVICE_CODE) {
+        /* no password: the device grant (device.c) */
+        if ((pamret = load_secret(args, p)) != PAM_SUCCESS ||
+            (pamret = po_pam_device_login(args, what, 0, &tok)) != PAM_SUCCESS)
+            goto out;
+        device = 1;
+        deadline = po_mono_ms() + (uint64_t)timeout_ms;
+        goto verify;
+    }
+
     if ((pamret = get_password(args, &password)) != PAM_SUCCESS)
         goto out;
     len = strlen(password);
@@ -432,33 +470,47 @@ int po_pam_authenticate(po_pam_args *args)
 
     /* One deadline for the rest of the login: the secret, every attempt,
      * every backoff.  The prompt above is not counted. */
-    timeout_ms = p->timeout_ms > 0 ? p->timeout_ms : DEFAULT_TIMEOUT_MS;
     deadline = po_mono_ms() + (uint64_t)timeout_ms;
     if ((pamret = load_secret(args, p)) != PAM_SUCCESS)
         goto out;
 
+    memset(&g, 0, sizeof(g));
     g.grant = PO_GRANT_PASSWORD;
     g.username = idp_user;
     g.password = password;
-    g.refresh_token = NULL;
-    (void)snprintf(what, sizeof(what), "user %s (as %s), profile [%s]", shown,
-                   idp_user, p->name);
     po_logf(&args->log, LOG_DEBUG, "%s: password grant", what);
-    rc = po_oauth_token_request(p, &g, deadline, (int64_t)time(NULL),
-                                &args->log, &tok, &err);
+    rc = po_oauth_request(p, &g, deadline, (int64_t)time(NULL), &args->log,
+                          &tok, &oe, &err);
     po_secret_clear(&password);
-    if (rc != PO_OK) {
+    if (rc != PO_OK && po_pam_device_fallback(args, rc, &oe, what)) {
+        /* more than a password is needed: the device grant, same login */
+        if ((pamret = po_pam_device_login(args, what, 1, &tok)) != PAM_SUCCESS)
+            goto out;
+        device = 1;
+        deadline = po_mono_ms() + (uint64_t)timeout_ms;
+    } else if (rc != PO_OK) {
         pamret = po_pam_map_rc(args, rc, &err, what);
         goto out;
     }
+verify:
+    if (device) /* whoever approved the code: the binding decides */
+        (void)snprintf(what + strlen(what), sizeof(what) - strlen(what),
+                       ", device login");
     if ((pamret = verify_token(args, &tok, idp_user, deadline, what,
-                               &claims)) != PAM_SUCCESS)
+                               &claims)) != PAM_SUCCESS) {
+        /* the user saw a code: say why the approval did not count */
+        if (device && pamret == PAM_AUTH_ERR && !(args->flags & PAM_SILENT))
+            (void)pam_error(args->pamh, "The login was not approved as %s.",
+                            idp_user);
         goto out;
+    }
     if ((pamret = keep_state(args, user, idp_user, uid, gid, home, &tok,
                              &claims)) != PAM_SUCCESS)
         goto out;
-    po_logf(&args->log, LOG_INFO, "user %s authenticated as %s (profile [%s])",
-            shown, idp_user, p->name);
+    po_pam_handoff_put(args, po_pam_state_get(args->pamh));
+    po_logf(&args->log, LOG_INFO,
+            "user %s authenticated as %s (profile [%s]%s)", shown, idp_user,
+            p->name, device ? ", device login" : "");
 
 out:
     po_secret_clear(&password);

@@ -30,6 +30,9 @@
 #define PO_PAM_FAIL_DELAY_MS 2000L    /* pam_fail_delay on failure        */
 #define PO_PAM_FAIL_DELAY_MAX 60000L
 #define PO_PAM_ENV_CACHE_DIR "OAUTH_TOKEN_CACHE_DIR"
+#define PO_PAM_ENV_HANDOFF "PAM_OAUTH_HANDOFF" /* handoff.c             */
+#define PO_PAM_HANDOFF_DIR "/run/pam-oauth"    /* root only, 0700       */
+#define PO_PAM_HANDOFF_MAX_AGE 600L            /* s a hand-off is kept  */
 
 /* One PAM call: its flags, its arguments and, once loaded, the profile. */
 typedef struct po_pam_args {
@@ -150,6 +153,41 @@ int po_pam_map_rc(const po_pam_args *args, po_rc rc, const po_err *err,
  * PAM_SERVICE_ERR for a bad format, PAM_BUF_ERR.  Logged. */
 int po_pam_map_user(const po_pam_args *args, const char *fmt, const char *user,
                     char **out);
+
+/* device.c ----------------------------------------------------------- */
+
+/* The device grant for args->profile (whose client secret is loaded):
+ * the device authorization request, the code shown with PAM_TEXT_INFO,
+ * the Enter prompt (device_prompt) and polling, within device_timeout.
+ * fallback says the password grant came first (the user is told why).
+ * On PAM_SUCCESS *out holds a token that the caller must still verify
+ * and bind to the user.  Failures are logged and mapped like token
+ * requests (access_denied and expired_token: PAM_AUTH_ERR). */
+int po_pam_device_login(po_pam_args *args, const char *what, int fallback,
+                        po_token *out);
+
+/* Whether a password grant that ended in rc (oe: the server's error code
+ * and description) goes on with the device grant: password_fallback =
+ * device, and interaction_required (mfa_required, consent_required,
+ * login_required) or an invalid_grant whose description contains a text
+ * device_fallback_on lists.  Logged when it does. */
+int po_pam_device_fallback(const po_pam_args *args, po_rc rc,
+                           const po_oauth_error *oe, const char *what);
+
+/* handoff.c ---------------------------------------------------------- */
+
+/* After a successful authentication with store_token, as root: leave a
+ * copy of st's token in a fresh root-only directory under
+ * PO_PAM_HANDOFF_DIR and name it in the PAM environment, for a session
+ * opened by another process (sshd's keyboard-interactive).  A failure is
+ * logged and does not fail the login. */
+void po_pam_handoff_put(const po_pam_args *args, const po_pam_state *st);
+
+/* The state for setcred/open/close_session: po_pam_state_for_user, or,
+ * when authentication ran in another process, the state rebuilt from the
+ * hand-off the PAM environment names (checked, then removed with the
+ * variable).  A hand-off that is not needed is removed unread. */
+po_pam_state *po_pam_session_state(po_pam_args *args);
 
 /* account.c ---------------------------------------------------------- */
 

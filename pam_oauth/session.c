@@ -122,7 +122,7 @@ static int remove_token(po_pam_args *args, po_pam_state *st, int err_code)
 int po_pam_setcred(po_pam_args *args)
 {
     int flags = args->flags & ~PAM_SILENT;
-    po_pam_state *st = po_pam_state_for_user(args);
+    po_pam_state *st = po_pam_session_state(args);
     int pamret;
 
     if (st == NULL) {
@@ -148,7 +148,7 @@ int po_pam_setcred(po_pam_args *args)
 
 int po_pam_open_session(po_pam_args *args)
 {
-    po_pam_state *st = po_pam_state_for_user(args);
+    po_pam_state *st = po_pam_session_state(args);
 
     if (st == NULL) {
         po_logf(&args->log, LOG_DEBUG,
@@ -160,7 +160,7 @@ int po_pam_open_session(po_pam_args *args)
 
 int po_pam_close_session(po_pam_args *args)
 {
-    po_pam_state *st = po_pam_state_for_user(args);
+    po_pam_state *st = po_pam_session_state(args);
 
     if (st == NULL) {
         po_logf(&args->log, LOG_DEBUG,

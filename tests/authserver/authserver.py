@@ -21,8 +21,30 @@ token store (see VENDORS):
   /bloom/oauth/token    form body, client_credentials, required audience
   /fluent/oauth/token   every parameter in the query string of a POST, password
                         and refresh_token grants, Fluent's response extras
+Device authorization grant (RFC 8628), for the clients whose grants list it
+(device-client, a public client, and test-client):
+  /generic/device       POST: device authorization endpoint (form, JSON or
+                        query parameters, client auth as for tokens); the
+                        codes are redeemed at /generic/token or /jwt/token
+                        with grant_type urn:ietf:params:oauth:grant-type:
+                        device_code: authorization_pending until approved,
+                        slow_down (interval + 5 s) when polled faster than
+                        the interval, access_denied, expired_token
+  /jwt/device           the same, named by the JWT issuer's discovery
+  /device               the verification page: GET a form, POST user_code,
+                        username, password, action=approve|deny
 Protected resource: GET|POST /api/resource and /demo/resource.
 git over HTTPS: /git/<repo>.git/... through `git http-backend`.
+Kubernetes API stand-in for kubectl (`kubectl get --raw`): GET /version and
+  any GET under /k8s/, with a valid Bearer token; 401 without (counted:
+  kube_requests, kube_authorized).
+OCI registry (Docker Registry HTTP API V2 with its token authentication):
+  GET /v2/ and /v2/<name>/manifests|blobs|tags/... answer 401 with a Bearer
+  challenge whose realm is GET /registry/token; that realm takes HTTP Basic
+  credentials whose password is a valid access token of the store (what a
+  docker credential helper hands the client) and returns a registry token.
+  Every repository holds one small image, "latest" (counted:
+  registry_logins, registry_usernames, registry_requests).
 JWT issuer (jwt_issuer.py), issuer URL BASE/jwt:
   GET  /jwt/.well-known/openid-configuration   discovery document
   GET  /jwt/jwks        the key set, with Cache-Control: max-age (counted)
@@ -32,8 +54,11 @@ JWT issuer (jwt_issuer.py), issuer URL BASE/jwt:
                         email, exp, iat, nbf, scope, realm_access.roles, groups
   POST /jwt/introspect  RFC 7662 for the store's tokens (client auth required)
 Test control, without authentication: /_admin/{reset,stats,fault,clear-faults,
-revoke,expire,client,user,git-init,jwt,jwt-stats}; tests/integration/harness.py
-wraps them.  /_admin/jwt takes {"alg", "rotate", "forge", "count", "max_age",
+revoke,expire,client,user,git-init,jwt,jwt-stats,device}; tests/integration/
+harness.py wraps them.  /_admin/device approves or denies a user code as a
+given user, expires it, lists the authorizations, or sets how the device
+endpoint answers (DEVICE_DEFAULTS: expires_in, interval, complete,
+slow_down, min_gap, response).  /_admin/jwt takes {"alg", "rotate", "forge", "count", "max_age",
 "audience", "reset"} (see jwt_issuer.JwtIssuer.configure).
 """
 
@@ -42,6 +67,7 @@ import base64
 import copy
 import dataclasses
 import hmac
+import html
 import json
 import os
 import re
@@ -70,7 +96,8 @@ BLOOM_AUDIENCE = "https://api.bloom.test"
 # Bloom's token response lists the API permissions granted to the client.
 BLOOM_SCOPE = "read:consumers write:consumers"
 
-GRANTS = ("client_credentials", "password", "refresh_token")
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628 3.4
+GRANTS = ("client_credentials", "password", "refresh_token", DEVICE_GRANT)
 
 DEFAULT_USERS = {
     "alice": {"password": "alice-pass", "roles": ["admin", "dev"]},
@@ -113,6 +140,23 @@ DEFAULT_CLIENTS = {
     "FLUENT_INTEGRATION": {"grants": ["password", "refresh_token"], "scopes": ["retailer"],
                            "fixed_roles": ["RETAILER"], "retailer_id": 5,
                            "expires_in": 1799},
+    # A public client for device logins (RFC 8628 clients usually are).
+    "device-client": {"grants": [DEVICE_GRANT, "refresh_token"]},
+}
+
+# Device authorization endpoints (RFC 8628 3.1), and the token endpoint
+# whose grant redeems their codes.
+DEVICE_ENDPOINTS = {"/generic/device": "/generic/token", "/jwt/device": "/jwt/token"}
+# RFC 8628 6.1: a base-20 alphabet without vowels, easy to type.
+USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
+# What /_admin/device can set (see Store.device_options).
+DEVICE_DEFAULTS = {
+    "expires_in": 600,        # lifetime of the codes
+    "interval": 5,            # polling interval; None leaves it out
+    "complete": True,         # send verification_uri_complete
+    "slow_down": 0,           # answer the next N polls with slow_down
+    "min_gap": None,          # seconds polls must be apart (default: interval)
+    "response": None,         # a raw JSON object to answer instead (tests)
 }
 
 
@@ -329,6 +373,21 @@ class RefreshToken:
 
 
 @dataclasses.dataclass
+class DeviceAuth:
+    """One device authorization (RFC 8628 3.2) and what became of it."""
+    client_id: str
+    user_code: str
+    scope: str
+    expires_at: float
+    interval: float
+    state: str = "pending"   # pending | approved | denied | used
+    username: str = None     # who approved
+    last_poll: float = 0.0
+    polls: int = 0
+    slow_downs: int = 0
+
+
+@dataclasses.dataclass
 class Issued:
     access_token: str
     expires_in: int
@@ -352,8 +411,14 @@ class Store:
             self.access = {}
             self.refresh = {}
             self.faults = []
+            self.devices = {}        # device_code -> DeviceAuth
+            self.device_opts = dict(DEVICE_DEFAULTS)
             self.stats = {"token_requests": {}, "by_grant": {}, "by_path": {}, "total": 0,
-                          "resource_requests": 0, "git_requests": 0, "tokens_issued": 0}
+                          "resource_requests": 0, "git_requests": 0, "tokens_issued": 0,
+                          "device_requests": 0, "device_polls": 0, "device_slow_downs": 0,
+                          "kube_requests": 0, "kube_authorized": 0, "registry_requests": 0, "registry_logins": 0,
+                          "registry_usernames": []}
+            self.registry_tokens = {}
             self.last_requests = deque(maxlen=LAST_REQUESTS)
 
     # clients and users
@@ -428,6 +493,98 @@ class Store:
             # response carries none (RFC 6749 6 makes a new one optional).
             return self._issue(client_id, old.username, scope, expires_in,
                                family=old.family if single_use else None)
+
+    # the device grant (RFC 8628)
+
+    def device_options(self, **options):
+        """Set how the device endpoints answer (DEVICE_DEFAULTS' keys)."""
+        unknown = options.keys() - DEVICE_DEFAULTS.keys()
+        if unknown:
+            raise ValueError(f"unknown device option {sorted(unknown)[0]}")
+        with self.lock:
+            self.device_opts.update(options)
+            return dict(self.device_opts)
+
+    def device_authorize(self, client_id, scope):
+        """A new device code and user code for client_id; returns
+        (device_code, DeviceAuth copy, the options in force)."""
+        with self.lock:
+            opts = dict(self.device_opts)
+            while True:
+                raw = "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(8))
+                user_code = raw[:4] + "-" + raw[4:]
+                if all(d.user_code != user_code for d in self.devices.values()):
+                    break
+            device_code = secrets.token_urlsafe(32)
+            interval = opts["interval"] if opts["interval"] is not None else 5
+            self.devices[device_code] = DeviceAuth(
+                client_id, user_code, scope, time.time() + opts["expires_in"], interval)
+            self.stats["device_requests"] += 1
+            return device_code, copy.copy(self.devices[device_code]), opts
+
+    def _device_by_user_code(self, user_code):
+        code = (user_code or "").upper().replace(" ", "")
+        for device_code, d in self.devices.items():
+            if d.user_code == code or d.user_code.replace("-", "") == code:
+                return device_code, d
+        raise ValueError(f"no device authorization with user code {user_code}")
+
+    def device_decide(self, user_code, username, approve=True):
+        """The user (approving as username) approves or denies user_code."""
+        with self.lock:
+            _, d = self._device_by_user_code(user_code)
+            if d.state != "pending":
+                raise ValueError(f"user code {d.user_code} is {d.state}")
+            if approve and username not in self.users:
+                raise ValueError(f"unknown user {username}")
+            d.state = "approved" if approve else "denied"
+            d.username = username
+            return {"ok": True, "user_code": d.user_code, "state": d.state}
+
+    def device_expire(self, user_code):
+        with self.lock:
+            _, d = self._device_by_user_code(user_code)
+            d.expires_at = time.time() - 1
+            return {"ok": True}
+
+    def device_list(self):
+        with self.lock:
+            return [{"user_code": d.user_code, "client_id": d.client_id, "state": d.state,
+                     "username": d.username, "polls": d.polls, "slow_downs": d.slow_downs,
+                     "interval": d.interval, "scope": d.scope,
+                     "expires_in": round(d.expires_at - time.time(), 1)}
+                    for d in self.devices.values()]
+
+    def device_grant(self, client_id, device_code, expires_in):
+        """RFC 8628 3.5: one poll of the token endpoint."""
+        with self.lock:
+            self.stats["device_polls"] += 1
+            d = self.devices.get(device_code)
+            if d is None or d.client_id != client_id or d.state == "used":
+                raise OAuthError(400, "invalid_grant", "Unknown or used device code")
+            now = time.time()
+            d.polls += 1
+            gap = now - d.last_poll
+            d.last_poll = now
+            if now >= d.expires_at:
+                raise OAuthError(400, "expired_token", "The device code has expired")
+            if d.state == "denied":
+                raise OAuthError(400, "access_denied", "The user denied the login")
+            min_gap = self.device_opts["min_gap"]
+            min_gap = d.interval if min_gap is None else min_gap
+            if self.device_opts["slow_down"] > 0 or (d.polls > 1 and gap < min_gap - 0.25):
+                # Too fast (or told to): 5 s more for this and every later poll.
+                if self.device_opts["slow_down"] > 0:
+                    self.device_opts["slow_down"] -= 1
+                d.interval += 5
+                d.slow_downs += 1
+                self.stats["device_slow_downs"] += 1
+                raise OAuthError(400, "slow_down", "Polling too fast")
+            if d.state == "pending":
+                raise OAuthError(400, "authorization_pending", "The user has not approved yet")
+            d.state = "used"
+            return self._issue(client_id, d.username, d.scope, expires_in,
+                               family=secrets.token_hex(8))
 
     # access tokens
 
@@ -578,25 +735,46 @@ class Handler(BaseHTTPRequestHandler):
             return
         if path in VENDORS:
             self.record_token_request(url, body)
+        elif path in DEVICE_ENDPOINTS:
+            self.store.record_token_request(path, "", "device_authorization", {
+                "path": path, "method": self.command, "query": url.query,
+                "content_type": self.headers.get("Content-Type"),
+                "headers": dict(self.headers.items()),
+                "body": body.decode("utf-8", "replace")})
         elif path in RESOURCES:
             self.store.count("resource_requests")
         elif path.startswith("/git/"):
             self.store.count("git_requests")
+        elif path.startswith("/k8s/") or path == "/version":
+            self.store.count("kube_requests")
+        elif path.startswith("/v2/") or path == "/registry/token":
+            self.store.count("registry_requests")
         fault = self.store.take_fault(path)
         if fault is not None and self.apply_fault(fault, url):
             return
         if path in VENDORS:
             self.token(VENDORS[path], url.query, body)
+        elif path in DEVICE_ENDPOINTS:
+            self.device_authorization(path, url.query, body)
+        elif path == "/device":
+            self.device_page(url.query, body)
         elif path.startswith("/jwt/"):
             self.jwt(path[len("/jwt"):], url.query, body)
         elif path in RESOURCES:
             self.resource()
         elif path.startswith("/git/"):
             self.git(path[len("/git"):], url.query, body)
+        elif path.startswith("/k8s/") or path == "/version":
+            self.kube(path[len("/k8s"):] if path.startswith("/k8s/") else path)
+        elif path == "/registry/token":
+            self.registry_token(url.query)
+        elif path.startswith("/v2/"):
+            self.registry(path)
         else:
             self.send_json(404, {"error": "not_found"})
 
     do_GET = do_POST
+    do_HEAD = do_POST
 
     def read_body(self):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -795,6 +973,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.store.refresh_grant(client_id, self.required(params, "refresh_token"),
                                             params.get("scope"), expires_in,
                                             client["single_use_refresh"])
+        if grant_type == DEVICE_GRANT:
+            return self.store.device_grant(client_id, self.required(params, "device_code"),
+                                           expires_in)
         audience = client["audience"] or vendor.audience
         if audience and params.get("audience") != audience:
             raise invalid_request("missing or unknown audience")
@@ -807,6 +988,72 @@ class Handler(BaseHTTPRequestHandler):
         if issued is None:
             raise OAuthError(400, "invalid_grant", "Bad credentials", envelope=vendor.fluent)
         return issued
+
+    # the device grant (RFC 8628)
+
+    def device_authorization(self, path, query, body):
+        """RFC 8628 3.1/3.2: a device code and a user code for a client."""
+        no_store = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        try:
+            if self.command != "POST":
+                raise OAuthError(405, "invalid_request", "use POST", {"Allow": "POST"})
+            params = read_params(VENDORS["/generic/token"], query,
+                                 self.headers.get("Content-Type", ""), body)
+            basic = parse_basic(self.headers.get("Authorization"))
+            client_id, client = self.authenticate_client(params, basic)
+            if DEVICE_GRANT not in client["grants"]:
+                raise OAuthError(400, "unauthorized_client",
+                                 "the device grant is not allowed for this client")
+            scope = granted_scope(params.get("scope"), client["scopes"],
+                                  " ".join(client["scopes"]) if client["scopes"] else None)
+            device_code, d, opts = self.store.device_authorize(client_id, scope)
+        except OAuthError as e:
+            self.send_json(e.status, e.body(), {**e.headers, **no_store})
+            return
+        if opts["response"] is not None:
+            # A test's own answer (malformed members, hostile text).
+            self.send_json(200, opts["response"], no_store)
+            return
+        base = self.server.base_url
+        response = {"device_code": device_code, "user_code": d.user_code,
+                    "verification_uri": base + "/device",
+                    "expires_in": int(opts["expires_in"])}
+        if opts["complete"]:
+            response["verification_uri_complete"] = (base + "/device?user_code="
+                                                     + d.user_code)
+        if opts["interval"] is not None:
+            response["interval"] = opts["interval"]
+        self.send_json(200, response, no_store)
+
+    def device_page(self, query, body):
+        """The verification page: GET shows a form, POST user_code, username,
+        password and action=approve|deny decides (the user logging in at the
+        identity provider)."""
+        if self.command == "GET":
+            code = urllib.parse.parse_qs(query).get("user_code", [""])[0]
+            page = ("<!doctype html><title>Device login</title><form method=post>"
+                    f"<input name=user_code value=\"{html.escape(code)}\">"
+                    "<input name=username><input name=password type=password>"
+                    "<button name=action value=approve>Approve</button>"
+                    "<button name=action value=deny>Deny</button></form>")
+            self.send_body(200, page.encode(), "text/html; charset=utf-8")
+            return
+        try:
+            form = form_params(body.decode("ascii"))
+            username = form.get("username", "")
+            with self.store.lock:
+                user = self.store.users.get(username)
+                ok = user is not None and secret_matches(user["password"],
+                                                         form.get("password"))
+            if not ok:
+                self.send_body(403, b"wrong user name or password", "text/plain")
+                return
+            result = self.store.device_decide(form.get("user_code"), username,
+                                              form.get("action", "approve") == "approve")
+        except (OAuthError, ValueError, UnicodeDecodeError) as e:
+            self.send_body(400, str(e).encode(), "text/plain")
+            return
+        self.send_body(200, f"Login {result['state']}.".encode(), "text/plain")
 
     @staticmethod
     def required(params, name):
@@ -898,6 +1145,101 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.send_json(200, {"ok": True, "client": record.client_id, "user": record.username,
                              "scope": record.scope})
+
+    def kube(self, path):
+        """Enough of a Kubernetes API server for `kubectl get --raw`."""
+        if self.valid_token() is None:
+            self.send_json(401, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                 "message": "Unauthorized", "reason": "Unauthorized",
+                                 "code": 401})
+            return
+        self.store.count("kube_authorized")
+        if path == "/version":
+            self.send_json(200, {"major": "1", "minor": "32", "gitVersion": "v1.32.0-pam-oauth",
+                                 "platform": "linux/amd64"})
+            return
+        self.send_json(200, {"kind": "Status", "apiVersion": "v1", "status": "Success",
+                             "message": "pam-oauth test API server", "path": path})
+
+    REGISTRY_SERVICE = "pam-oauth-test-registry"
+    # One image in every repository: an empty layer set and a small config.
+    REGISTRY_CONFIG = json.dumps({"architecture": "amd64", "os": "linux",
+                                  "config": {"Labels": {"pam-oauth": "test"}},
+                                  "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+
+    def registry_manifest(self):
+        import hashlib
+        config_digest = "sha256:" + hashlib.sha256(self.REGISTRY_CONFIG).hexdigest()
+        manifest = json.dumps({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                       "size": len(self.REGISTRY_CONFIG), "digest": config_digest},
+            "layers": []}).encode()
+        return manifest, "sha256:" + hashlib.sha256(manifest).hexdigest(), config_digest
+
+    def registry_token(self, query):
+        """The token realm: Basic credentials holding an access token."""
+        token = presented_token(self.headers.get("Authorization"))
+        scheme = (self.headers.get("Authorization") or "").partition(" ")[0].lower()
+        if scheme != "basic" or not token or self.store.valid_access_token(token) is None:
+            self.send_json(401, {"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]},
+                           {"WWW-Authenticate": 'Basic realm="pam-oauth test registry"'})
+            return
+        username = base64.b64decode(self.headers["Authorization"].split(" ", 1)[1]).decode().partition(":")[0]
+        params = urllib.parse.parse_qs(query)
+        if params.get("service") != [self.REGISTRY_SERVICE]:
+            self.send_json(400, {"errors": [{"code": "DENIED", "message": "wrong service"}]})
+            return
+        registry_token = "reg-" + secrets.token_urlsafe(24)
+        with self.store.lock:
+            self.store.registry_tokens[registry_token] = time.time() + 300
+            self.store.stats["registry_logins"] += 1
+            self.store.stats["registry_usernames"].append(username)
+        self.send_json(200, {"token": registry_token, "access_token": registry_token,
+                             "expires_in": 300})
+
+    def registry(self, path):
+        token = presented_token(self.headers.get("Authorization"))
+        scheme = (self.headers.get("Authorization") or "").partition(" ")[0].lower()
+        with self.store.lock:
+            ok = scheme == "bearer" and self.store.registry_tokens.get(token, 0) > time.time()
+        if not ok:
+            scope = ""
+            m = re.match(r"^/v2/(.+)/(manifests|blobs|tags)/", path)
+            if m:
+                scope = f',scope="repository:{m.group(1)}:pull"'
+            challenge = (f'Bearer realm="{self.server.base_url}/registry/token",'
+                         f'service="{self.REGISTRY_SERVICE}"{scope}')
+            self.send_json(401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
+                           {"WWW-Authenticate": challenge,
+                            "Docker-Distribution-API-Version": "registry/2.0"})
+            return
+        api = {"Docker-Distribution-API-Version": "registry/2.0"}
+        manifest, manifest_digest, config_digest = self.registry_manifest()
+        if path == "/v2/":
+            self.send_json(200, {}, api)
+        elif re.match(r"^/v2/.+/manifests/(latest|" + re.escape(manifest_digest) + ")$", path):
+            headers = {**api, "Docker-Content-Digest": manifest_digest}
+            if self.command == "HEAD":
+                self.send_response(200)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type",
+                                 "application/vnd.docker.distribution.manifest.v2+json")
+                self.send_header("Content-Length", str(len(manifest)))
+                self.end_headers()
+                return
+            self.send_body(200, manifest, "application/vnd.docker.distribution.manifest.v2+json",
+                           headers)
+        elif re.match(r"^/v2/.+/tags/list$", path):
+            self.send_json(200, {"name": path[len("/v2/"):-len("/tags/list")],
+                                 "tags": ["latest"]}, api)
+        elif path.endswith("/blobs/" + config_digest):
+            self.send_body(200, self.REGISTRY_CONFIG, "application/octet-stream",
+                           {**api, "Docker-Content-Digest": config_digest})
+        else:
+            self.send_json(404, {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "unknown"}]}, api)
 
     def git(self, path_info, query, body):
         """CGI bridge to git http-backend (RFC 3875)."""
@@ -1007,6 +1349,19 @@ class Handler(BaseHTTPRequestHandler):
         self.store.set_user(args["username"], args["password"], args.get("roles"))
         return {"ok": True}
 
+    def admin_device(self, args):
+        """{"approve": USER_CODE, "username": U} | {"deny": USER_CODE} |
+        {"expire": USER_CODE} | {"list": true} | DEVICE_DEFAULTS' keys."""
+        if "approve" in args:
+            return self.store.device_decide(args["approve"], args["username"], True)
+        if "deny" in args:
+            return self.store.device_decide(args["deny"], args.get("username"), False)
+        if "expire" in args:
+            return self.store.device_expire(args["expire"])
+        if args.get("list"):
+            return {"ok": True, "devices": self.store.device_list()}
+        return {"ok": True, "options": self.store.device_options(**args)}
+
     def admin_git_init(self, args):
         name = args["name"].removesuffix(".git")
         if not REPO_NAME.fullmatch(name):
@@ -1027,6 +1382,7 @@ ADMIN_ACTIONS = {
     "client": Handler.admin_client,
     "user": Handler.admin_user,
     "git-init": Handler.admin_git_init,
+    "device": Handler.admin_device,
     "jwt": Handler.admin_jwt,
     "jwt-stats": Handler.admin_jwt_stats,
 }

@@ -181,6 +181,7 @@ class JwtIssuer:
             self.forge = []              # [kind, remaining uses]
             self.max_age = DEFAULT_MAX_AGE
             self.audience = None         # None: the client_id
+            self.device = True           # discovery names the device endpoint
             self.stats = {"jwks_fetches": 0, "discovery_fetches": 0, "tokens": 0,
                           "introspections": 0}
 
@@ -228,12 +229,18 @@ class JwtIssuer:
         with self.lock:
             self.stats["discovery_fetches"] += 1
         iss = self.issuer_url(base)
-        return {"issuer": iss, "jwks_uri": iss + "/jwks", "token_endpoint": iss + "/token",
-                "introspection_endpoint": iss + "/introspect",
-                "grant_types_supported": ["password", "client_credentials"],
-                "id_token_signing_alg_values_supported": list(ALGS),
-                "token_endpoint_auth_methods_supported": ["client_secret_basic",
-                                                          "client_secret_post"]}
+        doc = {"issuer": iss, "jwks_uri": iss + "/jwks", "token_endpoint": iss + "/token",
+               "introspection_endpoint": iss + "/introspect",
+               "grant_types_supported": ["password", "client_credentials", "refresh_token"],
+               "id_token_signing_alg_values_supported": list(ALGS),
+               "token_endpoint_auth_methods_supported": ["client_secret_basic",
+                                                         "client_secret_post"]}
+        if self.device:
+            # RFC 8628 section 4
+            doc["device_authorization_endpoint"] = iss + "/device"
+            doc["grant_types_supported"].append(
+                "urn:ietf:params:oauth:grant-type:device_code")
+        return doc
 
     def jwks(self):
         """The key set and its Cache-Control header value; counts the fetch."""
@@ -246,10 +253,12 @@ class JwtIssuer:
     # configuration
 
     def configure(self, alg=None, rotate=False, forge=None, count=1, max_age=None,
-                  audience=None, reset=False):
+                  audience=None, reset=False, device=None):
         with self.lock:
             if reset:
                 self.reset()
+            if device is not None:
+                self.device = bool(device)
             if alg is not None:
                 if alg not in ALGS:
                     raise ValueError(f"alg must be one of {', '.join(ALGS)}")

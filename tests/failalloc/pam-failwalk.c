@@ -23,7 +23,7 @@
  * check (its report is on standard error); the walk then stops with
  * exit status 3, since every later check would report that leak again.  -c
  * checks after each transaction that CACHEFILE, when it exists, is a whole
- * entry (written by po_cache_encode: one line from {"version":1 to }).  The
+ * entry (written by po_cache_entry_encode: one line from {"version":1 to }).  The
  * caller judges the codes: this program only reports them.  Exit status 0, 2 on
  * a usage error, 3 after a leak.
  */

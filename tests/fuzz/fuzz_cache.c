@@ -1,7 +1,7 @@
 /*
- * fuzz_cache - a token cache file's text (po_cache_decode, what
+ * fuzz_cache - a token cache file's text (po_cache_entry_decode, what
  * po_cache_read does after reading the file) and the round trip through
- * the encoder (po_cache_encode, what po_cache_write writes).
+ * the encoder (po_cache_entry_encode, what po_cache_write writes).
  *
  * Input: the file's bytes.  The profile is fixed; a file for another
  * token_url or client_id keeps only its budget.
@@ -81,8 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     po_buf_init(&b2, PO_CACHE_FILE_MAX, 1);
     memset(&e2, 0, sizeof(e2));
     po_err_clear(&err);
-    rc = po_cache_decode((const char *)data, size, &prof, "fuzz.json",
-                         &fuzz_log, &e, &err);
+    rc = po_cache_entry_decode((const char *)data, size, &prof, "fuzz.json",
+                               &fuzz_log, &e, &err);
     FUZZ_CHECK(fuzz_no_controls(err.msg), "control character in \"%s\"",
                err.msg);
     if (rc != PO_OK) {
@@ -104,15 +104,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(e.budget_count >= 0, "budget_count %ld", e.budget_count);
     FUZZ_CHECK(e.budget_month[0] == '\0' || strlen(e.budget_month) == 7,
                "budget_month");
-    rc = po_cache_encode(&prof, &e, &b1);
+    rc = po_cache_entry_encode(&prof, &e, &b1);
     if (rc == PO_TOO_LARGE)
         goto out; /* an entry near the file cap, with escapes: too big */
     FUZZ_CHECK(rc == PO_OK, "encode: %s", po_rc_name(rc));
-    rc = po_cache_decode(b1.data, b1.len, &prof, "fuzz.json", &fuzz_log, &e2,
-                         &err);
+    rc = po_cache_entry_decode(b1.data, b1.len, &prof, "fuzz.json", &fuzz_log,
+                               &e2, &err);
     FUZZ_CHECK(rc == PO_OK, "our own encoding does not decode: %s", err.msg);
     check_same(&e, &e2);
-    FUZZ_CHECK(po_cache_encode(&prof, &e2, &b2) == PO_OK, "encode again");
+    FUZZ_CHECK(po_cache_entry_encode(&prof, &e2, &b2) == PO_OK, "encode again");
     FUZZ_CHECK(b1.len == b2.len && memcmp(b1.data, b2.data, b1.len) == 0,
                "encode(decode(encode(e))) differs from encode(e)");
 out:

@@ -5,8 +5,9 @@
  * deep copy, then the same text through check-config's reporting
  * (po_config_check_buffer).
  *
- * Input: one byte choosing the file's mode (0600, or 0644 for the
- * client_secret rule), then the file.
+ * Input: one byte choosing the file's mode (bit 0: 0600, or 0644 for the
+ * client_secret rule) and the rules (bit 1: pam_oauth's, PO_CFG_PAM_RULES),
+ * then the file.
  *
  * Properties: check-config finds no problem exactly when the file loads
  * and every profile validates; no message holds a control character;
@@ -62,7 +63,9 @@ static void check_copy(const po_profile *p)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_in in = {data, size};
-    mode_t mode = S_IFREG | ((fuzz_byte(&in) & 1) ? 0644 : 0600);
+    unsigned first = fuzz_byte(&in);
+    mode_t mode = S_IFREG | ((first & 1) ? 0644 : 0600);
+    unsigned flags = (first & 2) ? PO_CFG_PAM_RULES : 0;
     po_config cfg;
     po_err err;
     diags d = {0};
@@ -91,7 +94,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(po_config_find(&cfg, p->name) == p, "profile %s twice",
                    p->name);
         po_err_clear(&err);
-        if (po_profile_validate(p, &err) != PO_OK)
+        if ((flags ? po_profile_validate_pam(p, &err)
+                   : po_profile_validate(p, &err)) != PO_OK)
             all_valid = 0;
         FUZZ_CHECK(fuzz_no_controls(err.msg), "control character in \"%s\"",
                    err.msg);
@@ -99,8 +103,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     po_config_free(&cfg);
 
-    check = po_config_check_buffer("fuzz.conf", mode, (const char *)in.p, in.n,
-                                   diag, &d);
+    check = po_config_check_buffer("fuzz.conf", mode, flags, (const char *)in.p,
+                                   in.n, diag, &d);
     if (check != PO_NOMEM && load != PO_NOMEM)
         FUZZ_CHECK((check == PO_OK) == all_valid,
                    "check-config says %s, load and validate say %s",

@@ -195,7 +195,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (f[8] != NULL && f[9] != NULL && f[8][0] != '\0' &&
         (name = po_concat3("param.", f[8], "")) != NULL)
         (void)po_profile_set(&p, name, f[9], "fuzz", NULL);
-    g = (po_grant_input){p.grant, f[5], f[6], f[7]};
+    g = (po_grant_input){p.grant, f[5], f[6], f[7], NULL};
 
     po_err_clear(&err);
     rc = po_oauth_build(&p, &g, &r, &err);

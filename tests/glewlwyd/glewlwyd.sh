@@ -21,7 +21,11 @@
 #   scope   "pam"  (password required)
 #   users   alice / alice-pass,  bob / "b0b p@ss+w0rd&=%"
 #   client  pam-client / pam-client-secret, confidential, grants password,
-#           client_credentials, refresh_token; auth client_secret_basic + _post
+#           client_credentials, refresh_token, device_authorization; auth
+#           client_secret_basic + _post
+#   client  pam-device-client, public, grants device_authorization and
+#           refresh_token (RFC 8628; a user approves at
+#           /api/oidc/device?code=USER_CODE after logging in)
 #   plugin  "oidc": RS256 (RSA-2048 key generated here), JWKS published, access
 #           tokens valid 3600 s, single-use rotating refresh tokens, the user's
 #           "username" copied into the access token as claim "username".
@@ -49,6 +53,7 @@ HOST=127.0.0.1                     # the only address anything here binds to
 SCOPE=pam
 CLIENT_ID=pam-client
 CLIENT_SECRET=pam-client-secret
+DEVICE_CLIENT_ID=pam-device-client   # public, device authorization grant
 USER1=alice; PASS1='alice-pass'
 USER2=bob;   PASS2='b0b p@ss+w0rd&=%'
 ACCESS_TTL=3600
@@ -152,6 +157,8 @@ GLEWLWYD_USER2=$USER2
 GLEWLWYD_PASS2=$PASS2
 GLEWLWYD_PORT=$port
 GLEWLWYD_BASE_URL=$base
+GLEWLWYD_DEVICE_URL=$base/api/oidc/device_authorization
+GLEWLWYD_DEVICE_CLIENT_ID=$DEVICE_CLIENT_ID
 EOF
 }
 
@@ -454,8 +461,14 @@ done
 upsert "$API/client" "$CLIENT_ID" "$(jq -nc --arg id "$CLIENT_ID" --arg sec "$CLIENT_SECRET" --arg s "$SCOPE" \
   '{client_id:$id, name:"pam-oauth test client", description:"", enabled:true,
     confidential:true, client_secret:$sec, redirect_uri:[], scope:[$s],
-    authorization_type:["password", "client_credentials", "refresh_token"],
+    authorization_type:["password", "client_credentials", "refresh_token", "device_authorization"],
     token_endpoint_auth_method:["client_secret_basic", "client_secret_post"]}')"
+
+# A public client for the device authorization grant (RFC 8628).
+upsert "$API/client" "$DEVICE_CLIENT_ID" "$(jq -nc --arg id "$DEVICE_CLIENT_ID" --arg s "$SCOPE" \
+  '{client_id:$id, name:"pam-oauth device login", description:"", enabled:true,
+    confidential:false, redirect_uri:[], scope:[$s, "openid"],
+    authorization_type:["device_authorization", "refresh_token"]}')"
 
 upsert "$API/mod/plugin" oidc "$(jq -nc \
   --rawfile key "$JWT_KEY" --rawfile pub "$JWT_PUB" --arg iss "$API/oidc" \
@@ -470,7 +483,7 @@ upsert "$API/mod/plugin" oidc "$(jq -nc \
      "allow-non-oidc":true,
      "auth-type-code-enabled":true, "auth-type-token-enabled":false,
      "auth-type-none-enabled":false, "auth-type-password-enabled":true,
-     "auth-type-client-enabled":true, "auth-type-device-enabled":false,
+     "auth-type-client-enabled":true, "auth-type-device-enabled":true,
      "auth-type-refresh-enabled":true,
      "subject-type":"public", "scope":[], "claims":[],
      "additional-parameters":[{"user-parameter":"username", "token-parameter":"username"}],

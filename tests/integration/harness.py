@@ -142,6 +142,30 @@ class AuthServer:
         """Create a user or change its password (and roles, when given)."""
         self.admin("user", {"username": username, "password": password, "roles": roles})
 
+    # the device grant (RFC 8628)
+
+    def device(self, **opts):
+        """How the device endpoints answer (authserver.DEVICE_DEFAULTS):
+        expires_in, interval (None: not sent), complete (send
+        verification_uri_complete), slow_down=N (the next N polls),
+        min_gap (seconds polls must be apart), response (a raw answer)."""
+        return self.admin("device", opts)["options"]
+
+    def device_approve(self, user_code, username):
+        """The user approves user_code at the identity provider, as username."""
+        return self.admin("device", {"approve": user_code, "username": username})
+
+    def device_deny(self, user_code):
+        return self.admin("device", {"deny": user_code})
+
+    def device_expire(self, user_code):
+        return self.admin("device", {"expire": user_code})
+
+    def devices(self):
+        """[{"user_code", "client_id", "state", "username", "polls",
+        "slow_downs", "interval", "scope", "expires_in"}, ...]"""
+        return self.admin("device", {"list": True})["devices"]
+
     def git_init(self, name):
         """Create a bare repository with one commit; returns its clone URL."""
         return self.admin("git-init", {"name": name})["url"]
@@ -157,7 +181,8 @@ class AuthServer:
         """Configure the JWT issuer: alg (RS256 ... EdDSA), rotate=True (new
         kid), forge=KIND with count=N (the next N tokens forged, see
         jwt_issuer.FORGERIES), max_age (JWKS Cache-Control), audience,
-        reset=True.  Returns {"ok", "alg", "kid"} (kid: the current key)."""
+        reset=True, device=False (discovery without the device endpoint).
+        Returns {"ok", "alg", "kid"} (kid: the current key)."""
         return self.admin("jwt", opts)
 
     def jwt_stats(self):

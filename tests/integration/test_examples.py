@@ -112,6 +112,33 @@ class Examples(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(json.loads(r.stdout)["scope"], "retailer")
 
+    def test_device_profile(self):
+        # the test server's JWT issuer stands in for the provider: its
+        # discovery names the device endpoint
+        o = {"token_url": self.srv.url("/jwt/token"), "issuer": self.srv.jwt_issuer,
+             "ca_file": self.srv.ca_file, "client_id": "device-client"}
+        self.srv.device(interval=1)
+        argv = [HELPER, "-c", self.conf, "-p", "device"]
+        for k, v in o.items():
+            argv += ["-o", f"{k}={v}"]
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("OAUTH_TOKEN", "PAM_OAUTH", "XDG_"))}
+        env["OAUTH_TOKEN_CACHE_DIR"] = os.path.join(self.dir, "cache")
+        proc = subprocess.Popen(argv + ["login", "--format", "json"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        shown = json.loads(proc.stderr.readline())
+        self.srv.device_approve(shown["user_code"], "alice")
+        out, err = proc.stdout.read(), proc.stderr.read()
+        proc.wait(timeout=60)
+        proc.stdout.close()
+        proc.stderr.close()
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertTrue(json.loads(out)["access_token"])
+        self.assertEqual(shown["expires_in"] <= 110, True)
+        device_req = [r for r in self.srv.stats()["last_requests"]
+                      if r["path"] == "/jwt/device"][0]
+        self.assertIn("scope=openid+profile+offline_access", device_req["body"])
+
     def test_glewlwyd_profile(self):
         try:
             g = glewlwyd.start()

@@ -28,6 +28,17 @@ def pam_dir():
     return (libdir or "/lib") + "/security"
 
 
+def unit_dir():
+    """Where the Makefile puts systemd units for PREFIX=/usr: systemd.pc's
+    systemdsystemunitdir, else /usr/lib/systemd/system."""
+    try:
+        d = subprocess.run(["pkg-config", "--variable=systemdsystemunitdir", "systemd"],
+                           capture_output=True, text=True).stdout.strip()
+    except OSError:
+        d = ""
+    return d or "/usr/lib/systemd/system"
+
+
 def make_env():
     """The environment for a nested make: without the jobserver of the make
     that runs the tests."""
@@ -65,10 +76,15 @@ class Install(unittest.TestCase):
             f"{self.pamdir}/pam_oauth.so": ("file", 0o644),
             "/usr/bin/oauth-token": ("file", 0o755),
             "/usr/bin/git-credential-oauth-token": ("link", "oauth-token"),
+            "/usr/bin/docker-credential-oauth-token": ("link", "oauth-token"),
             "/usr/share/man/man1/oauth-token.1": ("file", 0o644),
             "/usr/share/man/man5/pam-oauth.conf.5": ("file", 0o644),
             "/usr/share/man/man8/pam_oauth.8": ("file", 0o644),
             "/usr/share/doc/pam-oauth/examples/pam-oauth.conf": ("file", 0o600),
+            f"{unit_dir()}/oauth-token-refresh@.service": ("file", 0o644),
+            f"{unit_dir()}/oauth-token-refresh@.timer": ("file", 0o644),
+            "/usr/share/bash-completion/completions/oauth-token": ("file", 0o644),
+            "/usr/share/zsh/site-functions/_oauth-token": ("file", 0o644),
         }
 
     def install(self):
@@ -105,6 +121,16 @@ class Install(unittest.TestCase):
                 self.assertEqual(stat.S_IMODE(st.st_mode) & 0o022, 0,
                                  f"directory {path} is group/world-writable")
 
+    def test_unit_names_the_installed_helper(self):
+        """The service's ExecStart is the helper make install put in BINDIR,
+        and its comments name the system configuration under SYSCONFDIR."""
+        self.install()
+        with open(self.dest + f"{unit_dir()}/oauth-token-refresh@.service") as f:
+            text = f.read()
+        self.assertIn("\nExecStart=/usr/bin/oauth-token --profile=%i refresh --if-due\n", text)
+        self.assertNotRegex(text, r"@[A-Z]+@", "a placeholder was left unreplaced")
+        self.assertIn("/etc/pam-oauth/pam-oauth.conf", text)
+
     def test_installed_binaries_are_the_built_ones(self):
         """The installed module and helper are the files make built."""
         self.install()
@@ -121,6 +147,7 @@ class Install(unittest.TestCase):
         self.install()
         installed = self.install()
         self.assertTrue(stat.S_ISLNK(installed["/usr/bin/git-credential-oauth-token"].st_mode))
+        self.assertTrue(stat.S_ISLNK(installed["/usr/bin/docker-credential-oauth-token"].st_mode))
 
     def test_uninstall_removes_everything(self):
         """make uninstall removes every installed file and the doc directory."""

@@ -224,10 +224,16 @@ class DebianPackages(unittest.TestCase):
         self.assertEqual(files - set(want), set(), "unexpected files in libpam-oauth")
 
     def test_oauth_token_contents(self):
-        """oauth-token: the helper, its git symlink and the two man pages."""
+        """oauth-token: the helper, its git symlink, the two man pages, the
+        systemd units and the bash and zsh completions where Debian's
+        systemd, bash-completion and zsh look."""
         listing = deb_listing(deb("oauth-token"))
         want = {
             "/usr/bin/oauth-token": "-rwxr-xr-x",
+            "/lib/systemd/system/oauth-token-refresh@.service": "-rw-r--r--",
+            "/lib/systemd/system/oauth-token-refresh@.timer": "-rw-r--r--",
+            "/usr/share/bash-completion/completions/oauth-token": "-rw-r--r--",
+            "/usr/share/zsh/vendor-completions/_oauth-token": "-rw-r--r--",
             "/usr/share/man/man1/oauth-token.1.gz": "-rw-r--r--",
             "/usr/share/man/man5/pam-oauth.conf.5.gz": "-rw-r--r--",
             "/usr/share/doc/oauth-token/copyright": "-rw-r--r--",
@@ -235,7 +241,9 @@ class DebianPackages(unittest.TestCase):
         }
         self.assertEqual({path: listing.get(path, ("missing",))[0] for path in want}, want)
         links = {"/usr/bin/git-credential-oauth-token": "oauth-token",
-                 "/usr/share/man/man1/git-credential-oauth-token.1.gz": "oauth-token.1.gz"}
+                 "/usr/bin/docker-credential-oauth-token": "oauth-token",
+                 "/usr/share/man/man1/git-credential-oauth-token.1.gz": "oauth-token.1.gz",
+                 "/usr/share/man/man1/docker-credential-oauth-token.1.gz": "oauth-token.1.gz"}
         self.assertEqual({path: listing.get(path, ("missing", None))[1] for path in links}, links)
         for path in links:
             self.assertTrue(listing[path][0].startswith("l"), f"{path}: {listing[path]}")
@@ -477,9 +485,41 @@ class InstalledDebian(unittest.TestCase):
         with opener.open(req, timeout=10) as r:
             self.assertEqual(r.status, 200)
         # the git credential helper name runs the same binary
+        # so does the docker credential helper's, which docker finds on PATH
+        p = subprocess.run(["/usr/bin/docker-credential-oauth-token", "version"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("docker-credential-oauth-token (pam-oauth)", p.stdout)
         p = subprocess.run(["/usr/bin/git-credential-oauth-token", "--help"], capture_output=True,
                            text=True)
         self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_5_installed_units_and_completion(self):
+        """The installed units pass systemd-analyze verify (ExecStart is the
+        installed /usr/bin/oauth-token, the man pages are installed), and
+        bash finds the completion where bash-completion loads it from."""
+        if shutil.which("systemd-analyze") is None:
+            self.fail("systemd-analyze missing (package systemd, in tests/debian-packages)")
+        work = harness.tmpdir()
+        for kind in ("service", "timer"):
+            os.symlink(f"/lib/systemd/system/oauth-token-refresh@.{kind}",
+                       os.path.join(work, f"oauth-token-refresh@pkgtest.{kind}"))
+        p = subprocess.run(["systemd-analyze", "verify",
+                            os.path.join(work, "oauth-token-refresh@pkgtest.service"),
+                            os.path.join(work, "oauth-token-refresh@pkgtest.timer")],
+                           capture_output=True, text=True, timeout=120,
+                           env=dict(clean_env(), SYSTEMD_LOG_COLOR="0"))
+        self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""))
+        with open("/lib/systemd/system/oauth-token-refresh@.service") as f:
+            self.assertIn("\nExecStart=/usr/bin/oauth-token --profile=%i refresh --if-due\n",
+                          f.read())
+        if os.path.exists("/usr/share/bash-completion/bash_completion"):
+            p = subprocess.run(["bash", "--norc", "-c",
+                                "source /usr/share/bash-completion/bash_completion; "
+                                "_completion_loader oauth-token; complete -p oauth-token"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.stdout.strip(), "complete -F _oauth_token oauth-token",
+                             p.stderr)
 
     def test_9_purge(self):
         """dpkg --purge leaves /etc/pam.d and /var/lib/pam as they were."""
@@ -489,7 +529,9 @@ class InstalledDebian(unittest.TestCase):
         for name in PACKAGES:
             self.assertFalse(installed(name), f"{name} still installed")
         for path in (self.module, "/usr/bin/oauth-token", "/usr/bin/git-credential-oauth-token",
-                     "/usr/share/pam-configs/oauth"):
+                     "/usr/bin/docker-credential-oauth-token", "/usr/share/pam-configs/oauth",
+                     "/lib/systemd/system/oauth-token-refresh@.service",
+                     "/usr/share/bash-completion/completions/oauth-token"):
             self.assertFalse(os.path.lexists(path), f"{path} left behind")
         if not self.etc_existed:
             self.assertFalse(os.path.exists("/etc/pam-oauth"), "/etc/pam-oauth left behind")
@@ -533,13 +575,18 @@ class RpmPackages(unittest.TestCase):
     def test_oauth_token_rpm(self):
         files = self.query(self.rpm("oauth-token"), "-l")
         for path in ("/usr/bin/oauth-token", "/usr/bin/git-credential-oauth-token",
-                     "/usr/share/man/man1/oauth-token.1", "/usr/share/man/man5/pam-oauth.conf.5"):
+                     "/usr/share/man/man1/oauth-token.1", "/usr/share/man/man5/pam-oauth.conf.5",
+                     "/usr/lib/systemd/system/oauth-token-refresh@.service",
+                     "/usr/lib/systemd/system/oauth-token-refresh@.timer",
+                     "/usr/share/bash-completion/completions/oauth-token",
+                     "/usr/share/zsh/site-functions/_oauth-token"):
             self.assertTrue(any(f == path or f.startswith(path + ".") for f in files),
                             f"{path} not in {files}")
         self.assertFalse([f for f in files if "pam_oauth.so" in f])
         listing = subprocess.run(["rpm", "-qlvp", self.rpm("oauth-token")], check=True,
                                  capture_output=True, text=True).stdout
         self.assertRegex(listing, r"(?m)^l.*/usr/bin/git-credential-oauth-token -> oauth-token$")
+        self.assertRegex(listing, r"(?m)^l.*/usr/bin/docker-credential-oauth-token -> oauth-token$")
         self.assertRegex(listing, r"(?m)^-rwxr-xr-x.*/usr/bin/oauth-token$")
 
 

@@ -4,8 +4,7 @@ handed to the session, where oauth-token prints it.
 sshd runs from its own sshd_config, host key and PID file in a temporary
 directory, on a free port of 127.0.0.1, with libpam-wrapper preloaded so
 that its PAM service file comes from a temporary directory: nothing under
-/etc is touched.  (sshd needs its privilege separation directory /run/sshd;
-the test creates it when missing and removes it again.)  A local user made
+/etc is touched (tests/integration/sshdtest.py).  A local user made
 with useradd logs in with its identity provider password through sshpass;
 inside the session `oauth-token` must print the token pam_oauth obtained at
 login, without a new request, and the test authorization server must accept
@@ -18,43 +17,24 @@ undone at the end: sshd killed by its PID, the user deleted.
 import json
 import os
 import shutil
-import socket
 import subprocess
-import time
 import unittest
 import urllib.request
 
 import harness
 import pamtest
+import sshdtest
 
-SSHD = "/usr/sbin/sshd"
 USER = "po-sshtest"
 PASSWORD = "ssh p@ss+w0rd&=%"
 
 
-def skip_reason():
-    if not pamtest.is_root():
-        return "needs root (sshd, useradd); CI runs it as root"
-    for tool, pkg in ((SSHD, "openssh-server"), ("ssh", "openssh-client"),
-                      ("sshpass", "sshpass"), ("ssh-keygen", "openssh-client"),
-                      ("useradd", "passwd")):
-        if shutil.which(tool) is None and not os.access(tool, os.X_OK):
-            return f"{tool} is not installed (Debian package {pkg})"
-    return pamtest.skip_reason()
-
-
-SKIP = skip_reason()
+SKIP = sshdtest.skip_reason(tools=[("sshpass", "sshpass")])
 
 
 def setUpModule():
     if SKIP:
         raise unittest.SkipTest(SKIP)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class TestSshdLogin(unittest.TestCase):
@@ -65,8 +45,7 @@ class TestSshdLogin(unittest.TestCase):
         cls.env = pamtest.PamEnv(cls.srv)
         cls.dir = cls.env.dir
         cls.user = pamtest.LocalUser(USER)
-        cls.created_run_sshd = False
-        cls.sshd = None
+        cls.server = None
         try:
             cls._start()
         except Exception:
@@ -104,70 +83,22 @@ class TestSshdLogin(unittest.TestCase):
             ("account", "required", mod, args),
             ("session", "required", mod, args),
         ])
-        key = os.path.join(d, "host_ed25519")
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key],
-                       check=True, capture_output=True)
-        cls.port = free_port()
-        config = os.path.join(d, "sshd_config")
-        harness.write_file(config, "\n".join([
-            f"Port {cls.port}",
-            "ListenAddress 127.0.0.1",
-            f"HostKey {key}",
-            f"PidFile {os.path.join(d, 'sshd.pid')}",
-            "UsePAM yes",
+        cls.server = sshdtest.Sshd(cls.env, [
             "PasswordAuthentication yes",
             "KbdInteractiveAuthentication no",
-            "PubkeyAuthentication no",
-            "AuthorizedKeysFile none",
-            "PermitRootLogin no",
-            f"AllowUsers {USER}",
-            "StrictModes no",
-            "PrintMotd no",
-            "PrintLastLog no",
-            "UseDNS no",
-            "LogLevel VERBOSE",
-            "",
-        ]), 0o600)
-        if not os.path.isdir("/run/sshd"):
-            os.makedirs("/run/sshd", 0o755)
-            cls.created_run_sshd = True
-        cls.log = os.path.join(d, "sshd.log")
-        env = cls.env.environ(debuglevel=2)
-        with open(cls.log, "wb") as log:
-            cls.sshd = subprocess.Popen([SSHD, "-D", "-e", "-f", config], env=env,
-                                        stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        deadline = time.monotonic() + 15
-        while True:
-            if cls.sshd.poll() is not None:
-                raise RuntimeError("sshd exited:\n" + cls.read_log())
-            try:
-                with socket.create_connection(("127.0.0.1", cls.port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("sshd did not listen:\n" + cls.read_log())
-                time.sleep(0.1)
+        ], allow_users=[USER])
+        cls.server.start()
+        cls.port = cls.server.port
 
     @classmethod
     def read_log(cls):
-        try:
-            with open(cls.log, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return cls.server.read_log()
 
     @classmethod
     def tearDownClass(cls):
-        if cls.sshd is not None and cls.sshd.poll() is None:
-            cls.sshd.terminate()
-            try:
-                cls.sshd.wait(10)
-            except subprocess.TimeoutExpired:
-                cls.sshd.kill()
-                cls.sshd.wait()
+        if cls.server is not None:
+            cls.server.stop()
         cls.user.remove()
-        if cls.created_run_sshd:
-            shutil.rmtree("/run/sshd", ignore_errors=True)
 
     def setUp(self):
         self.srv.reset()

@@ -221,6 +221,11 @@ static void test_table(void **state)
                                        "client_secret_file",
                                        "connect_timeout",
                                        "default_lifetime",
+                                       "device_authorization_url",
+                                       "device_fallback_on",
+                                       "device_prompt",
+                                       "device_qr",
+                                       "device_timeout",
                                        "git_username",
                                        "grant",
                                        "introspection_url",
@@ -234,8 +239,10 @@ static void test_table(void **state)
                                        "lock_timeout",
                                        "match",
                                        "minimum_uid",
+                                       "password_fallback",
                                        "refresh_interval",
                                        "refresh_margin",
+                                       "registry_username",
                                        "remove_on_close",
                                        "require_roles",
                                        "require_scope",
@@ -244,6 +251,17 @@ static void test_table(void **state)
                                        "roles_claim",
                                        "roles_source",
                                        "scope",
+                                       "shared_cache",
+                                       "shared_cache_ca_file",
+                                       "shared_cache_client_cert",
+                                       "shared_cache_client_key",
+                                       "shared_cache_endpoints",
+                                       "shared_cache_fallback",
+                                       "shared_cache_key_file",
+                                       "shared_cache_password_file",
+                                       "shared_cache_prefix",
+                                       "shared_cache_timeout",
+                                       "shared_cache_user",
                                        "store_token",
                                        "timeout",
                                        "token_url",
@@ -306,13 +324,20 @@ static void test_defaults(void **state)
         {"client_auth", PO_CLIENT_AUTH_BASIC},
         {"connect_timeout", 5000},
         {"default_lifetime", 3600},
+        {"device_prompt", 1},
+        {"device_qr", 0},
+        {"device_timeout", 300},
         {"grant", PO_GRANT_CLIENT_CREDENTIALS},
         {"lock_timeout", 10000},
         {"minimum_uid", 1000},
+        {"password_fallback", PO_FALLBACK_NONE},
         {"refresh_interval", 0},
         {"refresh_margin", -1},
         {"remove_on_close", 0},
         {"retries", 2},
+        {"shared_cache", PO_SHARED_NONE},
+        {"shared_cache_fallback", PO_FALLBACK_LOCAL},
+        {"shared_cache_timeout", 5000},
         {"store_token", 0},
         {"timeout", 20000},
     };
@@ -335,6 +360,7 @@ static void test_defaults(void **state)
     assert_string_equal(p.username_format, "%u");
     assert_string_equal(p.roles_claim, "Roles");
     assert_string_equal(p.git_username, "oauth2");
+    assert_string_equal(p.shared_cache_prefix, "/pam-oauth/");
     assert_null(p.token_url);
     assert_null(p.client_id);
     assert_null(p.client_secret);
@@ -1242,6 +1268,53 @@ static const validate_case validate_cases[] = {
     {{{"match", "https://a.example https://"}}, "key 'match': entry 2"},
     {{{"match", "https:///path"}}, "entry 1"},
     {{{"match", "ssh://git@host/x"}}, "entry 1"},
+    /* fleet mode */
+    {{{"shared_cache", "etcd"}},
+     "shared_cache is etcd but "
+     "shared_cache_endpoints is not set"},
+    {{{"shared_cache", "etcd"},
+      {"shared_cache_endpoints", " https://10.0.0.1:2379  https://e2/ "},
+      {"shared_cache_key_file", "/etc/pam-oauth/fleet.key"}},
+     NULL},
+    {{{"shared_cache", "none"}, {"shared_cache_endpoints", "http://x"}}, NULL},
+    {{{"shared_cache", "etcd"},
+      {"shared_cache_endpoints", "https://a:2379 http://b:2379"},
+      {"shared_cache_key_file", "/k"}},
+     "key 'shared_cache_endpoints': entry 2: http://b:2379: http:// refused"},
+    {{{"shared_cache", "etcd"},
+      {"shared_cache_endpoints", "https://a:2379/?x=1"},
+      {"shared_cache_key_file", "/k"}},
+     "no query or fragment allowed"},
+    {{{"shared_cache", "etcd"},
+      {"shared_cache_endpoints", "   "},
+      {"shared_cache_key_file", "/k"}},
+     "key 'shared_cache_endpoints' lists no URL"},
+    {{{"shared_cache", "etcd"}, {"shared_cache_endpoints", "https://a"}},
+     "shared_cache_key_file is not set"},
+    {{{"shared_cache", "etcd"},
+      {"shared_cache_endpoints", "https://a"},
+      {"shared_cache_key_file", "fleet.key"}},
+     "key 'shared_cache_key_file': must be an absolute path"},
+    {{{"shared_cache", "etcd"},
+      {"shared_cache_endpoints", "https://a"},
+      {"shared_cache_key_file", "/k"},
+      {"shared_cache_user", "u"}},
+     "set both shared_cache_user and shared_cache_password_file"},
+    {{{"shared_cache", "etcd"},
+      {"shared_cache_endpoints", "https://a"},
+      {"shared_cache_key_file", "/k"},
+      {"shared_cache_client_cert", "/c.pem"}},
+     "set both shared_cache_client_cert and shared_cache_client_key"},
+    {{{"shared_cache", "etcd"},
+      {"shared_cache_endpoints", "https://a"},
+      {"shared_cache_key_file", "/k"},
+      {"shared_cache_prefix", "pam-oauth"}},
+     "key 'shared_cache_prefix': must start and end with '/'"},
+    {{{"shared_cache", "etcd"},
+      {"shared_cache_endpoints", "https://a"},
+      {"shared_cache_key_file", "/k"},
+      {"shared_cache_ca_file", "ca.pem"}},
+     "key 'shared_cache_ca_file': must be an absolute path"},
 };
 
 static void test_validate(void **state)
@@ -1294,6 +1367,134 @@ static void test_validate_names_source(void **state)
                    "profile 'src' (%s:2): token_url is not set", path);
     assert_string_equal(err.msg, want);
     po_config_free(&cfg);
+}
+
+/* The device grant: an endpoint everywhere; for pam_oauth, verified
+ * tokens only, and messages that name the line of the key at fault. */
+static void test_validate_device(void **state)
+{
+    static const char text[] =
+        "[ok]\n"                                               /* 1 */
+        "token_url = https://idp.test/token\n"                 /* 2 */
+        "client_id = c\n"                                      /* 3 */
+        "client_auth = none\n"                                 /* 4 */
+        "grant = device\n"                                     /* 5 */
+        "issuer = https://idp.test\n"                          /* 6 */
+        "verify = jwt\n"                                       /* 7 */
+        "[none]\n"                                             /* 8 */
+        "token_url = https://idp.test/token\n"                 /* 9 */
+        "client_id = c\n"                                      /* 10 */
+        "client_auth = none\n"                                 /* 11 */
+        "device_authorization_url = https://idp.test/device\n" /* 12 */
+        "grant = device\n"                                     /* 13 */
+        "[explicit]\n"                                         /* 14 */
+        "token_url = https://idp.test/token\n"                 /* 15 */
+        "client_id = c\n"                                      /* 16 */
+        "client_auth = none\n"                                 /* 17 */
+        "grant = password\n"                                   /* 18 */
+        "password_fallback = device\n"                         /* 19 */
+        "device_authorization_url = https://idp.test/device\n" /* 20 */
+        "verify = none\n"                                      /* 21 */
+        "[noendpoint]\n"                                       /* 22 */
+        "token_url = https://idp.test/token\n"                 /* 23 */
+        "client_id = c\n"                                      /* 24 */
+        "client_auth = none\n"                                 /* 25 */
+        "grant = device\n"                                     /* 26 */
+        "[badurl]\n"                                           /* 27 */
+        "token_url = https://idp.test/token\n"                 /* 28 */
+        "client_id = c\n"                                      /* 29 */
+        "client_auth = none\n"                                 /* 30 */
+        "device_authorization_url = http://idp.test/device\n"  /* 31 */
+        "[fallback]\n"                                         /* 32 */
+        "token_url = https://idp.test/token\n"                 /* 33 */
+        "client_id = c\n"                                      /* 34 */
+        "client_auth = none\n"                                 /* 35 */
+        "grant = client_credentials\n"                         /* 36 */
+        "device_fallback_on = AADSTS50076\n";                  /* 37 */
+    char path[PATH_MAX], want[PATH_MAX * 4 + 1024];
+    po_config cfg;
+    po_err err;
+
+    (void)state;
+    po_config_init(&cfg);
+    assert_int_equal(load_text(&cfg, text, path, sizeof(path), &err), PO_OK);
+    assert_int_equal(cfg.nprofiles, 6);
+    /* verified: fine for both */
+    assert_int_equal(po_profile_validate(&cfg.profiles[0], &err), PO_OK);
+    assert_int_equal(po_profile_validate_pam(&cfg.profiles[0], &err), PO_OK);
+    /* verify none: the helper may, pam_oauth may not; the line of grant */
+    assert_int_equal(po_profile_validate(&cfg.profiles[1], &err), PO_OK);
+    assert_int_equal(po_profile_validate_pam(&cfg.profiles[1], &err),
+                     PO_CONFIG);
+    (void)snprintf(want, sizeof(want),
+                   "%s:13: key 'grant': profile 'none' (%s:8): a device login "
+                   "needs verified tokens (verify = jwt, introspect or auto), "
+                   "but verify is none (the default): whoever approves a "
+                   "device code gets the token, so pam_oauth accepts it only "
+                   "when its user_claim names the user who logs in",
+                   path, path);
+    assert_string_equal(err.msg, want);
+    (void)snprintf(want, sizeof(want), "%s:13", path);
+    assert_string_equal(po_profile_origin(&cfg.profiles[1], "grant"), want);
+    assert_null(po_profile_origin(&cfg.profiles[1], "verify"));
+    assert_null(po_profile_origin(&cfg.profiles[1], "no_such_key"));
+    /* password_fallback = device and an explicit verify = none */
+    assert_int_equal(po_profile_validate_pam(&cfg.profiles[2], &err),
+                     PO_CONFIG);
+    (void)snprintf(want, sizeof(want),
+                   "%s:19: key 'password_fallback': profile 'explicit' "
+                   "(%s:14): a device login needs verified tokens (verify = "
+                   "jwt, introspect or auto), but verify is none, set at "
+                   "%s:21: whoever",
+                   path, path, path);
+    assert_true(strncmp(err.msg, want, strlen(want)) == 0);
+    /* no endpoint at all: both refuse */
+    assert_int_equal(po_profile_validate(&cfg.profiles[3], &err), PO_CONFIG);
+    (void)snprintf(want, sizeof(want),
+                   "%s:26: key 'grant': profile 'noendpoint' (%s:22): the "
+                   "device grant needs a device authorization endpoint; set "
+                   "device_authorization_url, or issuer (whose OpenID "
+                   "discovery document names it)",
+                   path, path);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(po_profile_validate(&cfg.profiles[4], &err), PO_CONFIG);
+    assert_contains(err.msg, "key 'device_authorization_url': http://idp.test/"
+                             "device: http:// refused");
+    /* device_fallback_on without password_fallback */
+    assert_int_equal(po_profile_validate(&cfg.profiles[5], &err), PO_OK);
+    assert_int_equal(po_profile_validate_pam(&cfg.profiles[5], &err),
+                     PO_CONFIG);
+    (void)snprintf(want, sizeof(want),
+                   "%s:37: key 'device_fallback_on': profile 'fallback' "
+                   "(%s:32): set password_fallback = device too, or remove it",
+                   path, path);
+    assert_string_equal(err.msg, want);
+    po_config_free(&cfg);
+}
+
+/* Origins survive a copy; a PAM argument names itself. */
+static void test_origins(void **state)
+{
+    po_profile p, q;
+    po_err err;
+
+    (void)state;
+    good_profile(&p, "o");
+    assert_null(po_profile_origin(&p, "verify"));
+    assert_string_equal(po_profile_origin(&p, "token_url"), "test");
+    assert_int_equal(
+        po_profile_set(&p, "verify", "jwt", "PAM argument 'verify'", &err),
+        PO_OK);
+    assert_int_equal(po_profile_copy(&q, &p, &err), PO_OK);
+    assert_string_equal(po_profile_origin(&q, "verify"),
+                        "PAM argument 'verify'");
+    /* a refused value leaves the origin as it was */
+    assert_int_equal(po_profile_set(&q, "verify", "maybe", "x.conf:3", &err),
+                     PO_CONFIG);
+    assert_string_equal(po_profile_origin(&q, "verify"),
+                        "PAM argument 'verify'");
+    po_profile_free(&p);
+    po_profile_free(&q);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1455,7 +1656,7 @@ static void test_buffers(void **state)
 
     /* check: every problem, named by the given name */
     memset(&d, 0, sizeof(d));
-    assert_int_equal(po_config_check_buffer("m.conf", S_IFREG | 0644, two,
+    assert_int_equal(po_config_check_buffer("m.conf", S_IFREG | 0644, 0, two,
                                             sizeof(two) - 1, collect, &d),
                      PO_CONFIG);
     assert_int_equal(d.n, 5);
@@ -1465,7 +1666,7 @@ static void test_buffers(void **state)
     assert_contains(d.msgs[2], "token_url is not set");
     memset(&d, 0, sizeof(d));
     assert_int_equal(
-        po_config_check_buffer("e.conf", S_IFREG | 0600, "", 0, collect, &d),
+        po_config_check_buffer("e.conf", S_IFREG | 0600, 0, "", 0, collect, &d),
         PO_OK);
     assert_int_equal(d.n, 0);
 
@@ -1479,12 +1680,12 @@ static void test_buffers(void **state)
                      PO_TOO_LARGE);
     assert_contains(err.msg, "big.conf: larger than");
     memset(&d, 0, sizeof(d));
-    assert_int_equal(po_config_check_buffer(big_name, S_IFREG | 0600, big,
+    assert_int_equal(po_config_check_buffer(big_name, S_IFREG | 0600, 0, big,
                                             PO_CONFIG_FILE_MAX + 1, collect,
                                             &d),
                      PO_TOO_LARGE);
     assert_int_equal(d.n, 1);
-    assert_int_equal(po_config_check_buffer(big_name, S_IFREG | 0600, big,
+    assert_int_equal(po_config_check_buffer(big_name, S_IFREG | 0600, 0, big,
                                             PO_CONFIG_FILE_MAX, collect, &d),
                      PO_OK);
     free(big);
@@ -2026,7 +2227,8 @@ static void test_man_page(void **state)
 static void test_example_file(void **state)
 {
     static const char *const names[] = {
-        "froomle", "wave", "bloom", "fluent", "fluent-integration", "glewlwyd"};
+        "froomle",  "wave",  "bloom", "fluent", "fluent-integration",
+        "glewlwyd", "device"};
     char *path = source_file("examples/pam-oauth.conf");
     po_config cfg;
     po_profile *p;
@@ -2041,7 +2243,7 @@ static void test_example_file(void **state)
         p = po_config_find(&cfg, names[i]);
         if (p == NULL)
             fail_msg("%s: no [%s]", path, names[i]);
-        if (po_profile_validate(p, &err) != PO_OK)
+        if (po_profile_validate_pam(p, &err) != PO_OK)
             fail_msg("%s", err.msg);
         assert_null(p->client_secret); /* no secret in an example */
     }
@@ -2057,6 +2259,10 @@ static void test_example_file(void **state)
     assert_non_null(p->audience);
     p = po_config_find(&cfg, "bloom");
     assert_non_null(p->audience);
+    p = po_config_find(&cfg, "device");
+    assert_int_equal(p->grant, PO_GRANT_DEVICE_CODE);
+    assert_int_equal(p->verify, PO_VERIFY_JWT);
+    assert_int_equal(p->device_timeout, 110);
     assert_non_null(p->scope);
     p = po_config_find(&cfg, "fluent");
     assert_int_equal(p->grant, PO_GRANT_PASSWORD);
@@ -2094,6 +2300,8 @@ int main(void)
         cmocka_unit_test(test_strict_owner),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_validate_names_source),
+        cmocka_unit_test(test_validate_device),
+        cmocka_unit_test(test_origins),
         cmocka_unit_test(test_check_reports_all),
         cmocka_unit_test(test_buffers),
         cmocka_unit_test(test_copy),

@@ -216,64 +216,6 @@ static void test_parse_documents(void **state)
     po_jwks_free(&ks);
 }
 
-static void test_parse_discovery(void **state)
-{
-    static const char ok[] = "{\"issuer\":\"https://issuer.test\","
-                             "\"jwks_uri\":\"https://issuer.test/keys\"}";
-    static const struct {
-        const char *text;
-        po_rc rc;
-        const char *msg;
-    } bad[] = {
-        {"", PO_MALFORMED_RESPONSE,
-         "D: the discovery document is not a JSON "
-         "object"},
-        {"[1]", PO_MALFORMED_RESPONSE, "not a JSON object"},
-        {"{\"issuer\":\"https://evil.test\",\"jwks_uri\":\"https://a/k\"}",
-         PO_JWT_WRONG_ISSUER,
-         "D: the discovery document is for issuer \"https://evil.test\", not "
-         "the configured \"https://issuer.test\""},
-        {"{\"jwks_uri\":\"https://a/k\"}", PO_JWT_WRONG_ISSUER, "\"(none)\""},
-        {"{\"issuer\":\"https://issuer.test\"}", PO_MALFORMED_RESPONSE,
-         "D: the discovery document has no jwks_uri"},
-        {"{\"issuer\":\"https://issuer.test\",\"jwks_uri\":7}",
-         PO_MALFORMED_RESPONSE, "has no jwks_uri"},
-        /* the reason the jwks_uri is refused, once and whole */
-        {"{\"issuer\":\"https://issuer.test\",\"jwks_uri\":\"http://a.test/"
-         "k\"}",
-         PO_MALFORMED_RESPONSE,
-         "D: the discovery document's jwks_uri is refused: http://a.test/k: "
-         "http:// refused, use https:// (allow_http permits http:// to a "
-         "loopback host only)"},
-    };
-    char *uri = NULL;
-    po_err err;
-    size_t i;
-
-    (void)state;
-    /* only len bytes are read */
-    assert_int_equal(po_jwks_parse_discovery(ok, sizeof(ok) - 1,
-                                             "https://issuer.test", 0, "D",
-                                             &uri, &err),
-                     PO_OK);
-    assert_string_equal(uri, "https://issuer.test/keys");
-    free(uri);
-    assert_int_equal(po_jwks_parse_discovery(ok, sizeof(ok) - 2,
-                                             "https://issuer.test", 0, "D",
-                                             &uri, &err),
-                     PO_MALFORMED_RESPONSE);
-    assert_null(uri);
-    for (i = 0; i < ARRAY_LEN(bad); i++) {
-        assert_int_equal(
-            po_jwks_parse_discovery(bad[i].text, strlen(bad[i].text),
-                                    "https://issuer.test", 0, "D", &uri, &err),
-            bad[i].rc);
-        assert_null(uri);
-        if (strstr(err.msg, bad[i].msg) == NULL)
-            fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err.msg, bad[i].msg);
-    }
-}
-
 static void test_max_age(void **state)
 {
     static const struct {
@@ -629,7 +571,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_keys),
         cmocka_unit_test(test_parse_documents),
-        cmocka_unit_test(test_parse_discovery),
         cmocka_unit_test(test_max_age),
         cmocka_unit_test(test_fetch_bad_key_set_message),
         cmocka_unit_test(test_disk_cache_hit),

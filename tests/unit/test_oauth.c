@@ -354,7 +354,7 @@ static void test_build_matrix(void **state)
         const struct build_case *c = &build_cases[i];
         po_profile p;
         po_grant_input g = {c->grant, "bob", "b0b p@ss+w0rd&=%",
-                            "rt/+= \xc3\xa9"};
+                            "rt/+= \xc3\xa9", NULL};
         po_oauth_req r;
         po_err err;
 
@@ -388,7 +388,7 @@ static void test_build_matrix(void **state)
 static void test_build_vendor_extras(void **state)
 {
     po_profile p;
-    po_grant_input g = {PO_GRANT_CLIENT_CREDENTIALS, NULL, NULL, NULL};
+    po_grant_input g = {PO_GRANT_CLIENT_CREDENTIALS, NULL, NULL, NULL, NULL};
     po_oauth_req r;
 
     (void)state;
@@ -449,7 +449,7 @@ static void test_build_query_url(void **state)
     (void)state;
     for (i = 0; i < ARRAY_LEN(cases); i++) {
         po_profile p;
-        po_grant_input g = {PO_GRANT_PASSWORD, "u", "pw", NULL};
+        po_grant_input g = {PO_GRANT_PASSWORD, "u", "pw", NULL, NULL};
         po_oauth_req r;
         size_t n;
 
@@ -475,7 +475,7 @@ static void test_build_fluent_seed(void **state)
 {
     /* The seed's example request, parameter for parameter. */
     po_profile p;
-    po_grant_input g = {PO_GRANT_PASSWORD, "fluent-api", "fluent-staging",
+    po_grant_input g = {PO_GRANT_PASSWORD, "fluent-api", "fluent-staging", NULL,
                         NULL};
     po_oauth_req r;
 
@@ -537,7 +537,7 @@ static void test_build_missing(void **state)
     for (i = 0; i < ARRAY_LEN(cases); i++) {
         po_profile p;
         po_grant_input g = {cases[i].grant, cases[i].user, cases[i].password,
-                            cases[i].refresh};
+                            cases[i].refresh, NULL};
         po_oauth_req r;
         po_err err;
 
@@ -569,7 +569,7 @@ static void test_build_missing(void **state)
 static void test_build_repeated_param(void **state)
 {
     po_profile p;
-    po_grant_input g = {PO_GRANT_CLIENT_CREDENTIALS, NULL, NULL, NULL};
+    po_grant_input g = {PO_GRANT_CLIENT_CREDENTIALS, NULL, NULL, NULL, NULL};
     po_oauth_req r;
     po_err err;
 
@@ -739,8 +739,31 @@ static const struct err_case {
      "token endpoint answered HTTP 400: unauthorized_client: no"},
     {400, "{\"error\":\"invalid_scope\",\"error_uri\":\"https://x.test/e\"}",
      PO_INVALID_SCOPE, "token endpoint answered HTTP 400: invalid_scope"},
-    {400, "{\"error\":\"slow_down\"}", PO_RATE_LIMITED,
+    /* RFC 8628 3.5 (the device grant's polls) */
+    {400, "{\"error\":\"slow_down\"}", PO_SLOW_DOWN,
      "token endpoint answered HTTP 400: slow_down"},
+    {400, "{\"error\":\"authorization_pending\"}", PO_AUTHORIZATION_PENDING,
+     "token endpoint answered HTTP 400: authorization_pending"},
+    {400,
+     "{\"error\":\"access_denied\",\"error_description\":\"The user "
+     "denied\"}",
+     PO_ACCESS_DENIED,
+     "token endpoint answered HTTP 400: access_denied: The user denied"},
+    {400, "{\"error\":\"expired_token\"}", PO_EXPIRED_TOKEN,
+     "token endpoint answered HTTP 400: expired_token"},
+    /* more than a password is needed (OIDC Core 3.1.2.6, Auth0, Azure) */
+    {400, "{\"error\":\"interaction_required\"}", PO_INTERACTION_REQUIRED,
+     "token endpoint answered HTTP 400: interaction_required"},
+    {403,
+     "{\"error\":\"mfa_required\",\"error_description\":\"Multifactor "
+     "authentication required\",\"mfa_token\":\"Fe26...\"}",
+     PO_INTERACTION_REQUIRED,
+     "token endpoint answered HTTP 403: mfa_required: Multifactor "
+     "authentication required"},
+    {400, "{\"error\":\"consent_required\"}", PO_INTERACTION_REQUIRED,
+     "token endpoint answered HTTP 400: consent_required"},
+    {400, "{\"error\":\"login_required\"}", PO_INTERACTION_REQUIRED,
+     "token endpoint answered HTTP 400: login_required"},
     {500, "{\"error\":\"server_error\"}", PO_SERVER_ERROR,
      "token endpoint answered HTTP 500: server_error"},
     {503, "{\"error\":\"temporarily_unavailable\"}", PO_SERVER_ERROR,
@@ -748,8 +771,8 @@ static const struct err_case {
     {400, "{\"error\":\"INVALID_GRANT\"}", PO_INVALID_GRANT,
      "token endpoint answered HTTP 400: INVALID_GRANT"},
     /* unknown codes: the status decides between overload and the rest */
-    {400, "{\"error\":\"access_denied\"}", PO_INVALID_REQUEST,
-     "token endpoint answered HTTP 400: access_denied"},
+    {400, "{\"error\":\"no_such_thing\"}", PO_INVALID_REQUEST,
+     "token endpoint answered HTTP 400: no_such_thing"},
     {429,
      "{\"error\":\"too_many_requests\",\"error_description\":\"Rate limit "
      "exceeded\"}",
@@ -1152,7 +1175,8 @@ static void capture(void *ctx, int priority, const char *msg)
 static void test_token_request_local_failures(void **state)
 {
     po_profile p;
-    po_grant_input g = {PO_GRANT_PASSWORD, "bob", "b0b p@ss+w0rd&=%", NULL};
+    po_grant_input g = {PO_GRANT_PASSWORD, "bob", "b0b p@ss+w0rd&=%", NULL,
+                        NULL};
     po_token t;
     po_err err;
     log_capture cap = {.n = 0};
