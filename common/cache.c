@@ -465,7 +465,7 @@ static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
     }
     e->budget_count = (long)n;
     if (month != NULL) {
-        if (strlen(month) != 7 || month[4] != '-') {
+        if (!po_is_month(month, strlen(month))) {
             rc = po_fail(err, PO_IO, "\"budget_month\" is not YYYY-MM");
             goto out;
         }

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "oauth.h"
 #include "secret.h"
+#include "util.h"
 
 static po_profile prof;
 
@@ -102,8 +103,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "accepted with something after the object");
     }
     FUZZ_CHECK(e.budget_count >= 0, "budget_count %ld", e.budget_count);
-    FUZZ_CHECK(e.budget_month[0] == '\0' || strlen(e.budget_month) == 7,
-               "budget_month");
+    FUZZ_CHECK(e.budget_month[0] == '\0' ||
+                   po_is_month(e.budget_month, strlen(e.budget_month)),
+               "budget_month \"%s\"", e.budget_month);
     rc = po_cache_entry_encode(&prof, &e, &b1);
     if (rc == PO_TOO_LARGE)
         goto out; /* an entry near the file cap, with escapes: too big */

@@ -238,6 +238,11 @@ static void test_usage_record(void **state)
         "{}",
         "{\"version\":2,\"month\":\"2026-11\",\"count\":1}",
         "{\"version\":1,\"month\":\"2026/11\",\"count\":1}",
+        /* (fuzz_seal) a month of digits, 01 to 12: it is shown by status */
+        "{\"version\":1,\"month\":\"202.-12\",\"count\":1}",
+        "{\"version\":1,\"month\":\"\\u001b[2J-12\",\"count\":1}",
+        "{\"version\":1,\"month\":\"2026-13\",\"count\":1}",
+        "{\"version\":1,\"month\":\"2026-00\",\"count\":1}",
         "{\"version\":1,\"month\":\"2026-11\",\"count\":-1}",
         "{\"version\":1,\"month\":\"2026-11\",\"count\":\"1\"}",
         "{\"version\":1,\"month\":\"2026-11\",\"count\":1} x",
