@@ -104,4 +104,59 @@ static inline int fuzz_no_controls(const char *s)
     return 1;
 }
 
+/* A po_log line function for targets whose code logs: a log line, like
+ * every message, must be free of control characters.  Use it as
+ * static const po_log fuzz_log = {fuzz_log_line, NULL, 1}; */
+static inline void fuzz_log_line(void *ctx, int priority, const char *msg)
+{
+    (void)ctx;
+    (void)priority;
+    FUZZ_CHECK(fuzz_no_controls(msg), "control character in \"%s\"", msg);
+}
+
+static inline int fuzz_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1; /* lower case is not what the encoder writes */
+}
+
+/* Form-decode (application/x-www-form-urlencoded) n bytes of s into a
+ * malloc'd NUL-terminated string, its length in *len (may be NULL); NULL
+ * when s is not in the encoder's output alphabet (unreserved characters,
+ * '+' and upper-case %XX).  Written here, independently of the encoder
+ * under test.  Aborts when out of memory. */
+static inline char *fuzz_form_decode(const char *s, size_t n, size_t *len)
+{
+    char *out = malloc(n + 1);
+    size_t i, o = 0;
+
+    if (out == NULL)
+        abort();
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '+') {
+            out[o++] = ' ';
+        } else if (c == '%' && i + 2 < n && fuzz_hexval(s[i + 1]) >= 0 &&
+                   fuzz_hexval(s[i + 2]) >= 0) {
+            out[o++] =
+                (char)(fuzz_hexval(s[i + 1]) << 4 | fuzz_hexval(s[i + 2]));
+            i += 2;
+        } else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                   (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+                   c == '*') {
+            out[o++] = (char)c;
+        } else {
+            free(out);
+            return NULL;
+        }
+    }
+    out[o] = '\0';
+    if (len != NULL)
+        *len = o;
+    return out;
+}
+
 #endif

@@ -23,14 +23,7 @@
 
 static po_profile prof;
 
-static void log_line(void *ctx, int priority, const char *msg)
-{
-    (void)ctx;
-    (void)priority;
-    FUZZ_CHECK(fuzz_no_controls(msg), "control character in \"%s\"", msg);
-}
-
-static const po_log fuzz_log = {log_line, NULL, 1};
+static const po_log fuzz_log = {fuzz_log_line, NULL, 1};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

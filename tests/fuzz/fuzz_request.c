@@ -34,44 +34,6 @@ typedef struct param {
     const char *value;
 } param;
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Form-decode s[0..n) into a malloc'd string; NULL when it is not the
- * encoder's alphabet. */
-static char *form_decode(const char *s, size_t n)
-{
-    char *out = malloc(n + 1);
-    size_t i, o = 0;
-
-    FUZZ_CHECK(out != NULL, "out of memory");
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '+') {
-            out[o++] = ' ';
-        } else if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-                   hexval(s[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
-            i += 2;
-        } else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                   (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-                   c == '*') {
-            out[o++] = (char)c;
-        } else {
-            free(out);
-            return NULL;
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* "a=b&c=d" decodes to want[0..n). */
 static void check_form(const char *text, size_t len, const param *want,
                        size_t n)
@@ -86,8 +48,8 @@ static void check_form(const char *text, size_t len, const param *want,
         char *k, *v;
 
         FUZZ_CHECK(eq != NULL, "parameter %zu without '='", i);
-        k = form_decode(p, (size_t)(eq - p));
-        v = form_decode(eq + 1, (size_t)(stop - eq - 1));
+        k = fuzz_form_decode(p, (size_t)(eq - p), NULL);
+        v = fuzz_form_decode(eq + 1, (size_t)(stop - eq - 1), NULL);
         FUZZ_CHECK(k != NULL && v != NULL, "parameter %zu not form-encoded", i);
         FUZZ_CHECK(strcmp(k, want[i].name) == 0, "parameter %zu is %s, not %s",
                    i, k, want[i].name);
@@ -132,8 +94,9 @@ static void check_basic(const char *hdr, const char *id, const char *secret)
                "Basic is not base64");
     colon = memchr(raw, ':', n);
     FUZZ_CHECK(colon != NULL, "no ':'");
-    a = form_decode((char *)raw, (size_t)(colon - (char *)raw));
-    b = form_decode(colon + 1, n - (size_t)(colon + 1 - (char *)raw));
+    a = fuzz_form_decode((char *)raw, (size_t)(colon - (char *)raw), NULL);
+    b = fuzz_form_decode(colon + 1, n - (size_t)(colon + 1 - (char *)raw),
+                         NULL);
     FUZZ_CHECK(a != NULL && b != NULL && strcmp(a, id) == 0 &&
                    strcmp(b, secret) == 0,
                "Basic does not decode to the client credentials");
