@@ -6,9 +6,12 @@
  * every grant, client authentication and body style (form, JSON, query).
  *
  * Input: one byte choosing grant, client_auth, body and the token_url's
- * shape, then the fields separated by NUL bytes: client_id, client_secret,
- * scope, audience, resource, username, password, refresh_token, a
- * parameter name and its value.  Configuration values go through
+ * shape (sel % 3, sel / 3 % 3, sel / 9 % 3, sel >> 6; sel / 27 % 3 == 2
+ * is the device grant: its token request and its device authorization
+ * request), then the fields separated by NUL bytes: client_id,
+ * client_secret, scope, audience, resource, username, password,
+ * refresh_token (the device code for the device grant), a parameter name
+ * and its value.  Configuration values go through
  * po_profile_set, as a file's lines do (so a value it refuses is skipped).
  *
  * Property (encode(decode(x))): the request decodes (form-decoding written
@@ -111,6 +114,71 @@ static int set(const char *s)
     return s != NULL && s[0] != '\0';
 }
 
+/* r, built from p, carries exactly want[0..n): in the Authorization
+ * header (basic), the query or the body, as p's style says. */
+static void check_request(const po_profile *p, const po_oauth_req *r,
+                          const param *want, size_t n)
+{
+    size_t base;
+
+    if (p->client_auth == PO_CLIENT_AUTH_BASIC)
+        check_basic(r->authorization, p->client_id, p->client_secret);
+    else
+        FUZZ_CHECK(r->authorization == NULL, "Authorization without basic");
+    base = strcspn(p->token_url, "#");
+    FUZZ_CHECK(strncmp(r->url, p->token_url, base) == 0, "URL base changed");
+    if (p->body == PO_BODY_QUERY) {
+        const char *q = r->url + base;
+        if (memchr(p->token_url, '?', base) == NULL) {
+            FUZZ_CHECK(*q == '?', "no '?'");
+            q++;
+        } else if (r->url[base - 1] != '?' && r->url[base - 1] != '&') {
+            FUZZ_CHECK(*q == '&', "no '&'");
+            q++;
+        }
+        check_form(q, strlen(q), want, n);
+        FUZZ_CHECK(r->body == NULL && r->content_type == NULL,
+                   "a body with the query style");
+    } else {
+        FUZZ_CHECK(strcmp(r->url, p->token_url) == 0, "parameters in the URL");
+        FUZZ_CHECK(r->body != NULL && strlen(r->body) == r->body_len,
+                   "body length");
+        if (p->body == PO_BODY_JSON)
+            check_json(r->body, want, n);
+        else
+            check_form(r->body, r->body_len, want, n);
+    }
+}
+
+/* The client authentication, then (with_extras) scope, audience and
+ * resource, then the param.NAME of p, appended to want from *n on. */
+static void want_client(const po_profile *p, int with_extras, param *want,
+                        size_t *n)
+{
+    size_t i;
+
+    if (p->client_auth != PO_CLIENT_AUTH_BASIC)
+        want[(*n)++] = (param){"client_id", p->client_id};
+    if (p->client_auth == PO_CLIENT_AUTH_POST)
+        want[(*n)++] = (param){"client_secret", p->client_secret};
+    if (with_extras && set(p->scope))
+        want[(*n)++] = (param){"scope", p->scope};
+    if (with_extras && set(p->audience))
+        want[(*n)++] = (param){"audience", p->audience};
+    if (with_extras && set(p->resource))
+        want[(*n)++] = (param){"resource", p->resource};
+    for (i = 0; i < p->nparams; i++)
+        want[(*n)++] = (param){p->params[i].name, p->params[i].value};
+}
+
+static void build_ok(po_rc rc, const po_err *err)
+{
+    FUZZ_CHECK(fuzz_no_controls(err->msg), "control character in \"%s\"",
+               err->msg);
+    FUZZ_CHECK(rc == PO_OK || rc == PO_CONFIG || rc == PO_TOO_LARGE,
+               "build: %s", po_rc_name(rc));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const urls[4] = {
@@ -126,10 +194,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                         "audience", "resource"};
     fuzz_in in = {data, size};
     unsigned sel = fuzz_byte(&in);
+    int device = (sel / 27) % 3 == 2;
     const char *f[FIELDS] = {NULL};
     char *all = fuzz_rest(&in, &size), *name = NULL;
     param want[MAXP];
-    size_t n = 0, i, base;
+    size_t n = 0, i;
     po_grant_input g;
     po_oauth_req r;
     po_profile p;
@@ -148,7 +217,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (po_profile_init(&p, "fuzz", NULL) != PO_OK)
         abort();
     if (po_profile_set(&p, "token_url", urls[(sel >> 6) & 3], "fuzz", NULL) ||
-        po_profile_set(&p, "grant", grants[sel % 3], "fuzz", NULL) ||
+        po_profile_set(&p, "grant", device ? "device" : grants[sel % 3], "fuzz",
+                       NULL) ||
         po_profile_set(&p, "client_auth", auths[(sel / 3) % 3], "fuzz", NULL) ||
         po_profile_set(&p, "body", bodies[(sel / 9) % 3], "fuzz", NULL))
         abort();
@@ -158,67 +228,45 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (f[8] != NULL && f[9] != NULL && f[8][0] != '\0' &&
         (name = po_concat3("param.", f[8], "")) != NULL)
         (void)po_profile_set(&p, name, f[9], "fuzz", NULL);
-    g = (po_grant_input){p.grant, f[5], f[6], f[7], NULL};
+    /* a device login polls with the device code (the refresh token's
+     * field) */
+    g = device ? (po_grant_input){PO_GRANT_DEVICE_CODE, NULL, NULL, NULL, f[7]}
+               : (po_grant_input){p.grant, f[5], f[6], f[7], NULL};
 
     po_err_clear(&err);
     rc = po_oauth_build(&p, &g, &r, &err);
-    FUZZ_CHECK(fuzz_no_controls(err.msg), "control character in \"%s\"",
-               err.msg);
-    if (rc != PO_OK) {
-        FUZZ_CHECK(rc == PO_CONFIG || rc == PO_TOO_LARGE, "build: %s",
-                   po_rc_name(rc));
-        goto out;
-    }
-    /* what RFC 6749 and the profile call for, in the builder's order */
-    want[n++] = (param){"grant_type", grants[p.grant]};
-    if (p.grant == PO_GRANT_PASSWORD) {
-        want[n++] = (param){"username", g.username};
-        want[n++] = (param){"password", g.password};
-    } else if (p.grant == PO_GRANT_REFRESH_TOKEN) {
-        want[n++] = (param){"refresh_token", g.refresh_token};
-    }
-    if (p.client_auth != PO_CLIENT_AUTH_BASIC)
-        want[n++] = (param){"client_id", p.client_id};
-    if (p.client_auth == PO_CLIENT_AUTH_POST)
-        want[n++] = (param){"client_secret", p.client_secret};
-    if (set(p.scope))
-        want[n++] = (param){"scope", p.scope};
-    if (set(p.audience))
-        want[n++] = (param){"audience", p.audience};
-    if (set(p.resource))
-        want[n++] = (param){"resource", p.resource};
-    for (i = 0; i < p.nparams; i++)
-        want[n++] = (param){p.params[i].name, p.params[i].value};
-
-    if (p.client_auth == PO_CLIENT_AUTH_BASIC)
-        check_basic(r.authorization, p.client_id, p.client_secret);
-    else
-        FUZZ_CHECK(r.authorization == NULL, "Authorization without basic");
-    base = strcspn(p.token_url, "#");
-    FUZZ_CHECK(strncmp(r.url, p.token_url, base) == 0, "URL base changed");
-    if (p.body == PO_BODY_QUERY) {
-        const char *q = r.url + base;
-        if (memchr(p.token_url, '?', base) == NULL) {
-            FUZZ_CHECK(*q == '?', "no '?'");
-            q++;
-        } else if (r.url[base - 1] != '?' && r.url[base - 1] != '&') {
-            FUZZ_CHECK(*q == '&', "no '&'");
-            q++;
+    build_ok(rc, &err);
+    if (rc == PO_OK) {
+        /* what RFC 6749 (RFC 8628 3.4) and the profile call for, in the
+         * builder's order; a device code stands for the scope, audience
+         * and resource sent with the device authorization request */
+        want[n++] = (param){"grant_type", device ? PO_DEVICE_CODE_GRANT_TYPE
+                                                 : grants[p.grant]};
+        if (g.grant == PO_GRANT_PASSWORD) {
+            want[n++] = (param){"username", g.username};
+            want[n++] = (param){"password", g.password};
+        } else if (g.grant == PO_GRANT_REFRESH_TOKEN) {
+            want[n++] = (param){"refresh_token", g.refresh_token};
+        } else if (g.grant == PO_GRANT_DEVICE_CODE) {
+            want[n++] = (param){"device_code", g.device_code};
         }
-        check_form(q, strlen(q), want, n);
-        FUZZ_CHECK(r.body == NULL && r.content_type == NULL,
-                   "a body with the query style");
-    } else {
-        FUZZ_CHECK(strcmp(r.url, p.token_url) == 0, "parameters in the URL");
-        FUZZ_CHECK(r.body != NULL && strlen(r.body) == r.body_len,
-                   "body length");
-        if (p.body == PO_BODY_JSON)
-            check_json(r.body, want, n);
-        else
-            check_form(r.body, r.body_len, want, n);
+        want_client(&p, !device, want, &n);
+        check_request(&p, &r, want, n);
+        po_oauth_req_free(&r);
     }
-    po_oauth_req_free(&r);
-out:
+    if (device) {
+        /* the device authorization request (RFC 8628 3.1): no grant_type,
+         * the client and the extras */
+        po_err_clear(&err);
+        rc = po_oauth_build_device(&p, p.token_url, &r, &err);
+        build_ok(rc, &err);
+        if (rc == PO_OK) {
+            n = 0;
+            want_client(&p, 1, want, &n);
+            check_request(&p, &r, want, n);
+            po_oauth_req_free(&r);
+        }
+    }
     po_profile_free(&p);
     free(name);
     po_cleanse(all, size);
