@@ -13,33 +13,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/fsuid.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
+#include "proc.h"
 #include "secret.h"
 #include "util.h"
 
 #define CACHE_VERSION 1
 #define TMP_SUFFIX_LEN 6 /* NAME.json.XXXXXX */
+/* A child writing a user's cache gets the lock bound plus this long for
+ * the directory, the read, the write and the fsyncs. */
+#define CHILD_IO_MS 10000L
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
-
-/* The file system uid of the calling thread: setfsuid() with an invalid
- * id changes nothing and returns the current value.  Normally geteuid();
- * inside po_cache_store_as, the user's uid. */
-static uid_t current_fsuid(void)
-{
-    return (uid_t)setfsuid((uid_t)-1);
-}
-
-static gid_t current_fsgid(void)
-{
-    return (gid_t)setfsgid((gid_t)-1);
-}
 
 /* A profile name becomes part of a file name: refuse anything that could
  * leave the directory (config.c validates names; this is the backstop). */
@@ -108,6 +98,33 @@ po_rc po_cache_file(const char *dir, const po_profile *p, char **out,
 /* ------------------------------------------------------------------ */
 /* locations                                                           */
 
+/* A user name becomes a directory name: it must be one path component
+ * that names no other directory.  Names from NSS can hold anything. */
+static po_rc check_user_component(const char *tmpl, const char *user,
+                                  po_err *err)
+{
+    const char *why = NULL;
+    char shown[80];
+    size_t i;
+
+    if (user[0] == '\0')
+        why = "it is empty";
+    else if (strcmp(user, ".") == 0 || strcmp(user, "..") == 0)
+        why = "it is '.' or '..'";
+    else if (strchr(user, '/') != NULL)
+        why = "it contains '/'";
+    for (i = 0; why == NULL && user[i] != '\0'; i++)
+        if ((unsigned char)user[i] < 0x20 || user[i] == 0x7f)
+            why = "it contains a control character";
+    if (why == NULL)
+        return PO_OK;
+    po_safe_text(user, shown, sizeof(shown));
+    return po_fail(err, PO_CONFIG,
+                   "cache_dir '%s': user name \"%s\" cannot be used as a "
+                   "directory name (%s); refused",
+                   tmpl, shown, why);
+}
+
 /* Expand %u (user), %U (uid), %h (home) and %% in tmpl. */
 static po_rc expand_dir(const char *tmpl, const char *user, uid_t uid,
                         const char *home, char **out, po_err *err)
@@ -122,6 +139,8 @@ static po_rc expand_dir(const char *tmpl, const char *user, uid_t uid,
         if (*s != '%') {
             rc = po_buf_append(&b, s, 1);
         } else if (s[1] == 'u' && user != NULL) {
+            if ((rc = check_user_component(tmpl, user, err)) != PO_OK)
+                goto out;
             rc = po_buf_puts(&b, user);
             s++;
         } else if (s[1] == 'U') {
@@ -221,24 +240,24 @@ out:
     return rc;
 }
 
-po_rc po_cache_user_dir(const po_profile *p, const char *user, uid_t uid,
-                        const char *home, char **out, po_err *err)
+po_rc po_cache_user_dir(const po_profile *p, const po_user *u, char **out,
+                        po_err *err)
 {
     char run[64];
     struct stat st;
 
     *out = NULL;
     if (p != NULL && p->cache_dir != NULL && p->cache_dir[0] != '\0')
-        return expand_dir(p->cache_dir, user, uid, home, out, err);
-    (void)snprintf(run, sizeof(run), "/run/user/%lu", (unsigned long)uid);
-    if (lstat(run, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == uid)
+        return expand_dir(p->cache_dir, u->name, u->uid, u->home, out, err);
+    (void)snprintf(run, sizeof(run), "/run/user/%lu", (unsigned long)u->uid);
+    if (lstat(run, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == u->uid)
         return join(run, "pam-oauth", "", out, err);
-    if (home == NULL || home[0] != '/')
+    if (u->home == NULL || u->home[0] != '/')
         return po_fail(err, PO_IO,
                        "no token cache directory for user %s: no %s and no "
                        "absolute home directory",
-                       user != NULL ? user : "?", run);
-    return join(home, ".cache/pam-oauth", "", out, err);
+                       u->name != NULL ? u->name : "?", run);
+    return join(u->home, ".cache/pam-oauth", "", out, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -349,7 +368,7 @@ out:
 
 po_rc po_cache_ensure_dir(const char *dir, po_err *err)
 {
-    return ensure_dir_uid(dir, current_fsuid(), err);
+    return ensure_dir_uid(dir, geteuid(), err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -665,7 +684,7 @@ out:
 po_rc po_cache_read(const char *dir, const po_profile *p, const po_log *log,
                     po_cache_entry *out, po_err *err)
 {
-    return cache_read_uid(dir, p, current_fsuid(), log, out, err);
+    return cache_read_uid(dir, p, geteuid(), log, out, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -972,119 +991,221 @@ void po_cache_unlock(po_lock *l)
 /* ------------------------------------------------------------------ */
 /* acting as the user                                                  */
 
-/* The thread's file system ids before switching. */
-typedef struct fsids {
-    uid_t uid;
-    gid_t gid;
-} fsids;
-
-/* Switch the calling thread's fsgid, then fsuid, to gid/uid, checking
- * that both took effect.  Only file system access changes: the real and
- * effective ids, and the supplementary groups, stay root's (so a file
- * whose group is one of root's groups is accessible through its group
- * permission bits; the cache directory and files are 0700/0600, so this
- * does not widen access to them).  On failure nothing is changed. */
-static po_rc fsids_enter(uid_t uid, gid_t gid, fsids *saved, po_err *err)
+/* The user's own directory that p's cache_dir names: the expansion of the
+ * template up to the end of the component holding its first %u or %U
+ * ("/var/cache/pam-oauth/%u/x" -> "/var/cache/pam-oauth/alice"); NULL when
+ * there is none (no cache_dir, or %h comes first: the home is the user's
+ * already). */
+static po_rc user_top_dir(const po_profile *p, const po_user *u, char **out,
+                          po_err *err)
 {
-    saved->gid = (gid_t)setfsgid(gid);
-    if (current_fsgid() != gid) {
-        (void)setfsgid(saved->gid);
-        return po_fail(err, PO_IO,
-                       "cannot switch the file system gid to %lu (not "
-                       "running as root?); refusing to write the token cache",
-                       (unsigned long)gid);
-    }
-    saved->uid = (uid_t)setfsuid(uid);
-    if (current_fsuid() != uid) {
-        (void)setfsuid(saved->uid);
-        (void)setfsgid(saved->gid);
-        return po_fail(err, PO_IO,
-                       "cannot switch the file system uid to %lu (not "
-                       "running as root?); refusing to write the token cache",
-                       (unsigned long)uid);
-    }
-    return PO_OK;
-}
+    const char *t = p->cache_dir, *s, *end;
+    char *prefix = NULL;
+    po_rc rc;
 
-static po_rc fsids_leave(const fsids *saved, po_err *err)
-{
-    (void)setfsuid(saved->uid);
-    (void)setfsgid(saved->gid);
-    if (current_fsuid() != saved->uid || current_fsgid() != saved->gid)
-        return po_fail(err, PO_IO,
-                       "cannot restore the file system uid/gid to %lu/%lu",
-                       (unsigned long)saved->uid, (unsigned long)saved->gid);
-    return PO_OK;
-}
-
-po_rc po_cache_store_as(const char *dir, const po_profile *p, const po_token *t,
-                        const char *username, uid_t uid, gid_t gid,
-                        long lock_timeout_ms, po_err *err)
-{
-    po_rc rc = PO_OK, rc2;
-    po_cache_entry e;
-    po_lock lk = {-1};
-    fsids saved;
-    int switched = 0;
-
-    memset(&e, 0, sizeof(e));
-    if (t == NULL || t->access_token == NULL) {
-        rc = po_fail(err, PO_USAGE, "no token to store");
-        goto out;
+    *out = NULL;
+    if (t == NULL || t[0] == '\0')
+        return PO_OK;
+    for (s = t; *s != '\0'; s++) {
+        if (*s != '%')
+            continue;
+        if (s[1] == 'u' || s[1] == 'U')
+            break;
+        if (s[1] == 'h')
+            return PO_OK;
+        if (s[1] != '\0')
+            s++;
     }
-    if ((rc = check_name(p, err)) != PO_OK ||
-        (rc = fsids_enter(uid, gid, &saved, err)) != PO_OK)
-        goto out;
-    switched = 1;
-    if ((rc = ensure_dir_uid(dir, uid, err)) != PO_OK ||
-        (rc = po_cache_lock(dir, p, lock_timeout_ms, &lk, err)) != PO_OK ||
-        (rc = cache_read_uid(dir, p, uid, NULL, &e, err)) != PO_OK)
-        goto out;
-    /* Keep the budget counter, replace the rest. */
-    po_token_free(&e.token);
-    free(e.username);
-    e.username = NULL;
-    if ((rc = po_token_copy(&e.token, t, err)) != PO_OK)
-        goto out;
-    if (username != NULL && (e.username = po_strdup(username)) == NULL) {
-        rc = po_fail(err, PO_NOMEM, "out of memory");
-        goto out;
-    }
-    rc = po_cache_write(dir, p, &e, err);
-out:
-    po_cache_unlock(&lk);
-    po_cache_entry_free(&e);
-    if (switched && (rc2 = fsids_leave(&saved, err)) != PO_OK)
-        rc = rc2;
+    if (*s == '\0')
+        return PO_OK;
+    end = strchr(s, '/');
+    if ((prefix = po_strndup(t, end != NULL ? (size_t)(end - t) : strlen(t))) ==
+        NULL)
+        return po_fail(err, PO_NOMEM, "out of memory");
+    rc = expand_dir(prefix, u->name, u->uid, u->home, out, err);
+    free(prefix);
     return rc;
 }
 
-po_rc po_cache_remove_as(const char *dir, const po_profile *p, uid_t uid,
-                         gid_t gid, po_err *err)
+/* As root, before the child: make the user's own directory that p's
+ * cache_dir names (user_top_dir) when it does not exist and the directory
+ * it goes in, and every one above, is root's alone (po_check_dir_chain):
+ * the user could not make it there.  mkdirat on that directory's
+ * descriptor, then fchown and fchmod of the new directory opened without
+ * following links, so nothing the user controls is touched as root.
+ * When it is not made, why is left in hint (for the child's error). */
+static po_rc make_user_top(const po_profile *p, const po_user *u,
+                           const po_log *log, char *hint, size_t hintlen,
+                           po_err *err)
 {
-    po_rc rc = PO_OK, rc2;
-    po_lock lk = {-1};
-    fsids saved;
-    int switched = 0, dfd = -1;
+    char *top = NULL, *base = NULL, *real = NULL, *name;
+    po_rc rc = PO_OK;
+    struct stat st;
+    int dfd = -1, fd = -1;
+    po_err why;
 
-    if ((rc = check_name(p, err)) != PO_OK ||
-        (rc = fsids_enter(uid, gid, &saved, err)) != PO_OK)
+    hint[0] = '\0';
+    po_err_clear(&why);
+    if (geteuid() != 0 || (rc = user_top_dir(p, u, &top, err)) != PO_OK ||
+        top == NULL || lstat(top, &st) == 0 || errno != ENOENT)
         goto out;
-    switched = 1;
-    rc = open_dir_checked(dir, uid, &dfd, err);
+    if ((base = po_strdup(top)) == NULL) {
+        rc = po_fail(err, PO_NOMEM, "out of memory");
+        goto out;
+    }
+    name = strrchr(base, '/');
+    *name++ = '\0';
+    if ((real = realpath(base[0] != '\0' ? base : "/", NULL)) == NULL) {
+        (void)snprintf(hint, hintlen, "%s: %s", base, strerror(errno));
+        goto out;
+    }
+    if (po_check_dir_chain(real, 0, &why) != PO_OK) {
+        (void)snprintf(hint, hintlen,
+                       "root makes a user's directory only where root alone "
+                       "can write, and %s",
+                       why.msg);
+        goto out;
+    }
+    dfd = open(real, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd == -1 || fstat(dfd, &st) == -1 || st.st_uid != 0 ||
+        ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))) {
+        (void)snprintf(hint, hintlen, "%s changed while it was checked", real);
+        goto out;
+    }
+    if (mkdirat(dfd, name, 0700) == -1) {
+        if (errno != EEXIST) /* EEXIST: another login made it; checked */
+            rc = po_fail(err, PO_IO, "cannot create cache directory %s: %s",
+                         top, strerror(errno));
+        goto out;
+    }
+    fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd == -1 || fchown(fd, u->uid, u->gid) == -1 ||
+        fchmod(fd, 0700) == -1) {
+        rc =
+            po_fail(err, PO_IO, "cannot give cache directory %s to user %s: %s",
+                    top, u->name, strerror(errno));
+        goto out;
+    }
+    po_logf(log, LOG_INFO, "made cache directory %s for user %s (0700)", top,
+            u->name);
+out:
+    if (fd != -1)
+        close(fd);
+    if (dfd != -1)
+        close(dfd);
+    free(real);
+    free(base);
+    free(top);
+    return rc;
+}
+
+/* One job for the child that is the user. */
+typedef struct user_job {
+    const char *dir;
+    const po_profile *p;
+    const po_token *t;    /* store: the token             */
+    const char *username; /* store: the IdP user, or NULL */
+    uid_t uid;
+} user_job;
+
+/* In the child, as the user: the directory, the lock, the budget counter
+ * kept, the token replaced, written atomically. */
+static po_rc store_job(void *ctx, po_buf *out, const po_log *log, po_err *err)
+{
+    const user_job *j = ctx;
+    po_rc rc = PO_OK;
+    po_cache_entry e;
+    po_lock lk = {-1};
+
+    (void)out;
+    memset(&e, 0, sizeof(e));
+    if ((rc = ensure_dir_uid(j->dir, j->uid, err)) != PO_OK ||
+        (rc = po_cache_lock(j->dir, j->p, j->p->lock_timeout_ms, &lk, err)) !=
+            PO_OK ||
+        (rc = cache_read_uid(j->dir, j->p, j->uid, log, &e, err)) != PO_OK)
+        goto out;
+    po_token_free(&e.token);
+    free(e.username);
+    e.username = NULL;
+    if ((rc = po_token_copy(&e.token, j->t, err)) != PO_OK)
+        goto out;
+    if (j->username != NULL && (e.username = po_strdup(j->username)) == NULL) {
+        rc = po_fail(err, PO_NOMEM, "out of memory");
+        goto out;
+    }
+    rc = po_cache_write(j->dir, j->p, &e, err);
+out:
+    po_cache_unlock(&lk);
+    po_cache_entry_free(&e);
+    return rc;
+}
+
+/* In the child, as the user: remove the entry under the lock. */
+static po_rc remove_job(void *ctx, po_buf *out, const po_log *log, po_err *err)
+{
+    const user_job *j = ctx;
+    po_lock lk = {-1};
+    po_rc rc;
+    int dfd = -1;
+
+    (void)out;
+    (void)log;
+    rc = open_dir_checked(j->dir, j->uid, &dfd, err);
     if (rc == PO_NOT_FOUND) {
+        po_err_clear(err);
         rc = PO_OK; /* nothing cached */
         goto out;
     }
-    if (rc != PO_OK ||
-        (rc = po_cache_lock(dir, p, p->lock_timeout_ms, &lk, err)) != PO_OK)
+    if (rc != PO_OK || (rc = po_cache_lock(j->dir, j->p, j->p->lock_timeout_ms,
+                                           &lk, err)) != PO_OK)
         goto out;
-    rc = po_cache_remove(dir, p, err);
+    rc = po_cache_remove(j->dir, j->p, err);
 out:
     if (dfd != -1)
         close(dfd);
     po_cache_unlock(&lk);
-    if (switched && (rc2 = fsids_leave(&saved, err)) != PO_OK)
-        rc = rc2;
     return rc;
+}
+
+static long child_timeout(const po_profile *p)
+{
+    return (p->lock_timeout_ms > 0 ? p->lock_timeout_ms : 0) + CHILD_IO_MS;
+}
+
+po_rc po_cache_store_as(const po_profile *p, const po_user *u, const char *dir,
+                        const po_token *t, const char *username,
+                        const po_log *log, po_err *err)
+{
+    user_job j = {dir, p, t, username, u != NULL ? u->uid : 0};
+    char hint[640], msg[sizeof(err->msg)];
+    po_rc rc = PO_OK;
+
+    hint[0] = '\0';
+    if (t == NULL || t->access_token == NULL || u == NULL || dir == NULL) {
+        rc = po_fail(err, PO_USAGE, "no token, user or directory to store");
+        goto out;
+    }
+    if ((rc = check_name(p, err)) != PO_OK ||
+        (rc = make_user_top(p, u, log, hint, sizeof(hint), err)) != PO_OK)
+        goto out;
+    rc = po_proc_run_as(u, child_timeout(p), store_job, &j, NULL, log, err);
+    if (rc == PO_IO && hint[0] != '\0' && err != NULL) {
+        (void)snprintf(msg, sizeof(msg), "%s", err->msg);
+        rc = po_fail(err, rc, "%s (%s)", msg, hint);
+    }
+out:
+    return rc;
+}
+
+po_rc po_cache_remove_as(const po_profile *p, const po_user *u, const char *dir,
+                         const po_log *log, po_err *err)
+{
+    user_job j = {dir, p, NULL, NULL, u != NULL ? u->uid : 0};
+    po_rc rc;
+
+    if (u == NULL || dir == NULL)
+        return po_fail(err, PO_USAGE, "no user or directory");
+    if ((rc = check_name(p, err)) != PO_OK)
+        return rc;
+    return po_proc_run_as(u, child_timeout(p), remove_job, &j, NULL, log, err);
 }

@@ -31,6 +31,7 @@
 #include "config.h"
 #include "err.h"
 #include "oauth.h"
+#include "proc.h"
 
 #define PO_CACHE_FILE_MAX (256 * 1024)
 
@@ -48,12 +49,15 @@ void po_cache_entry_free(po_cache_entry *e);
  * malloc'd.  Does not create it. */
 po_rc po_cache_dir(const po_profile *p, char **out, po_err *err);
 
-/* The cache directory pam_oauth uses for a user being logged in: the
- * profile's cache_dir (with %u -> user name, %U -> uid, %h -> home
+/* The cache directory pam_oauth uses for user u being logged in: the
+ * profile's cache_dir (with %u -> u->name, %U -> uid, %h -> home
  * expanded), else /run/user/UID/pam-oauth when /run/user/UID exists and is
- * owned by uid, else HOME/.cache/pam-oauth.  malloc'd. */
-po_rc po_cache_user_dir(const po_profile *p, const char *user, uid_t uid,
-                        const char *home, char **out, po_err *err);
+ * owned by uid, else HOME/.cache/pam-oauth.  malloc'd.  A user name that
+ * cannot be one directory name (empty, "." or "..", holding a '/' or a
+ * control character) is refused: PO_CONFIG naming the user and why.  The
+ * same rule holds for %u in po_cache_dir. */
+po_rc po_cache_user_dir(const po_profile *p, const po_user *u, char **out,
+                        po_err *err);
 
 /* Create dir (and missing parents, 0700) and check that it is a directory
  * owned by the effective (fs) uid and not writable by group or others.  A
@@ -120,17 +124,25 @@ po_rc po_cache_lock(const char *dir, const po_profile *p, long timeout_ms,
 /* Release (no-op on an unlocked po_lock with fd -1). */
 void po_cache_unlock(po_lock *l);
 
-/* For pam_oauth, running as root: store token t for the user uid:gid in
- * dir, with every file system access made as that user (setfsuid and
- * setfsgid, restored before returning), so no link or directory the user
- * controls can make root write elsewhere.  Takes the lock, keeps the
- * budget counter, writes atomically. */
-po_rc po_cache_store_as(const char *dir, const po_profile *p, const po_token *t,
-                        const char *username, uid_t uid, gid_t gid,
-                        long lock_timeout_ms, po_err *err);
+/* For pam_oauth, running as root: store token t for user u in dir (from
+ * po_cache_user_dir).  The work is done by a child that dropped to u for
+ * good (po_proc_run_as: the user's groups only, so no group of the host
+ * opens a directory the user could not write): it creates the missing
+ * directories (0700, the user's), takes the lock, keeps the budget
+ * counter, writes atomically.  One directory only is made by root: when
+ * p's cache_dir puts %u or %U in a component whose parent is root's alone
+ * (it and every directory above it owned by root and not writable by
+ * group or others, po_check_dir_chain), the user's own directory there,
+ * 0700 and owned by u, since the user could not make it.  Lines the child
+ * logs (a corrupt entry replaced) go to log.  username (the IdP user) may
+ * be NULL.  Bounded by p's lock_timeout plus 10 s. */
+po_rc po_cache_store_as(const po_profile *p, const po_user *u, const char *dir,
+                        const po_token *t, const char *username,
+                        const po_log *log, po_err *err);
 
-/* Remove profile p's entry in dir as the user uid:gid (close_session). */
-po_rc po_cache_remove_as(const char *dir, const po_profile *p, uid_t uid,
-                         gid_t gid, po_err *err);
+/* Remove profile p's entry in dir as user u, in the same kind of child
+ * (close_session).  A missing directory or entry is not an error. */
+po_rc po_cache_remove_as(const po_profile *p, const po_user *u, const char *dir,
+                         const po_log *log, po_err *err);
 
 #endif

@@ -98,12 +98,42 @@ out:
     return rc;
 }
 
-/* What a file's owner and mode must be under PO_CFG_STRICT_OWNER. */
+/* Under PO_CFG_STRICT_OWNER the directories that hold the file follow
+ * sshd's StrictModes: whoever may write one of them may replace the file. */
+static po_rc check_dirs(const char *path, po_err *err)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash == NULL   ? po_strdup(".")
+                : slash == path ? po_strdup("/")
+                                : po_strndup(path, (size_t)(slash - path));
+    po_err why;
+    po_rc rc = PO_OK;
+
+    po_err_clear(&why);
+    if (dir == NULL)
+        return po_fail(err, PO_NOMEM, "%s: out of memory", path);
+    if (po_check_dir_chain(dir, geteuid(), &why) != PO_OK)
+        rc = po_fail(err, PO_CONFIG,
+                     "%s: refused: %s; the directories holding the "
+                     "configuration must belong to root (or uid %lu) and be "
+                     "writable by no one else, as sshd's StrictModes wants "
+                     "(chmod go-w, or move the file)",
+                     path, why.msg, (unsigned long)geteuid());
+    free(dir);
+    return rc;
+}
+
+/* What a file's owner and mode, and its directories, must be under
+ * PO_CFG_STRICT_OWNER. */
 static po_rc check_owner(const char *path, const struct stat *st,
                          unsigned flags, po_err *err)
 {
+    po_rc rc;
+
     if (!(flags & PO_CFG_STRICT_OWNER))
         return PO_OK;
+    if ((rc = check_dirs(path, err)) != PO_OK)
+        return rc;
     if (st->st_uid != 0 && st->st_uid != geteuid())
         return po_fail(err, PO_CONFIG,
                        "%s: owned by uid %lu, not by root or uid %lu; refused",

@@ -249,7 +249,9 @@ typedef void (*po_diag_fn)(void *ctx, const char *msg);
 #define PO_CFG_STRICT_OWNER                                                    \
     2u /* refuse a file not owned by root or by                                \
           the effective uid, or writable by group                              \
-          or others (used by the PAM module)     */
+          or others, or in a directory (up to /)                               \
+          that is (po_check_dir_chain, sshd's                                  \
+          StrictModes); used by the PAM module   */
 #define PO_CFG_PAM_RULES                                                       \
     4u /* po_config_check: check each profile as                               \
           pam_oauth does (po_profile_validate_pam) */

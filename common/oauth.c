@@ -51,6 +51,18 @@ void po_token_free(po_token *t)
     memset(t, 0, sizeof(*t));
 }
 
+int po_token_text_ok(const char *t)
+{
+    const unsigned char *s = (const unsigned char *)t;
+
+    if (s == NULL || *s == '\0')
+        return 0;
+    for (; *s != '\0'; s++)
+        if (*s < 0x21 || *s > 0x7e)
+            return 0;
+    return 1;
+}
+
 po_rc po_token_copy(po_token *dst, const po_token *src, po_err *err)
 {
     memset(dst, 0, sizeof(*dst));

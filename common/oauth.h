@@ -38,6 +38,13 @@ po_rc po_token_copy(po_token *dst, const po_token *src, po_err *err);
 /* The grant_type of RFC 8628 3.4 (PO_GRANT_DEVICE_CODE). */
 #define PO_DEVICE_CODE_GRANT_TYPE "urn:ietf:params:oauth:grant-type:device_code"
 
+/* Whether token text t may be used: not empty, only visible ASCII
+ * (0x21..0x7e; RFC 6750's b64token is a subset).  An access or refresh
+ * token goes into HTTP headers, curl config lines, git's line protocol and
+ * the cache, so no server may smuggle in a CR, LF, NUL, space or control
+ * character.  Both frontends refuse a token that fails this. */
+int po_token_text_ok(const char *t);
+
 /* What to ask for. */
 typedef struct po_grant_input {
     po_grant grant;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "config_impl.h"
+#include "proc.h"
 #include "secret.h"
 #include "util.h"
 
@@ -100,19 +101,6 @@ static po_rc secret_from_file(const po_profile *p, const char *label,
                                label, out, err);
 }
 
-/* fd moved to a number above 2 (close-on-exec), so that dup2 onto 0..2 in
- * the child always makes a fresh descriptor; -1 on failure. */
-static int fd_above_stdio(int fd)
-{
-    int moved;
-
-    if (fd < 0 || fd > 2)
-        return fd;
-    moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    close(fd);
-    return moved;
-}
-
 /* In the child: only async-signal-safe calls from here to execve. */
 __attribute__((noreturn)) static void
 exec_child(int in_fd, int out_fd, char *const argv[], char *const envp[],
@@ -140,32 +128,6 @@ exec_child(int in_fd, int out_fd, char *const argv[], char *const envp[],
             (void)close(fd);
     execve("/bin/sh", argv, envp);
     _exit(127);
-}
-
-/* Wait for pid until deadline without blocking past it.  *reaped is 0 when
- * the process was reaped by someone else (SIGCHLD ignored: ECHILD). */
-static po_rc wait_child(pid_t pid, uint64_t deadline, int *status, int *reaped)
-{
-    for (;;) {
-        pid_t r = waitpid(pid, status, WNOHANG);
-        uint64_t now;
-
-        if (r == pid) {
-            *reaped = 1;
-            return PO_OK;
-        }
-        if (r == -1 && errno == EINTR)
-            continue;
-        if (r == -1 && errno == ECHILD) {
-            *reaped = 0;
-            return PO_OK;
-        }
-        if (r == -1)
-            return PO_IO;
-        if ((now = po_mono_ms()) >= deadline)
-            return PO_TIMEOUT;
-        po_sleep_ms(deadline - now < 5 ? deadline - now : 5);
-    }
 }
 
 /* The environment of the secret command: PATH, and HOME, USER, LANG and
@@ -196,10 +158,10 @@ static po_rc secret_from_command(const po_profile *p, const char *label,
                                  char **out, po_err *err)
 {
     po_rc rc = PO_OK;
-    char sh[] = "sh", dash_c[] = "-c", chunk[512];
+    char sh[] = "sh", dash_c[] = "-c";
     char *argv[] = {sh, dash_c, p->client_secret_command, NULL};
     char *env[SECRET_ENV_MAX] = {NULL};
-    int pfd[2] = {-1, -1}, devnull = -1, status = 0, reaped = 0, eof = 0;
+    int pfd[2] = {-1, -1}, devnull = -1, status = 0, reaped = 0;
     long limit = p->timeout_ms > 0 ? p->timeout_ms : 20000;
     uint64_t deadline = po_mono_ms() + (uint64_t)limit;
     struct rlimit rl;
@@ -217,9 +179,9 @@ static po_rc secret_from_command(const po_profile *p, const char *label,
     sigemptyset(&empty);
     if (pipe2(pfd, O_CLOEXEC) == -1 ||
         (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1 ||
-        (pfd[0] = fd_above_stdio(pfd[0])) == -1 ||
-        (pfd[1] = fd_above_stdio(pfd[1])) == -1 ||
-        (devnull = fd_above_stdio(devnull)) == -1) {
+        (pfd[0] = po_proc_fd_above_stdio(pfd[0])) == -1 ||
+        (pfd[1] = po_proc_fd_above_stdio(pfd[1])) == -1 ||
+        (devnull = po_proc_fd_above_stdio(devnull)) == -1) {
         rc = po_fail(err, PO_IO, "%s: client_secret_command: %s", label,
                      strerror(errno));
         goto out;
@@ -235,47 +197,20 @@ static po_rc secret_from_command(const po_profile *p, const char *label,
     close(pfd[1]);
     pfd[1] = -1;
 
-    while (!eof) {
-        struct pollfd pf = {pfd[0], POLLIN, 0};
-        uint64_t now = po_mono_ms();
-        ssize_t n;
-        int r;
-
-        if (now >= deadline) {
-            rc = PO_TIMEOUT;
-            break;
-        }
-        r = poll(&pf, 1,
-                 deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now));
-        if (r == -1 && errno != EINTR) {
-            rc = po_fail(err, PO_IO, "%s: client_secret_command: poll: %s",
-                         label, strerror(errno));
-            goto out;
-        }
-        if (r <= 0)
-            continue;
-        n = read(pfd[0], chunk, sizeof(chunk));
-        if (n == -1 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (n == -1) {
-            rc = po_fail(err, PO_IO, "%s: client_secret_command: read: %s",
-                         label, strerror(errno));
-            goto out;
-        }
-        if (n == 0) {
-            eof = 1;
-        } else if ((rc = po_buf_append(&b, chunk, (size_t)n)) != PO_OK) {
-            rc = rc == PO_TOO_LARGE
-                     ? po_fail(err, rc,
-                               "%s: client_secret_command printed more than "
-                               "%d bytes",
-                               label, PO_SECRET_MAX)
-                     : po_fail(err, rc, "%s: out of memory", label);
-            goto out;
-        }
+    rc = po_proc_read_all(pfd[0], deadline, &b);
+    if (rc == PO_TOO_LARGE) {
+        rc = po_fail(err, rc,
+                     "%s: client_secret_command printed more than %d bytes",
+                     label, PO_SECRET_MAX);
+        goto out;
+    }
+    if (rc == PO_IO || rc == PO_NOMEM) {
+        rc = po_fail(err, rc, "%s: client_secret_command: %s", label,
+                     rc == PO_IO ? strerror(errno) : "out of memory");
+        goto out;
     }
     if (rc == PO_OK)
-        rc = wait_child(pid, deadline, &status, &reaped);
+        rc = po_proc_wait(pid, deadline, &status, &reaped);
     if (rc == PO_TIMEOUT) {
         rc = po_fail(err, PO_TIMEOUT,
                      "%s: client_secret_command did not finish within %ld ms; "
@@ -305,13 +240,8 @@ static po_rc secret_from_command(const po_profile *p, const char *label,
     rc = first_line(b.data != NULL ? b.data : "", b.len, label,
                     "client_secret_command output", out, err);
 out:
-    if (pid > 0) { /* still ours: stop the whole group, then reap */
-        (void)kill(-pid, SIGKILL);
-        (void)kill(pid, SIGKILL);
-        while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
-            ;
-    }
-    po_cleanse(chunk, sizeof(chunk));
+    if (pid > 0) /* still ours: stop the whole group, then reap */
+        po_proc_kill(pid);
     po_buf_free(&b);
     if (pfd[0] != -1)
         close(pfd[0]);

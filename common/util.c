@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -151,6 +152,52 @@ char *po_concat3(const char *a, const char *b, const char *c)
     if (s != NULL)
         (void)snprintf(s, n, "%s%s%s", a, b, c);
     return s;
+}
+
+po_rc po_check_dir_chain(const char *dir, uid_t uid, po_err *err)
+{
+    char *path = realpath(dir, NULL), *slash;
+    struct stat st;
+    po_rc rc = PO_OK;
+
+    if (path == NULL)
+        return po_fail(err, PO_IO, "cannot resolve directory %s: %s", dir,
+                       strerror(errno));
+    for (;;) {
+        if (stat(path, &st) == -1) {
+            rc = po_fail(err, PO_IO, "cannot stat directory %s: %s", path,
+                         strerror(errno));
+            goto out;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            rc = po_fail(err, PO_IO, "%s is not a directory", path);
+            goto out;
+        }
+        if (st.st_uid != 0 && st.st_uid != uid) {
+            rc = po_fail(
+                err, PO_IO, "directory %s is owned by uid %lu, not by root%s",
+                path, (unsigned long)st.st_uid, uid != 0 ? " or the user" : "");
+            goto out;
+        }
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 &&
+            !(st.st_uid == 0 && (st.st_mode & S_ISVTX))) {
+            rc = po_fail(err, PO_IO,
+                         "directory %s is writable by %s (mode %04o)", path,
+                         (st.st_mode & S_IWOTH) ? "others" : "its group",
+                         (unsigned)(st.st_mode & 07777));
+            goto out;
+        }
+        if (strcmp(path, "/") == 0)
+            break;
+        slash = strrchr(path, '/');
+        if (slash == path)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+    }
+out:
+    free(path);
+    return rc;
 }
 
 const char *po_next_word(const char **s, size_t *n)

@@ -42,6 +42,15 @@ po_rc po_read_fd(int fd, size_t size, int secret, char **out, size_t *len,
  * database. */
 po_rc po_home_dir(char **out, po_err *err);
 
+/* sshd's StrictModes rule for the directories that hold a file: dir and
+ * every directory above it (after resolving links with realpath) are
+ * owned by root or by uid, and not writable by group or others, except a
+ * root-owned sticky directory such as /tmp (where nobody else can rename
+ * or remove what root put there).  PO_IO with a message naming the first
+ * directory that breaks the rule and why ("directory /x is writable by
+ * group or others (mode 0775)"), or that cannot be resolved. */
+po_rc po_check_dir_chain(const char *dir, uid_t uid, po_err *err);
+
 /* The next word of the space- or tab-separated list at *s: returns it
  * (not NUL-terminated; *n its length) and moves *s past it; NULL when only
  * white space is left. */

@@ -170,7 +170,7 @@ po_rc ot_device_login(ot_ctx *c, po_err *err)
         po_token_free(&t);
         rc = po_fail(err, PO_USAGE, "login cancelled; nothing was stored");
     }
-    if (rc == PO_OK && !ot_token_safe(t.access_token)) {
+    if (rc == PO_OK && !po_token_text_ok(t.access_token)) {
         int done;
         (void)po_flow_invalidate(&c->flow, t.access_token, &done, NULL);
         rc = po_fail(err, PO_MALFORMED_RESPONSE,

@@ -101,7 +101,6 @@ po_rc ot_token(ot_ctx *c, unsigned flags, po_token *out, po_err *err);
 
 /* Whether token t may go into an HTTP header, a curl config line or git's
  * line protocol: visible ASCII only, not empty. */
-int ot_token_safe(const char *t);
 
 /* write(2) all of p to fd, restarting after EINTR and short writes. */
 po_rc ot_write_all(int fd, const void *p, size_t n, po_err *err);

@@ -245,21 +245,6 @@ void ot_format_utc(int64_t t, char *buf, size_t n)
         (void)snprintf(buf, n, "%lld", (long long)t);
 }
 
-/* A token goes into HTTP headers, curl config lines and git's line
- * protocol: only visible ASCII is allowed (RFC 6750's b64token is a
- * subset), so no server can smuggle in a CR, LF, NUL or space. */
-int ot_token_safe(const char *t)
-{
-    const unsigned char *s = (const unsigned char *)t;
-
-    if (s == NULL || *s == '\0')
-        return 0;
-    for (; *s != '\0'; s++)
-        if (*s < 0x21 || *s > 0x7e)
-            return 0;
-    return 1;
-}
-
 po_rc ot_token(ot_ctx *c, unsigned flags, po_token *out, po_err *err)
 {
     po_rc rc;
@@ -269,7 +254,7 @@ po_rc ot_token(ot_ctx *c, unsigned flags, po_token *out, po_err *err)
         flags |= PO_FLOW_IGNORE_BUDGET;
     if ((rc = po_flow_get(&c->flow, flags, out, err)) != PO_OK)
         return rc;
-    if (!ot_token_safe(out->access_token)) {
+    if (!po_token_text_ok(out->access_token)) {
         /* Drop it so that the next run asks again; the error is ours. */
         (void)po_flow_invalidate(&c->flow, out->access_token, &done, NULL);
         po_token_free(out);

@@ -2,15 +2,19 @@
  * account.c - pam_sm_acct_mgmt: optional checks on the token obtained at
  * authentication.
  *
- *   require_scope: every listed scope is in the granted scope (the
- *     response's "scope", or the requested scope when the server omitted
- *     it, as RFC 6749 5.1 says it then equals the request);
+ *   require_scope: every listed scope is in the granted scope: the
+ *     response's "scope"; when the server omitted it and the profile
+ *     verifies tokens, the verified token's "scope" claim (RFC 9068; or
+ *     "scp", as Okta and Entra ID send it), and none is a denial; without
+ *     verification, the requested scope (RFC 6749 5.1: an omitted scope
+ *     equals the request);
  *   require_roles: every listed role is in roles_claim (default "Roles")
  *     of the token response (roles_source = response) or of the token that
  *     verify proved at authentication (roles_source = token).
  * No check configured: PAM_SUCCESS.  A failed check: PAM_PERM_DENIED with
  * the reason in syslog.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -71,30 +75,77 @@ static int all_present(const po_strlist *required, const po_strlist *have,
     return 1;
 }
 
+/* The granted scopes into have, and what they came from into *from. */
+static po_rc granted_scopes(const po_pam_state *st, po_strlist *have,
+                            const char **from, po_err *err)
+{
+    po_rc rc;
+
+    if (st->token.scope != NULL) {
+        *from = "the token response's scope";
+        return po_strlist_split(st->token.scope, have);
+    }
+    if (st->verified_claims != NULL) {
+        *from = "the verified token's scope claim";
+        rc = po_claim_strings(st->verified_claims, "verified token", "scope",
+                              have, err);
+        if (rc == PO_NOT_FOUND) {
+            *from = "the verified token's scp claim";
+            rc = po_claim_strings(st->verified_claims, "verified token", "scp",
+                                  have, err);
+        }
+        if (rc == PO_NOT_FOUND)
+            rc = po_fail(err, PO_NOT_FOUND,
+                         "the token response has no scope member and the "
+                         "verified token no scope or scp claim");
+        return rc;
+    }
+    *from = "the requested scope (the response has none)";
+    return po_strlist_split(st->requested_scope, have);
+}
+
 static int check_scope(const po_pam_args *args, const po_pam_state *st,
                        const char *require, const char *shown)
 {
     po_strlist req = {NULL, 0}, have = {NULL, 0};
-    const char *granted =
-        st->token.scope != NULL ? st->token.scope : st->requested_scope;
-    const char *missing = NULL;
+    const char *missing = NULL, *from = "";
     int pamret = PAM_SUCCESS;
+    char granted[256] = "";
+    po_err err;
+    po_rc rc;
+    size_t i, n = 0;
 
-    if (po_strlist_split(require, &req) != PO_OK ||
-        po_strlist_split(granted, &have) != PO_OK) {
+    po_err_clear(&err);
+    if (po_strlist_split(require, &req) != PO_OK) {
         po_logf(&args->log, LOG_CRIT, "out of memory");
         pamret = PAM_BUF_ERR;
         goto out;
     }
-    if (!all_present(&req, &have, &missing)) {
+    rc = granted_scopes(st, &have, &from, &err);
+    if (rc == PO_NOMEM) {
+        po_logf(&args->log, LOG_CRIT, "out of memory");
+        pamret = PAM_BUF_ERR;
+        goto out;
+    }
+    if (rc != PO_OK) {
         po_logf(&args->log, LOG_NOTICE,
-                "access denied to user %s: require_scope: scope \"%s\" "
-                "was not granted (granted: \"%s\")",
-                shown, missing, granted != NULL ? granted : "");
+                "access denied to user %s: require_scope: %s", shown, err.msg);
         pamret = PAM_PERM_DENIED;
         goto out;
     }
-    po_logf(&args->log, LOG_DEBUG, "require_scope \"%s\": granted", require);
+    for (i = 0; i < have.n && n + 1 < sizeof(granted); i++)
+        n += (size_t)snprintf(granted + n, sizeof(granted) - n, "%s%s",
+                              i > 0 ? " " : "", have.v[i]);
+    if (!all_present(&req, &have, &missing)) {
+        po_logf(&args->log, LOG_NOTICE,
+                "access denied to user %s: require_scope: scope \"%s\" "
+                "was not granted (granted, from %s: \"%s\")",
+                shown, missing, from, granted);
+        pamret = PAM_PERM_DENIED;
+        goto out;
+    }
+    po_logf(&args->log, LOG_DEBUG, "require_scope \"%s\": granted (from %s)",
+            require, from);
 out:
     po_strlist_free(&req);
     po_strlist_free(&have);

@@ -2,25 +2,44 @@
  * auth.c - pam_sm_authenticate: the user's password checked with the
  * password grant at the profile's token endpoint.
  *
- * Order, so that nothing reaches the network that can be refused locally:
- * the PAM user name (length, control characters), the configuration, the
- * IdP user name (username_format, ambiguity), the local account (unknown
- * -> PAM_USER_UNKNOWN, uid < minimum_uid -> PAM_IGNORE), the password
- * (empty or too long -> PAM_AUTH_ERR), the client secret, then one token
- * request bounded by the profile's timeout, retries included.
+ * Order.  First the password prompt, for every user name, so that the
+ * conversation never tells which accounts exist (the CVE-2018-15473 class:
+ * over keyboard-interactive a missing prompt is an answer).  Then, so that
+ * nothing reaches the network that can be refused locally: the PAM user
+ * name (length, control characters), the configuration, the IdP user name
+ * (username_format, ambiguity), the local account (uid < minimum_uid ->
+ * PAM_IGNORE, the password left in PAM_AUTHTOK for the next module), the
+ * password (empty or too long -> PAM_AUTH_ERR), the client secret, then
+ * one token request bounded by the profile's timeout, retries included.
+ *
+ * A user with no local account gets what a wrong password gets, in the
+ * same time: the request is made, but for a random user name that exists
+ * nowhere, with a random password (OpenSSH's fake password entry for
+ * invalid users does the same), and the answer is discarded:
+ * PAM_USER_UNKNOWN, or PAM_AUTHINFO_UNAVAIL when the identity provider is
+ * unavailable, as it would be for a real user.  The typed password is not
+ * sent: it belongs to no account here, is often another account's password
+ * typed after a mistyped name, and sent under the typed name it would feed
+ * the lockout counter of a same-named IdP account for anyone who can reach
+ * a login prompt.
  *
  * With grant = device there is no password: device.c shows a code, the
  * user approves it at the identity provider, and the token comes from
- * polling (device_timeout bounds it).  With password_fallback = device a
- * password grant refused for wanting more than a password goes on there.
- * Either way the token is verified and bound to the user before the login
- * is accepted.
+ * polling (device_timeout bounds it).  The code is shown to every user,
+ * with or without a local account (the device authorization request names
+ * no user, so the identity provider learns nothing); a nonexistent user is
+ * refused only after the flow, whoever approved.  A user below minimum_uid
+ * is ignored before any conversation: a code it could not use would keep it
+ * from the next module.  With password_fallback = device a password grant
+ * refused for wanting more than a password goes on there.  Either way the
+ * token is verified and bound to the user before the login is accepted.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -349,8 +368,8 @@ out:
 
 /* Keep what the later calls need on the handle; takes *tok and *claims. */
 static int keep_state(const po_pam_args *args, const char *user,
-                      const char *idp_user, uid_t uid, gid_t gid,
-                      const char *home, po_token *tok, char **claims)
+                      const char *local, const char *idp_user, uid_t uid,
+                      gid_t gid, const char *home, po_token *tok, char **claims)
 {
     po_pam_state *st = calloc(1, sizeof(*st));
 
@@ -363,6 +382,7 @@ static int keep_state(const po_pam_args *args, const char *user,
     st->verified_claims = *claims;
     *claims = NULL;
     if ((st->user = strdup(user)) == NULL ||
+        (st->local_name = strdup(local)) == NULL ||
         (st->idp_user = strdup(idp_user)) == NULL ||
         (st->profile_name = strdup(args->profile->name)) == NULL ||
         (st->home = strdup(home)) == NULL ||
@@ -376,10 +396,69 @@ nomem:
     return PAM_BUF_ERR;
 }
 
+/* In place of a nonexistent local user: the same request for a random
+ * IdP user name (through username_format) with a random password, whose
+ * answer only tells whether the identity provider was available. */
+static int decoy_request(const po_pam_args *args, const char *shown,
+                         uint64_t deadline)
+{
+    const po_profile *p = args->profile;
+    unsigned char rnd[24];
+    char name[64], pass[2 * sizeof(rnd) + 1], *idp = NULL;
+    po_grant_input g;
+    po_token tok;
+    po_err err;
+    size_t i;
+    po_rc rc;
+    int pamret;
+
+    memset(&tok, 0, sizeof(tok));
+    po_err_clear(&err);
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+        po_logf(&args->log, LOG_ERR, "getrandom: %s", strerror(errno));
+        return PAM_USER_UNKNOWN;
+    }
+    (void)snprintf(name, sizeof(name), "nonexistent-");
+    for (i = 0; i < 8; i++)
+        (void)snprintf(name + 12 + 2 * i, 3, "%02x", rnd[i]);
+    for (i = 0; i < sizeof(rnd); i++)
+        (void)snprintf(pass + 2 * i, 3, "%02x", rnd[i] ^ rnd[(i + 8) % 24]);
+    po_cleanse(rnd, sizeof(rnd));
+    if ((pamret = po_pam_map_user(args, p->username_format, name, &idp)) !=
+        PAM_SUCCESS)
+        goto out;
+    g.grant = PO_GRANT_PASSWORD;
+    g.username = idp;
+    g.password = pass;
+    g.refresh_token = NULL;
+    rc = po_oauth_token_request(p, &g, deadline, (int64_t)time(NULL), NULL,
+                                &tok, &err);
+    if (po_rc_unavailable(rc)) {
+        po_logf(&args->log, LOG_ERR,
+                "user %s is not a local user, and the identity provider is "
+                "unavailable (%s): %s",
+                shown, po_rc_name(rc), err.msg);
+        pamret = PAM_AUTHINFO_UNAVAIL;
+        goto out;
+    }
+    po_logf(&args->log, LOG_NOTICE,
+            "authentication failure for user %s: not a local user (a "
+            "request for a nonexistent identity provider user was made in "
+            "its place, %s; the password was not sent)",
+            shown, po_rc_name(rc));
+    pamret = PAM_USER_UNKNOWN;
+out:
+    po_token_free(&tok);
+    po_cleanse(pass, sizeof(pass));
+    free(idp);
+    return pamret;
+}
+
 int po_pam_authenticate(po_pam_args *args)
 {
     const char *user = NULL;
     char *idp_user = NULL, *password = NULL, *home = NULL, *claims = NULL;
+    char *local = NULL;
     char shown[80], what[256];
     po_profile *p;
     po_token tok;
@@ -391,13 +470,18 @@ int po_pam_authenticate(po_pam_args *args)
     uint64_t deadline;
     long timeout_ms;
     size_t len;
-    int pamret, device = 0;
+    int pamret, known, device;
     po_rc rc;
 
     memset(&tok, 0, sizeof(tok));
     po_err_clear(&err);
     /* A new authentication on this handle forgets the previous one. */
     po_pam_state_clear(args->pamh);
+    /* Asked for now, applied by libpam only if the stack fails: every
+     * failure below waits the same. */
+    if (args->fail_delay_ms > 0)
+        (void)pam_fail_delay(args->pamh,
+                             (unsigned int)args->fail_delay_ms * 1000u);
 
     pamret = pam_get_user(args->pamh, &user, NULL);
     if (pamret == PAM_CONV_AGAIN) {
@@ -413,24 +497,33 @@ int po_pam_authenticate(po_pam_args *args)
             pamret = PAM_USER_UNKNOWN;
         goto out;
     }
+    /* The configuration is the same for every user name: reading it first
+     * tells nothing about the user, and says whether there is a password
+     * to ask for (the device grant has none). */
+    if ((pamret = po_pam_load_profile(args)) != PAM_SUCCESS)
+        goto out;
+    p = args->profile;
+    device = p->grant == PO_GRANT_DEVICE_CODE;
+    /* The prompt before anything is decided about the user. */
+    if (!device && (pamret = get_password(args, &password)) != PAM_SUCCESS)
+        goto out;
     if ((pamret = check_user_name(args, user)) != PAM_SUCCESS)
         goto out;
     po_pam_printable(user, shown, sizeof(shown));
 
-    if ((pamret = po_pam_load_profile(args)) != PAM_SUCCESS)
-        goto out;
-    p = args->profile;
-
     if ((pamret = po_pam_map_user(args, p->username_format, user, &idp_user)) !=
         PAM_SUCCESS)
         goto out;
-    if ((pamret = po_pam_lookup_user(args, user, &uid, &gid, &home)) !=
-        PAM_SUCCESS)
+    pamret = po_pam_lookup_user(args, user, &local, &uid, &gid, &home);
+    if (pamret != PAM_SUCCESS && pamret != PAM_USER_UNKNOWN)
         goto out;
-    if (p->minimum_uid > 0 && (long long)uid < (long long)p->minimum_uid) {
+    known = pamret == PAM_SUCCESS;
+    if (known && p->minimum_uid > 0 &&
+        (long long)uid < (long long)p->minimum_uid) {
         po_logf(&args->log, LOG_DEBUG,
-                "ignoring user %s: uid %lu is below minimum_uid %ld", shown,
-                (unsigned long)uid, p->minimum_uid);
+                "ignoring user %s: uid %lu is below minimum_uid %ld%s", shown,
+                (unsigned long)uid, p->minimum_uid,
+                device ? "" : " (the password is left to the next module)");
         pamret = PAM_IGNORE;
         goto out;
     }
@@ -438,18 +531,15 @@ int po_pam_authenticate(po_pam_args *args)
     (void)snprintf(what, sizeof(what), "user %s (as %s), profile [%s]", shown,
                    idp_user, p->name);
     timeout_ms = p->timeout_ms > 0 ? p->timeout_ms : DEFAULT_TIMEOUT_MS;
-    if (p->grant == PO_GRANT_DEVICE_CODE) {
-        /* no password: the device grant (device.c) */
+    if (device) {
+        /* no password: the device grant (device.c), for every user name */
         if ((pamret = load_secret(args, p)) != PAM_SUCCESS ||
             (pamret = po_pam_device_login(args, what, 0, &tok)) != PAM_SUCCESS)
             goto out;
-        device = 1;
         deadline = po_mono_ms() + (uint64_t)timeout_ms;
         goto verify;
     }
 
-    if ((pamret = get_password(args, &password)) != PAM_SUCCESS)
-        goto out;
     len = strlen(password);
     if (len == 0) {
         po_logf(&args->log, LOG_NOTICE,
@@ -473,6 +563,11 @@ int po_pam_authenticate(po_pam_args *args)
     deadline = po_mono_ms() + (uint64_t)timeout_ms;
     if ((pamret = load_secret(args, p)) != PAM_SUCCESS)
         goto out;
+    if (!known) {
+        po_secret_clear(&password);
+        pamret = decoy_request(args, shown, deadline);
+        goto out;
+    }
 
     memset(&g, 0, sizeof(g));
     g.grant = PO_GRANT_PASSWORD;
@@ -493,6 +588,15 @@ int po_pam_authenticate(po_pam_args *args)
         goto out;
     }
 verify:
+    if (!po_token_text_ok(tok.access_token) ||
+        (tok.refresh_token != NULL && !po_token_text_ok(tok.refresh_token))) {
+        rc = po_fail(&err, PO_MALFORMED_RESPONSE,
+                     "the %s token holds characters not allowed in an HTTP "
+                     "header (space, control or non-ASCII); refused",
+                     po_token_text_ok(tok.access_token) ? "refresh" : "access");
+        pamret = po_pam_map_rc(args, rc, &err, what);
+        goto out;
+    }
     if (device) /* whoever approved the code: the binding decides */
         (void)snprintf(what + strlen(what), sizeof(what) - strlen(what),
                        ", device login");
@@ -504,7 +608,14 @@ verify:
                             idp_user);
         goto out;
     }
-    if ((pamret = keep_state(args, user, idp_user, uid, gid, home, &tok,
+    if (!known) {
+        /* only the device grant gets here without an account */
+        po_logf(&args->log, LOG_NOTICE,
+                "%s: no local account; refused after the device login", what);
+        pamret = PAM_USER_UNKNOWN;
+        goto out;
+    }
+    if ((pamret = keep_state(args, user, local, idp_user, uid, gid, home, &tok,
                              &claims)) != PAM_SUCCESS)
         goto out;
     po_pam_handoff_put(args, po_pam_state_get(args->pamh));
@@ -517,10 +628,7 @@ out:
     po_token_free(&tok);
     free(claims);
     free(idp_user);
+    free(local);
     free(home);
-    if (pamret != PAM_SUCCESS && pamret != PAM_IGNORE &&
-        pamret != PAM_INCOMPLETE && args->fail_delay_ms > 0)
-        (void)pam_fail_delay(args->pamh,
-                             (unsigned int)args->fail_delay_ms * 1000u);
     return pamret;
 }

@@ -24,6 +24,7 @@ void po_pam_state_free(po_pam_state *st)
         return;
     po_token_free(&st->token);
     free(st->user);
+    free(st->local_name);
     free(st->idp_user);
     free(st->profile_name);
     free(st->requested_scope);
@@ -72,8 +73,15 @@ void po_pam_state_clear(pam_handle_t *pamh)
         (void)pam_set_data(pamh, PO_PAM_DATA, NULL, NULL);
 }
 
-int po_pam_lookup_user(const po_pam_args *args, const char *user, uid_t *uid,
-                       gid_t *gid, char **home)
+po_user po_pam_state_user(const po_pam_state *st)
+{
+    po_user u = {st->local_name, st->uid, st->gid, st->home};
+
+    return u;
+}
+
+int po_pam_lookup_user(const po_pam_args *args, const char *user, char **name,
+                       uid_t *uid, gid_t *gid, char **home)
 {
     struct passwd pw, *res = NULL;
     long max = sysconf(_SC_GETPW_R_SIZE_MAX);
@@ -83,6 +91,7 @@ int po_pam_lookup_user(const po_pam_args *args, const char *user, uid_t *uid,
     int e, pamret = PAM_SUCCESS;
 
     *home = NULL;
+    *name = NULL;
     po_pam_printable(user, shown, sizeof(shown));
     for (;;) {
         if ((nbuf = realloc(buf, size)) == NULL) {
@@ -103,13 +112,16 @@ int po_pam_lookup_user(const po_pam_args *args, const char *user, uid_t *uid,
         goto out;
     }
     if (res == NULL) {
-        po_logf(&args->log, LOG_NOTICE, "user %s is not a local user", shown);
+        po_logf(&args->log, LOG_DEBUG, "user %s is not a local user", shown);
         pamret = PAM_USER_UNKNOWN;
         goto out;
     }
     *uid = pw.pw_uid;
     *gid = pw.pw_gid;
-    if ((*home = strdup(pw.pw_dir != NULL ? pw.pw_dir : "/")) == NULL) {
+    if ((*home = strdup(pw.pw_dir != NULL ? pw.pw_dir : "/")) == NULL ||
+        (*name = strdup(pw.pw_name != NULL ? pw.pw_name : user)) == NULL) {
+        free(*home);
+        *home = NULL;
         po_logf(&args->log, LOG_CRIT, "out of memory");
         pamret = PAM_BUF_ERR;
     }

@@ -202,7 +202,7 @@ po_pam_state *po_pam_session_state(po_pam_args *args)
     po_err err;
     uid_t uid = 0;
     gid_t gid = 0;
-    char *home = NULL;
+    char *home = NULL, *local = NULL;
 
     memset(&e, 0, sizeof(e));
     po_err_clear(&err);
@@ -210,7 +210,8 @@ po_pam_state *po_pam_session_state(po_pam_args *args)
         return st;
     user = po_pam_current_user(args);
     if (user == NULL ||
-        po_pam_lookup_user(args, user, &uid, &gid, &home) != PAM_SUCCESS ||
+        po_pam_lookup_user(args, user, &local, &uid, &gid, &home) !=
+            PAM_SUCCESS ||
         !named_handoff(args, uid, dir, sizeof(dir)))
         goto out;
     if (st != NULL) {
@@ -242,6 +243,8 @@ po_pam_state *po_pam_session_state(po_pam_args *args)
     fresh->gid = gid;
     fresh->home = home;
     home = NULL;
+    fresh->local_name = local;
+    local = NULL;
     if (po_pam_state_set(args->pamh, fresh) == PAM_SUCCESS) {
         st = po_pam_state_get(args->pamh);
         po_logf(&args->log, LOG_DEBUG,
@@ -255,5 +258,6 @@ cleanup:
 out:
     po_cache_entry_free(&e);
     free(home);
+    free(local);
     return st;
 }

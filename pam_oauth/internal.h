@@ -24,6 +24,7 @@
 #include "config.h"
 #include "err.h"
 #include "oauth.h"
+#include "proc.h"
 
 #define PO_PAM_DATA "pam_oauth:state" /* pam_set_data key                */
 #define PO_PAM_USER_MAX 256           /* bytes in a PAM user name         */
@@ -55,6 +56,7 @@ typedef struct po_pam_args {
 /* What authentication leaves on the handle for the later calls. */
 typedef struct po_pam_state {
     char *user;            /* the PAM user that authenticated           */
+    char *local_name;      /* its passwd entry's pw_name (for %u)       */
     char *idp_user;        /* the user name sent to the IdP             */
     char *profile_name;    /* the profile used                          */
     char *requested_scope; /* the profile's scope at the request        */
@@ -117,10 +119,15 @@ void po_pam_state_clear(pam_handle_t *pamh);
 /* Free a state, cleansing the token. */
 void po_pam_state_free(po_pam_state *st);
 
-/* The local account of user: uid, gid and home (malloc'd).  Returns
- * PAM_SUCCESS, PAM_USER_UNKNOWN or PAM_BUF_ERR/PAM_SYSTEM_ERR (logged). */
-int po_pam_lookup_user(const po_pam_args *args, const char *user, uid_t *uid,
-                       gid_t *gid, char **home);
+/* The local account of user: its pw_name, uid, gid and home (name and
+ * home malloc'd).  Returns PAM_SUCCESS, PAM_USER_UNKNOWN (logged only
+ * with debug: the caller decides what an unknown user costs) or
+ * PAM_BUF_ERR/PAM_SYSTEM_ERR (logged). */
+int po_pam_lookup_user(const po_pam_args *args, const char *user, char **name,
+                       uid_t *uid, gid_t *gid, char **home);
+
+/* The po_user of st's account, for the cache (pointers into st). */
+po_user po_pam_state_user(const po_pam_state *st);
 
 /* The PAM user, checked like at authentication (no control characters, at
  * most PO_PAM_USER_MAX bytes); NULL when there is none or it is invalid. */

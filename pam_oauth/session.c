@@ -4,9 +4,9 @@
  *
  * With store_token = yes the token goes into the user's token cache, the
  * very file oauth-token reads (both go through common/cache.c), written by
- * po_cache_store_as as the user (setfsuid/setfsgid, 0600, atomic, no
- * links followed), once per handle; OAUTH_TOKEN_CACHE_DIR is exported into
- * the PAM environment the way pam_krb5 exports KRB5CCNAME.  With
+ * po_cache_store_as in a child that dropped to the user for good (0600,
+ * atomic, no links followed), once per handle; OAUTH_TOKEN_CACHE_DIR is
+ * exported into the PAM environment the way pam_krb5 exports KRB5CCNAME.  With
  * remove_on_close = yes, PAM_DELETE_CRED and close_session remove the
  * entry this handle stored, and only that one.
  */
@@ -46,6 +46,7 @@ static int store_token(po_pam_args *args, po_pam_state *st, int err_code)
     char *dir = NULL;
     char shown[80];
     po_profile *p;
+    po_user u;
     po_err err;
     po_rc rc;
     int pamret;
@@ -65,10 +66,11 @@ static int store_token(po_pam_args *args, po_pam_state *st, int err_code)
         return export_dir(args, st->cache_dir);
     }
     po_pam_printable(st->user, shown, sizeof(shown));
-    rc = po_cache_user_dir(p, st->user, st->uid, st->home, &dir, &err);
+    u = po_pam_state_user(st);
+    rc = po_cache_user_dir(p, &u, &dir, &err);
     if (rc == PO_OK)
-        rc = po_cache_store_as(dir, p, &st->token, st->idp_user, st->uid,
-                               st->gid, p->lock_timeout_ms, &err);
+        rc = po_cache_store_as(p, &u, dir, &st->token, st->idp_user, &args->log,
+                               &err);
     if (rc != PO_OK) {
         po_logf(&args->log, rc == PO_NOMEM ? LOG_CRIT : LOG_ERR,
                 "cannot store the token of user %s: %s", shown, err.msg);
@@ -89,6 +91,7 @@ static int store_token(po_pam_args *args, po_pam_state *st, int err_code)
 static int remove_token(po_pam_args *args, po_pam_state *st, int err_code)
 {
     char shown[80];
+    po_user u;
     po_err err;
     po_rc rc;
     int pamret;
@@ -106,8 +109,8 @@ static int remove_token(po_pam_args *args, po_pam_state *st, int err_code)
         return PAM_IGNORE;
     }
     po_pam_printable(st->user, shown, sizeof(shown));
-    rc = po_cache_remove_as(st->cache_dir, args->profile, st->uid, st->gid,
-                            &err);
+    u = po_pam_state_user(st);
+    rc = po_cache_remove_as(args->profile, &u, st->cache_dir, &args->log, &err);
     if (rc != PO_OK) {
         po_logf(&args->log, LOG_ERR, "cannot remove the token of user %s: %s",
                 shown, err.msg);

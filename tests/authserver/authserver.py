@@ -59,7 +59,7 @@ harness.py wraps them.  /_admin/device approves or denies a user code as a
 given user, expires it, lists the authorizations, or sets how the device
 endpoint answers (DEVICE_DEFAULTS: expires_in, interval, complete,
 slow_down, min_gap, response).  /_admin/jwt takes {"alg", "rotate", "forge", "count", "max_age",
-"audience", "reset"} (see jwt_issuer.JwtIssuer.configure).
+"audience", "scope_claim", "reset"} (see jwt_issuer.JwtIssuer.configure).
 """
 
 import argparse
@@ -113,6 +113,7 @@ CLIENT_DEFAULTS = {
     "auth_methods": ["client_secret_basic", "client_secret_post"],
     "expires_in": None,           # access token lifetime; None: the endpoint's
     "omit_expires_in": False,     # leave expires_in out of the response
+    "omit_scope": False,          # leave scope out (RFC 6749 5.1: = the request)
     "lowercase_bearer": False,    # token_type "bearer" instead of "Bearer"
     "single_use_refresh": True,   # rotate refresh tokens (Glewlwyd, Fluent)
     "roles_in_response": False,   # add the user's "roles" (generic endpoint)
@@ -924,7 +925,7 @@ class Handler(BaseHTTPRequestHandler):
             response["expires_in"] = issued.expires_in
         if issued.refresh_token:
             response["refresh_token"] = issued.refresh_token
-        if issued.scope:
+        if issued.scope and not client["omit_scope"]:
             response["scope"] = issued.scope
         if vendor.fluent:
             # Fluent's "Response Model" extras.
@@ -1105,7 +1106,7 @@ class Handler(BaseHTTPRequestHandler):
                     "expires_in": issued.expires_in, "id_token": tokens["id_token"]}
         if issued.refresh_token:
             response["refresh_token"] = issued.refresh_token
-        if issued.scope:
+        if issued.scope and not client["omit_scope"]:
             response["scope"] = issued.scope
         self.send_json(200, response, no_store)
 

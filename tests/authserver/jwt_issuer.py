@@ -182,6 +182,7 @@ class JwtIssuer:
             self.max_age = DEFAULT_MAX_AGE
             self.audience = None         # None: the client_id
             self.device = True           # discovery names the device endpoint
+            self.scope_claim = None      # None: the granted scope
             self.stats = {"jwks_fetches": 0, "discovery_fetches": 0, "tokens": 0,
                           "introspections": 0}
 
@@ -253,7 +254,7 @@ class JwtIssuer:
     # configuration
 
     def configure(self, alg=None, rotate=False, forge=None, count=1, max_age=None,
-                  audience=None, reset=False, device=None):
+                  audience=None, scope_claim=None, reset=False, device=None):
         with self.lock:
             if reset:
                 self.reset()
@@ -267,6 +268,10 @@ class JwtIssuer:
                 self.max_age = int(max_age)
             if audience is not None:
                 self.audience = audience or None
+            if scope_claim is not None:
+                # the access token's scope claim instead of the granted
+                # scope ("" again: the granted scope)
+                self.scope_claim = scope_claim or None
             kid = None
             if rotate:
                 kid = self.rotate()
@@ -306,7 +311,7 @@ class JwtIssuer:
             claims.update({"preferred_username": username, "username": username,
                            "email": f"{username}@jwt.test"})
         if token_use == "access":
-            claims["scope"] = scope or ""
+            claims["scope"] = self.scope_claim if self.scope_claim is not None else scope or ""
             claims["realm_access"] = {"roles": list(roles or [])}
             claims["groups"] = [f"group-{r}" for r in roles or []]
         return claims

@@ -57,6 +57,85 @@ def tmpdir():
     return path
 
 
+def unreachable_reason(path):
+    """Why another user cannot reach path (a directory on its way has no
+    search permission for others), or None."""
+    path = os.path.realpath(path)
+    while True:
+        st = os.stat(path)
+        if not st.st_mode & 0o001:
+            return f"{path} (mode {st.st_mode & 0o7777:04o}) is not searchable by other users"
+        if path == "/":
+            return None
+        path = os.path.dirname(path)
+
+
+class Stage:
+    """The one rule for a test that runs something as another user, in
+    another mount namespace or under sshd (issue 18): what that process
+    needs (binaries, the module, configuration, CA files) is copied into a
+    per-run directory it can reach, 0755 and owned by the test's user
+    (root), under the test's own temporary directory; only the copies are
+    made world-readable, never the checkout or anyone's own directory.
+
+        stage = harness.Stage()
+        helper = stage.add(path_to_oauth_token)          # 0755 copy
+        ca = stage.add(srv.ca_file)                      # 0644 copy
+
+    When the temporary directory itself cannot be reached by other users
+    (TMPDIR inside a 0700 directory), it raises AssertionError saying what
+    to change: a test that cannot stage fails, it does not skip."""
+
+    def __init__(self, prefix="pam-oauth-stage-"):
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        os.chmod(self.dir, 0o755)
+        if os.environ.get("PO_KEEP_TMP") != "1":
+            atexit.register(shutil.rmtree, self.dir, ignore_errors=True)
+        why = unreachable_reason(self.dir)
+        if why:
+            raise AssertionError(
+                f"cannot stage files for another user in {self.dir}: {why}. Run the "
+                f"tests with TMPDIR set to a directory every user may traverse "
+                f"(/tmp is), or make {os.path.dirname(self.dir)} searchable (chmod o+x)")
+
+    def add(self, src, name=None, mode=None):
+        """Copy src into the stage (as name); executables 0755, other files
+        0644 unless mode says otherwise.  Returns the copy's path."""
+        dst = os.path.join(self.dir, name or os.path.basename(src))
+        os.makedirs(os.path.dirname(dst), mode=0o755, exist_ok=True)
+        shutil.copyfile(src, dst)
+        if mode is None:
+            mode = 0o755 if os.access(src, os.X_OK) else 0o644
+        os.chmod(dst, mode)
+        return dst
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+
+_stage = None
+
+
+def stage():
+    """This process's Stage, made on first use."""
+    global _stage
+    if _stage is None:
+        _stage = Stage()
+    return _stage
+
+
+def staged_helper():
+    """oauth-token, staged where any user can run it (see Stage)."""
+    built = os.path.join(build_dir(), "curl_helper", "oauth-token")
+    if not os.access(built, os.X_OK):
+        return built
+    st = stage()
+    copy = st.path("bin/oauth-token")
+    if not os.path.exists(copy):
+        st.add(built, "bin/oauth-token", 0o755)
+    return copy
+
+
 def write_file(path, text, mode=0o600):
     """Write text (str or bytes) to path with the given mode; returns path."""
     data = text.encode() if isinstance(text, str) else text
@@ -181,6 +260,7 @@ class AuthServer:
         """Configure the JWT issuer: alg (RS256 ... EdDSA), rotate=True (new
         kid), forge=KIND with count=N (the next N tokens forged, see
         jwt_issuer.FORGERIES), max_age (JWKS Cache-Control), audience,
+        scope_claim (the access token's scope claim instead of the granted one),
         reset=True, device=False (discovery without the device endpoint).
         Returns {"ok", "alg", "kid"} (kid: the current key)."""
         return self.admin("jwt", opts)

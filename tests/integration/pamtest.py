@@ -121,9 +121,24 @@ def _sanitizer_runtimes():
 SANITIZER_PRELOAD = _sanitizer_runtimes() if SANITIZE else []
 
 
-def module():
-    """The pam_oauth.so under test (absolute path)."""
+def built_module():
+    """The pam_oauth.so the build made (absolute path)."""
     return os.path.join(os.path.abspath(harness.build_dir()), "pam_oauth", "pam_oauth.so")
+
+
+def module():
+    """The pam_oauth.so under test: a copy of the built one staged where
+    every process of the test can load it (harness.Stage: pamtester run as
+    another user, sshd, a mount namespace with a private /tmp), whatever
+    directory the checkout is in."""
+    built = built_module()
+    if not os.path.exists(built):
+        return built
+    st = harness.stage()
+    copy = st.path("pam_oauth.so")
+    if not os.path.exists(copy) or os.path.getmtime(copy) < os.path.getmtime(built):
+        st.add(built, "pam_oauth.so", 0o644)
+    return copy
 
 
 def wrapper_module(name):
@@ -137,8 +152,8 @@ def skip_reason():
         return "pamtester is not installed (Debian package pamtester)"
     if WRAPPER is None:
         return "libpam_wrapper.so is not installed (Debian package libpam-wrapper)"
-    if not os.path.exists(module()):
-        return f"{module()} is not built (run make)"
+    if not os.path.exists(built_module()):
+        return f"{built_module()} is not built (run make)"
     if len(LOCAL_USERS) < 3:
         return "fewer than three base-passwd accounts (daemon, bin, sys) exist"
     return None
@@ -300,11 +315,12 @@ class PamEnv:
         return env
 
     def run(self, service, user, ops, password="", debuglevel=2, env=None,
-            items=None, timeout=90, as_user=None):
+            items=None, timeout=90, as_user=None, groups=None):
         """Run pamtester SERVICE USER OPS... with password on its standard
         input (one line per prompt is given: the same password, 4 times).
         as_user (root only): run pamtester as that local account, like an
-        unprivileged screen locker."""
+        unprivileged screen locker.  groups (root only): its supplementary
+        groups, like a host that has root's group 0."""
         argv = [PAMTESTER, "-v"]
         for k, v in (items or {}).items():
             argv += ["-I", f"{k}={v}"]
@@ -315,6 +331,8 @@ class PamEnv:
         if as_user is not None:
             pw = pwd.getpwnam(as_user)
             kw = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+        if groups is not None:
+            kw["extra_groups"] = list(groups)
         proc = subprocess.run(argv, input=data.encode(), capture_output=True,
                               env=self.environ(debuglevel, env), timeout=timeout,
                               cwd="/", **kw)

@@ -154,13 +154,17 @@ class Pam(unittest.TestCase):
         with open(path) as f:
             stored = json.load(f)["access_token"]
         # The helper, run as the user with its own copy of the profile, gets
-        # the token of the login from the cache.
+        # the token of the login from the cache.  The helper and the CA file
+        # are staged where the user can reach them (the checkout and
+        # Glewlwyd's directory may be private).
+        stage = harness.stage()
+        ca = stage.add(self.g["GLEWLWYD_CA_FILE"], "glewlwyd-ca.pem", 0o644)
         conf = os.path.join(self.user.home, "pam-oauth.conf")
-        write_conf(conf, {"default": profile(self.g)})
+        write_conf(conf, {"default": profile(self.g, ca_file=ca)})
         os.chown(conf, self.user.uid, self.user.gid)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.user.home,
                "OAUTH_TOKEN_CACHE_DIR": self.cache}
-        p = self.user.run([HELPER, "-c", conf], env, text=True, timeout=60)
+        p = self.user.run([harness.staged_helper(), "-c", conf], env, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(p.stdout.strip(), stored)
 

@@ -487,6 +487,39 @@ class TestPam(JwtCase):
                            require_roles="profile", scope="openid profile")
         self.assertTrue(self.run_pam(svc, ("authenticate", "acct_mgmt")).ok)
 
+    def test_require_scope_reads_the_verified_token(self):
+        """Issue 14.9: the response has no scope member and the profile
+        verifies: require_scope checks the verified token's scope claim,
+        not the requested scope (which proves nothing)."""
+        self.srv.client("test-client", secret="test-secret", omit_scope=True)
+        cases = [
+            # requested scope, require_scope, the token's scope claim: expected
+            ("openid profile", "profile", "PAM_SUCCESS"),
+            ("openid profile", "admin", "PAM_PERM_DENIED"),
+        ]
+        for scope, require, code in cases:
+            with self.subTest(require=require):
+                svc = self.service(scope=scope, require_scope=require)
+                r = self.run_pam(svc, ("authenticate", "acct_mgmt"))
+                self.assertEqual(r.exit("pam_sm_acct_mgmt"), code, r)
+                self.assertLogged(r, "the verified token's scope claim")
+        # The IdP granted less than asked, and says so only in the token:
+        # "admin" was requested, so the old check passed; the token says no.
+        self.srv.jwt(scope_claim="openid")
+        try:
+            svc = self.service(scope="openid admin", require_scope="admin")
+            r = self.run_pam(svc, ("authenticate", "acct_mgmt"))
+            self.assertEqual(r.exit("pam_sm_acct_mgmt"), "PAM_PERM_DENIED", r)
+            self.assertLogged(r, 'scope "admin" was not granted (granted, from the '
+                                 'verified token\'s scope claim: "openid")')
+        finally:
+            self.srv.jwt(scope_claim="")
+        # Without verification the requested scope stands in (RFC 6749 5.1).
+        svc = self.service(scope="openid profile", require_scope="profile", verify="none")
+        r = self.run_pam(svc, ("authenticate", "acct_mgmt"))
+        self.assertEqual(r.exit("pam_sm_acct_mgmt"), "PAM_SUCCESS", r)
+        self.assertLogged(r, "from the requested scope")
+
     def test_pam_user_is_not_rewritten(self):
         # The token names another user: refused, and the module never takes
         # the token's user name for the PAM user (no pam_set_item(PAM_USER)).

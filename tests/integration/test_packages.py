@@ -26,6 +26,7 @@ import stat
 import subprocess
 import tempfile
 import textwrap
+import time
 import unittest
 
 import harness
@@ -76,6 +77,18 @@ def clean_env():
 
 
 _builds = {}
+
+
+def dpkg(*args, timeout=300):
+    """dpkg ARGS; while another process (an apt-get elsewhere on the
+    machine) holds dpkg's lock, wait for it, up to two minutes."""
+    deadline = time.monotonic() + 120
+    while True:
+        p = subprocess.run(["dpkg", *args], capture_output=True, text=True, timeout=timeout,
+                           env=dict(clean_env(), DEBIAN_FRONTEND="noninteractive"))
+        if p.returncode == 0 or "lock" not in p.stderr or time.monotonic() > deadline:
+            return p
+        time.sleep(2)
 
 
 def build(kind):
@@ -324,8 +337,7 @@ class InstalledDebian(unittest.TestCase):
         cls.before = snapshot("/etc/pam.d", "/var/lib/pam")
         debs = [deb(p) for p in PACKAGES]
         cls.addClassCleanup(cls.purge_quietly)
-        p = subprocess.run(["dpkg", "-i", *debs], capture_output=True, text=True, timeout=300,
-                           env=dict(clean_env(), DEBIAN_FRONTEND="noninteractive"))
+        p = dpkg("-i", *debs)
         if p.returncode != 0:
             raise AssertionError("dpkg -i failed:\n" + p.stdout + p.stderr)
         cls.user = pwd.getpwuid(os.getuid()).pw_name
@@ -523,8 +535,7 @@ class InstalledDebian(unittest.TestCase):
 
     def test_9_purge(self):
         """dpkg --purge leaves /etc/pam.d and /var/lib/pam as they were."""
-        p = subprocess.run(["dpkg", "--purge", *PACKAGES], capture_output=True, text=True,
-                           timeout=300, env=dict(clean_env(), DEBIAN_FRONTEND="noninteractive"))
+        p = dpkg("--purge", *PACKAGES)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         for name in PACKAGES:
             self.assertFalse(installed(name), f"{name} still installed")

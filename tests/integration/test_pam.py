@@ -18,6 +18,7 @@ import json
 import os
 import re
 import stat
+import statistics
 import subprocess
 import sys
 import unittest
@@ -130,8 +131,9 @@ AUTH_CASES = [
      "PAM_AUTH_ERR", 1, r"invalid_grant"),
     ("local user unknown at the identity provider", D, "alice-pass", "", {},
      "PAM_AUTH_ERR", "PAM_AUTH_ERR", 1, r"invalid_grant"),
+    # A decoy request in its place, the password not sent (TestEnumeration).
     ("user unknown locally", "no-such-user-pam-oauth", "alice-pass", "", {},
-     "PAM_USER_UNKNOWN", "PAM_USER_UNKNOWN", 0, r"is not a local user"),
+     "PAM_USER_UNKNOWN", "PAM_USER_UNKNOWN", 1, r"not a local user.*password was not sent"),
     ("empty password: no request", A, "", "", {}, "PAM_AUTH_ERR", "PAM_AUTH_ERR", 0,
      r"empty password, no request sent"),
     ("user name with a control character", "dae\x01mon", "alice-pass", "", {},
@@ -246,6 +248,26 @@ class TestAuthenticate(PamCase):
         self.assertEqual(self.total(), before)
         self.assertLogged(r, r"uid \d+ is below minimum_uid 1000")
 
+    def test_low_uid_prompted_and_password_left_to_next_module(self):
+        """An ignored user is asked like any other (no prompt would tell a
+        remote party the account is below minimum_uid); the answer goes,
+        unsent, to the next module through PAM_AUTHTOK (here pam_oauth
+        again, with minimum_uid=0 and use_first_pass, standing in for
+        pam_unix try_first_pass)."""
+        conf = self.env.config(self.profile())
+        args = f"config={conf} fail_delay=0 debug"
+        svc = self.env.service("svc-lowuid", [
+            ("auth", "[success=done authinfo_unavail=ignore ignore=ignore default=die]",
+             pamtest.module(), args),
+            ("auth", "required", pamtest.module(), args + " minimum_uid=0 use_first_pass")])
+        before = self.total()
+        r = self.run_pam(svc, A)
+        self.assertEqual(r.exits("pam_sm_authenticate"), ["PAM_IGNORE", "PAM_SUCCESS"], r)
+        self.assertEqual(r.prompts, 1, r)
+        self.assertTrue(r.ok, r)
+        self.assertEqual(self.total(), before + 1)
+        self.assertLogged(r, r"using the password of a previous module")
+
     def test_minimum_uid_argument(self):
         uid = pamtest.pwd.getpwnam(A).pw_uid
         svc = self.service(f"minimum_uid={uid + 1}", low_uid=False)
@@ -273,9 +295,18 @@ class TestAuthenticate(PamCase):
                                              client_secret_file=good), mode=0o666)
         os.chmod(loose, 0o666)
         invalid = self.env.config(self.profile(token_url="ftp://example.com/"))
+        # Issue 14.7: a directory that holds the file, writable by its group.
+        loose_dir = self.env.path("loose-dir")
+        os.makedirs(loose_dir, exist_ok=True)
+        os.chmod(loose_dir, 0o775)
+        in_loose_dir = harness.write_file(os.path.join(loose_dir, "pam-oauth.conf"),
+                                          open(good).read(), 0o600)
         for name, path, pattern in (
                 ("missing", self.env.path("no-such.conf"), r"no-such\.conf"),
                 ("group-writable", loose, r"writable by group or others"),
+                ("in a group-writable directory", in_loose_dir,
+                 r"refused: directory \S+/loose-dir is writable by its group \(mode 0775\)"
+                 r".*StrictModes"),
                 ("invalid token_url", invalid, r"token_url|ftp")):
             with self.subTest(name):
                 before = self.total()
@@ -338,6 +369,81 @@ class TestAuthenticate(PamCase):
         self.assertEqual(r.exit("pam_sm_acct_mgmt"), "PAM_SUCCESS", r)
 
 
+# ----------------------------------------------------------------- enumeration
+
+NO_SUCH_USER = "no-such-user-pam-oauth"
+
+
+class TestEnumeration(PamCase):
+    """No account oracle (the CVE-2018-15473 class): an existing user with a
+    wrong password, a nonexistent user and a user below minimum_uid see the
+    same conversation, and the first two fail in the same time, with one
+    token request each; the nonexistent user's password is not sent."""
+
+    def transcript(self, r):
+        """What the conversation showed: pamtester's prompts and the lines
+        that are not the module's log or pamtester's verdict."""
+        return (r.prompts, r.other)
+
+    def test_same_conversation(self):
+        conf = self.env.config(self.profile())
+        svc = self.env.oauth_service("enum-1000", f"config={conf} debug")
+        svc0 = self.env.oauth_service("enum-0", f"config={conf} minimum_uid=0 debug")
+        seen = {}
+        for name, service, user in (("existing, wrong password", svc0, A),
+                                    ("nonexistent", svc0, NO_SUCH_USER),
+                                    ("nonexistent, minimum_uid 1000", svc, NO_SUCH_USER),
+                                    ("below minimum_uid", svc, A)):
+            r = self.run_pam(service, user, password="Wr0ng-pass-7")
+            self.assertFalse(r.ok, r)
+            seen[name] = self.transcript(r)
+            # The fail delay (2 s, libpam varies it) is asked for every
+            # failure, the ignored user's included.
+            self.assertGreater(r.elapsed, 0.9, (name, r))
+            self.assertNotLogged(r, "Wr0ng-pass-7")
+        self.assertEqual(len(set(map(repr, seen.values()))), 1, seen)
+        self.assertEqual(seen["nonexistent"][0], 1, seen)
+
+    def test_same_time_and_work(self):
+        svc = self.service()
+        times = {A: [], NO_SUCH_USER: []}
+        sent = []
+        for i in range(12):
+            for user in (A, NO_SUCH_USER) if i % 2 else (NO_SUCH_USER, A):
+                before = self.total()
+                r = self.run_pam(svc, user, password="Wr0ng-pass-7")
+                self.assertFalse(r.ok, r)
+                self.assertEqual(self.total() - before, 1, r)
+                last = self.srv.stats()["last_requests"][-1]
+                sent.append((user, urllib.parse.parse_qs(last["body"])))
+                times[user].append(r.elapsed)
+        for user, params in sent:
+            if user == NO_SUCH_USER:
+                # A random name that exists nowhere, a random password.
+                self.assertNotEqual(params["username"], [NO_SUCH_USER])
+                self.assertRegex(params["username"][0], r"^nonexistent-[0-9a-f]{16}$")
+                self.assertNotEqual(params["password"], ["Wr0ng-pass-7"])
+            else:
+                self.assertEqual(params["username"], [A])
+        known = statistics.median(times[A])
+        unknown = statistics.median(times[NO_SUCH_USER])
+        sys.stderr.write(f"\n# failure time, median of 12 (fail_delay=0): existing user "
+                         f"{known * 1000:.1f} ms, nonexistent user {unknown * 1000:.1f} ms\n")
+        self.assertLess(abs(known - unknown), max(0.25 * known, 0.005), times)
+
+    def test_unknown_user_when_idp_is_down(self):
+        """As for a real user: PAM_AUTHINFO_UNAVAIL, so the stack falls
+        through the same way."""
+        svc = self.service(timeout="2s", retries=0)
+        self.srv.fault("/generic/token", "close", count=-1)
+        try:
+            for user in (A, NO_SUCH_USER):
+                r = self.run_pam(svc, user, password="Wr0ng-pass-7")
+                self.assertEqual(r.exit("pam_sm_authenticate"), "PAM_AUTHINFO_UNAVAIL", r)
+        finally:
+            self.srv.clear_faults()
+
+
 # ----------------------------------------------------------------- faults
 
 # fault kind, its keywords, module exit code, outcome name in the log
@@ -391,6 +497,31 @@ class TestFaults(PamCase):
                 self.srv.fault("/generic/token", kind, count=1, **kw)
                 r = self.run_pam(svc, A)
                 self.assertEqual(r.exit("pam_sm_authenticate"), "PAM_SUCCESS", r)
+
+    def test_token_with_control_characters_refused(self):
+        """Issue 14.7: an access or refresh token with CR, LF, a space or a
+        control character would go into the session's cache, HTTP headers
+        and git's line protocol: refused (malformed_response), as
+        oauth-token refuses it (one rule, po_token_text_ok)."""
+        svc = self.service(store_token=False)
+        bad = [("access", {"access_token": "abc\r\nX-Injected: 1"}),
+               ("access", {"access_token": "abc def"}),
+               ("access", {"access_token": "abc\u0001"}),
+               ("refresh", {"access_token": "good-token", "refresh_token": "r\nx"})]
+        for which, members in bad:
+            with self.subTest(repr(members)):
+                body = json.dumps({"token_type": "bearer", "expires_in": 600, **members})
+                self.srv.fault("/generic/token", "status", count=1, status=200, body=body)
+                r = self.run_pam(svc, A)
+                self.srv.clear_faults()
+                self.assertEqual(r.exit("pam_sm_authenticate"), "PAM_AUTHINFO_UNAVAIL", r)
+                self.assertLogged(r, r"the %s token holds characters not allowed" % which)
+        body = json.dumps({"token_type": "bearer", "expires_in": 600,
+                           "access_token": "good-token", "refresh_token": "good-refresh"})
+        self.srv.fault("/generic/token", "status", count=1, status=200, body=body)
+        r = self.run_pam(svc, A)
+        self.srv.clear_faults()
+        self.assertEqual(r.exit("pam_sm_authenticate"), "PAM_SUCCESS", r)
 
     def test_invalid_client_is_loud(self):
         svc = self.service(client_secret="wrong")
@@ -631,14 +762,15 @@ class TestHygiene(PamCase):
 # ----------------------------------------------------------------- sessions
 
 class TestSession(PamCase):
-    """The token handed to the user's session (root: setfsuid, useradd)."""
+    """The token handed to the user's session (root: a child that drops to
+    the user writes it; useradd)."""
 
     user = None
 
     @classmethod
     def setUpClass(cls):
         if not pamtest.is_root():
-            raise unittest.SkipTest("the session tests need root (setfsuid to the user, "
+            raise unittest.SkipTest("the session tests need root (to act as the user, "
                                     "useradd); CI runs them as root")
         super().setUpClass()
         cls.user = pamtest.LocalUser("po-pamtest")
@@ -708,7 +840,7 @@ class TestSession(PamCase):
         self.oauth_token_reads_it(conf, e["access_token"])
 
     def oauth_token_reads_it(self, conf, token):
-        helper = os.path.join(harness.build_dir(), "curl_helper", "oauth-token")
+        helper = harness.staged_helper()   # the user may not reach the checkout
         if not os.access(helper, os.X_OK):
             self.skipTest(f"{helper} is not built yet: the cache hand-off to oauth-token "
                           "was not checked")
@@ -787,6 +919,38 @@ class TestSession(PamCase):
             self.assertEqual(f.read(), "untouched\n")
         if r.ok:
             self.assertFalse(os.path.islink(link))
+
+    def test_cache_dir_user_dir_made_in_root_only_base(self):
+        """cache_dir = BASE/%u with BASE root's alone (0755): the user's
+        directory does not exist yet and the user could not make it, so
+        root makes it (the user's, 0700) and the user's child writes the
+        entry in it."""
+        base = pamtest.world_dir("pam-oauth-caches-")
+        svc, _ = self.svc(store_token=True, cache_dir=os.path.join(base, "%u"))
+        r = self.run_pam(svc, self.user.name, ["authenticate", "open_session"],
+                         password="sess-pass")
+        self.assertTrue(r.ok, r)
+        mine = os.path.join(base, self.user.name)
+        st = os.lstat(mine)
+        self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)),
+                         (self.user.uid, self.user.gid, 0o700))
+        self.assertEqual(os.lstat(os.path.join(mine, "default.json")).st_uid, self.user.uid)
+        self.assertLogged(r, r"made cache directory .* for user")
+
+    def test_no_confused_deputy_with_group_zero(self):
+        """A directory root's group may write and the user may not (0775
+        root:root), and a host with supplementary group 0 (pamtester as
+        root here): no directory of the user's appears there, and the log
+        says why."""
+        base = pamtest.world_dir("pam-oauth-caches-")
+        os.chmod(base, 0o775)
+        svc, _ = self.svc(store_token=True, cache_dir=os.path.join(base, "%u"))
+        r = self.run_pam(svc, self.user.name, ["authenticate", "open_session"],
+                         password="sess-pass", groups=[0])
+        self.assertEqual(r.exit("pam_sm_open_session"), "PAM_SESSION_ERR", r)
+        self.assertFalse(os.path.lexists(os.path.join(base, self.user.name)), r)
+        self.assertLogged(r, r"cannot store the token of user .*Permission denied.*"
+                             r"writable by its group")
 
     def test_cache_dir_with_expansion(self):
         base = pamtest.world_dir("pam-oauth-caches-")

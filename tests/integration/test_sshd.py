@@ -18,6 +18,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import time
 import unittest
 import urllib.request
 
@@ -55,28 +57,27 @@ class TestSshdLogin(unittest.TestCase):
     @classmethod
     def _start(cls):
         d = cls.dir
-        # oauth-token, where the user can run it.
-        helper = os.path.join(harness.build_dir(), "curl_helper", "oauth-token")
-        cls.helper = None
-        if os.access(helper, os.X_OK):
-            os.mkdir(os.path.join(d, "bin"), 0o755)
-            cls.helper = os.path.join(d, "bin", "oauth-token")
-            shutil.copy(helper, cls.helper)
-            os.chmod(cls.helper, 0o755)
+        # oauth-token, staged where the user's session can run it (the
+        # checkout may be in a private directory: harness.Stage).
+        helper = harness.staged_helper()
+        cls.helper = helper if os.access(helper, os.X_OK) else None
         # The configuration: readable by the user (oauth-token reads it in
         # the session), the client secret in a root-only file.
         secret = harness.write_file(os.path.join(d, "client.secret"), "test-secret\n", 0o600)
-        cls.conf = cls.env.config({
+        cls.keys = {
             "token_url": cls.srv.url("/generic/token"),
             "grant": "password",
             "client_id": "test-client",
             "client_secret_file": secret,
-            "ca_file": cls.srv.ca_file,
+            "ca_file": harness.stage().add(cls.srv.ca_file, "ca.pem", 0o644),
             "store_token": True,
             "timeout": "10s",
-        }, name="pam-oauth.conf", mode=0o644)
+        }
+        cls.conf = cls.write_conf()
         mod = pamtest.module()
-        args = f"config={cls.conf} debug"
+        # fail_delay=0: libpam's delay varies by half its length either
+        # way, which would hide the timing the no-oracle test compares.
+        args = f"config={cls.conf} fail_delay=0 debug"
         cls.env.service("sshd", [
             ("auth", "[success=done authinfo_unavail=ignore default=die]", mod, args),
             ("auth", "requisite", "pam_deny.so", ""),
@@ -85,10 +86,15 @@ class TestSshdLogin(unittest.TestCase):
         ])
         cls.server = sshdtest.Sshd(cls.env, [
             "PasswordAuthentication yes",
-            "KbdInteractiveAuthentication no",
+            "KbdInteractiveAuthentication yes",
+            "MaxStartups 100",
         ], allow_users=[USER])
         cls.server.start()
         cls.port = cls.server.port
+
+    @classmethod
+    def write_conf(cls, **extra):
+        return cls.env.config(dict(cls.keys, **extra), name="pam-oauth.conf", mode=0o644)
 
     @classmethod
     def read_log(cls):
@@ -113,7 +119,20 @@ class TestSshdLogin(unittest.TestCase):
                 "-o", "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no",
                 "-o", "NumberOfPasswordPrompts=1", "-o", "ConnectTimeout=10",
                 "-o", "LogLevel=ERROR", f"{USER}@127.0.0.1", command]
-        return subprocess.run(argv, env=env, capture_output=True, timeout=90)
+        return self.run_ssh(argv, env)
+
+    @staticmethod
+    def run_ssh(argv, env):
+        """Run ssh; a connection reset before the key exchange is the
+        harness (pam_wrapper's start-up in sshd's new process races with
+        the others' on /tmp/pam.X), not a login: tried again, twice."""
+        for _ in range(3):
+            p = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL,
+                               capture_output=True, timeout=90)
+            if not (p.returncode == 255 and b"kex_exchange_identification" in p.stderr):
+                break
+            time.sleep(0.2)
+        return p
 
     def resource_status(self, token):
         req = urllib.request.Request(self.srv.url("/api/resource"),
@@ -160,6 +179,90 @@ class TestSshdLogin(unittest.TestCase):
             self.skipTest("curl_helper/oauth-token is not built: the login worked, "
                           "the token in the session was not read back")
         self.assertEqual(lines[-1], token, out + err)
+
+    def kbdint(self, user, password):
+        """ssh USER@ with keyboard-interactive only, the prompts answered by
+        an SSH_ASKPASS program that records each prompt it is shown.
+        Returns (prompts, seconds, exit status)."""
+        log = os.path.join(self.dir, f"askpass-{user}.log")
+        if os.path.exists(log):
+            os.unlink(log)
+        askpass = harness.write_file(os.path.join(self.dir, "askpass"), (
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> \"$ASKPASS_LOG\"\n"
+            "printf '%s\\n' \"$ASKPASS_ANSWER\"\n"), 0o755)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.dir,
+               "LC_ALL": "C", "SSH_ASKPASS": askpass, "SSH_ASKPASS_REQUIRE": "force",
+               "DISPLAY": ":0", "ASKPASS_LOG": log, "ASKPASS_ANSWER": password}
+        argv = ["setsid", "-w", "ssh", "-F", "/dev/null", "-p", str(self.port),
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "PreferredAuthentications=keyboard-interactive",
+                "-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=1",
+                "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "-T",
+                f"{user}@127.0.0.1", "true"]
+        start = time.monotonic()
+        p = self.run_ssh(argv, env)
+        took = time.monotonic() - start
+        try:
+            with open(log) as f:
+                prompts = f.read().splitlines()
+        except FileNotFoundError:
+            prompts = []
+        self.last_stderr = p.stderr.decode(errors="replace")
+        return [x.replace(user, "USER") for x in prompts], took, p.returncode
+
+    def test_keyboard_interactive_no_account_oracle(self):
+        """Issue 14.1 through a real sshd: keyboard-interactive shows an
+        existing user (wrong password) and a nonexistent one the same
+        prompts, and both fail in about the same time."""
+        prompts, _, rc = self.kbdint(USER, PASSWORD)
+        self.assertIn(f"Accepted keyboard-interactive/pam for {USER}", self.read_log(),
+                      f"exit {rc}: {self.last_stderr}")
+        self.assertEqual(len(prompts), 1, prompts)
+        seen = {}
+        for user in (USER, "po-no-such-user") * 3:
+            prompts, took, rc = self.kbdint(user, "Wr0ng-pass-7")
+            self.assertNotEqual(rc, 0)
+            seen.setdefault(user, []).append((prompts, took))
+        known = [x for x, _ in seen[USER]]
+        unknown = [x for x, _ in seen["po-no-such-user"]]
+        self.assertEqual(known, unknown, seen)
+        self.assertTrue(known[0], f"no prompt was shown: {seen}")
+        t_known = min(t for _, t in seen[USER])
+        t_unknown = min(t for _, t in seen["po-no-such-user"])
+        sys.stderr.write(f"\n# sshd keyboard-interactive failure: existing user "
+                         f"{t_known:.2f} s, nonexistent user {t_unknown:.2f} s, "
+                         f"prompts {known[0]}\n")
+        self.assertLess(abs(t_known - t_unknown), 0.5, seen)
+        self.assertNotIn("Wr0ng-pass-7", self.read_log())
+
+    def test_keyboard_interactive_account_checks(self):
+        """sshd runs keyboard-interactive authentication in a child process:
+        the account checks (require_roles, require_scope) must hold there
+        too, not only for password authentication in the monitor."""
+        self.srv.client("test-client", secret="test-secret", roles_in_response=True)
+        cases = [
+            ("role present", {"require_roles": "dev", "roles_claim": "roles"}, True),
+            ("role missing", {"require_roles": "admin", "roles_claim": "roles"}, False),
+            ("scope not granted", {"scope": "read", "require_scope": "read admin"}, False),
+        ]
+        try:
+            for name, extra, ok in cases:
+                with self.subTest(name):
+                    self.write_conf(**extra)
+                    # sshd reports every pam_acct_mgmt refusal in the
+                    # child this way (the module's own lines stay there).
+                    refused = "PAM: User account has expired for " + USER
+                    before = self.read_log().count(refused)
+                    _, _, rc = self.kbdint(USER, PASSWORD)
+                    log = self.read_log()
+                    if ok:
+                        self.assertEqual(rc, 0, f"{self.last_stderr}\n{log}")
+                        self.assertEqual(log.count(refused), before, log)
+                    else:
+                        self.assertNotEqual(rc, 0, f"{name}: logged in\n{log}")
+                        self.assertEqual(log.count(refused), before + 1, log)
+        finally:
+            self.write_conf()
 
     def test_wrong_password_refused(self):
         before = self.srv.stats()["total"]

@@ -63,11 +63,9 @@ class TestSshdDeviceLogin(unittest.TestCase):
     @classmethod
     def _start(cls):
         d = cls.dir
-        helper = os.path.join(harness.build_dir(), "curl_helper", "oauth-token")
-        os.mkdir(os.path.join(d, "bin"), 0o755)
-        cls.helper = os.path.join(d, "bin", "oauth-token")
-        shutil.copy(helper, cls.helper)
-        os.chmod(cls.helper, 0o755)
+        # oauth-token and the CA, staged where the user's session can reach
+        # them (the checkout may be in a private directory: harness.Stage)
+        cls.helper = harness.staged_helper()
         jwks = os.path.join(d, "jwks")
         os.mkdir(jwks, 0o700)
         cls.conf = cls.env.config({
@@ -79,7 +77,7 @@ class TestSshdDeviceLogin(unittest.TestCase):
             "scope": "openid",
             "verify": "jwt",
             "jwks_cache_dir": jwks,
-            "ca_file": cls.srv.ca_file,
+            "ca_file": harness.stage().add(cls.srv.ca_file, "ca.pem", 0o644),
             "store_token": True,
             "device_timeout": "90s",
             "timeout": "10s",

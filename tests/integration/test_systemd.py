@@ -208,7 +208,8 @@ class ExecStart(unittest.TestCase):
         (line,) = values(self.unit, "Service", "ExecStart")
         argv = expand(line, "froomle", self.cache_root).split()
         self.assertEqual(argv[0], "@BINDIR@/oauth-token")
-        argv[0] = os.path.join(harness.build_dir(), "curl_helper", "oauth-token")
+        argv[0] = harness.staged_helper() if self.user else os.path.join(
+            harness.build_dir(), "curl_helper", "oauth-token")
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
                "PAM_OAUTH_CONFIG": config}
         for assignment in values(self.unit, "Service", "Environment"):

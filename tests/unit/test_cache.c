@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +31,8 @@
 #include "util.h"
 
 #define NOBODY 65534
+
+static const po_user nobody = {"nobody", NOBODY, NOBODY, NULL};
 
 /* ------------------------------------------------------------------ */
 /* fixtures                                                            */
@@ -663,17 +666,16 @@ static void test_user_dir(void **state)
     char *d = NULL, run[64];
     po_err err;
     const uid_t u = 4000123;
+    po_user bob = {"bob", u, u, "/home/bob"}, nohome = {"bob", u, u, NULL};
 
     /* No /run/user/UID: the home directory. */
-    assert_int_equal(po_cache_user_dir(&f->p, "bob", u, "/home/bob", &d, &err),
-                     PO_OK);
+    assert_int_equal(po_cache_user_dir(&f->p, &bob, &d, &err), PO_OK);
     assert_string_equal(d, "/home/bob/.cache/pam-oauth");
     free(d);
-    assert_int_equal(po_cache_user_dir(&f->p, "bob", u, NULL, &d, &err), PO_IO);
+    assert_int_equal(po_cache_user_dir(&f->p, &nohome, &d, &err), PO_IO);
     /* The profile's cache_dir with the user's values. */
     assert_int_equal(po_str_replace(&f->p.cache_dir, "/var/c/%u-%U%h"), PO_OK);
-    assert_int_equal(po_cache_user_dir(&f->p, "bob", u, "/home/bob", &d, &err),
-                     PO_OK);
+    assert_int_equal(po_cache_user_dir(&f->p, &bob, &d, &err), PO_OK);
     assert_string_equal(d, "/var/c/bob-4000123/home/bob");
     free(d);
     po_secret_clear(&f->p.cache_dir);
@@ -682,15 +684,11 @@ static void test_user_dir(void **state)
         (void)snprintf(run, sizeof(run), "/run/user/%lu", (unsigned long)u);
         if (mkdir(run, 0700) == 0) {
             assert_int_equal(chown(run, u, u), 0);
-            assert_int_equal(
-                po_cache_user_dir(&f->p, "bob", u, "/home/bob", &d, &err),
-                PO_OK);
+            assert_int_equal(po_cache_user_dir(&f->p, &bob, &d, &err), PO_OK);
             assert_string_equal(d, "/run/user/4000123/pam-oauth");
             free(d);
             assert_int_equal(chown(run, 0, 0), 0);
-            assert_int_equal(
-                po_cache_user_dir(&f->p, "bob", u, "/home/bob", &d, &err),
-                PO_OK);
+            assert_int_equal(po_cache_user_dir(&f->p, &bob, &d, &err), PO_OK);
             assert_string_equal(d, "/home/bob/.cache/pam-oauth");
             free(d);
             rmdir(run);
@@ -941,7 +939,7 @@ static void test_store_as_nobody(void **state)
     t.obtained_at = 100;
     t.expires_at = 200;
     assert_int_equal(
-        po_cache_store_as(dir, &f->p, &t, "nobody", NOBODY, NOBODY, 1000, &err),
+        po_cache_store_as(&f->p, &nobody, dir, &t, "nobody", NULL, &err),
         PO_OK);
     assert_fsids_root();
     (void)snprintf(file, sizeof(file), "%s/prof.json", dir);
@@ -961,21 +959,20 @@ static void test_store_as_nobody(void **state)
     /* A fresh tree: every component created belongs to the user. */
     (void)snprintf(dir, sizeof(dir), "%s/new/deeper", home);
     assert_int_equal(
-        po_cache_store_as(dir, &f->p, &t, NULL, NOBODY, NOBODY, 1000, &err),
-        PO_OK);
+        po_cache_store_as(&f->p, &nobody, dir, &t, NULL, NULL, &err), PO_OK);
     assert_int_equal(lstat(dir, &st), 0);
     assert_int_equal(st.st_uid, NOBODY);
     assert_fsids_root();
 
     /* remove_as removes the entry as the user; a missing one is fine. */
-    assert_int_equal(po_cache_remove_as(dir, &f->p, NOBODY, NOBODY, &err),
+    assert_int_equal(po_cache_remove_as(&f->p, &nobody, dir, NULL, &err),
                      PO_OK);
     (void)snprintf(file, sizeof(file), "%s/prof.json", dir);
     assert_int_equal(access(file, F_OK), -1);
-    assert_int_equal(po_cache_remove_as(dir, &f->p, NOBODY, NOBODY, &err),
+    assert_int_equal(po_cache_remove_as(&f->p, &nobody, dir, NULL, &err),
                      PO_OK);
     (void)snprintf(dir, sizeof(dir), "%s/never", home);
-    assert_int_equal(po_cache_remove_as(dir, &f->p, NOBODY, NOBODY, &err),
+    assert_int_equal(po_cache_remove_as(&f->p, &nobody, dir, NULL, &err),
                      PO_OK);
     assert_fsids_root();
     po_token_free(&t);
@@ -1005,16 +1002,14 @@ static void test_store_as_refuses_planted_links(void **state)
     assert_int_equal(symlink(etc, dir), 0);
     assert_int_equal(lchown(dir, NOBODY, NOBODY), 0);
     assert_int_equal(
-        po_cache_store_as(dir, &f->p, &t, NULL, NOBODY, NOBODY, 1000, &err),
-        PO_IO);
+        po_cache_store_as(&f->p, &nobody, dir, &t, NULL, NULL, &err), PO_IO);
     assert_non_null(strstr(err.msg, "symbolic link"));
     assert_fsids_root();
 
     /* A parent is a symlink to it: mkdir as the user is denied there. */
     (void)snprintf(dir, sizeof(dir), "%s/cache/pam-oauth", home);
     assert_int_equal(
-        po_cache_store_as(dir, &f->p, &t, NULL, NOBODY, NOBODY, 1000, &err),
-        PO_IO);
+        po_cache_store_as(&f->p, &nobody, dir, &t, NULL, NULL, &err), PO_IO);
     assert_fsids_root();
 
     /* The target was not touched. */
@@ -1030,9 +1025,159 @@ static void test_store_as_refuses_planted_links(void **state)
     (void)snprintf(dir, sizeof(dir), "%s/rootdir", home);
     assert_int_equal(mkdir(dir, 0700), 0);
     assert_int_equal(
-        po_cache_store_as(dir, &f->p, &t, NULL, NOBODY, NOBODY, 1000, &err),
-        PO_IO);
+        po_cache_store_as(&f->p, &nobody, dir, &t, NULL, NULL, &err), PO_IO);
     assert_fsids_root();
+    po_token_free(&t);
+}
+
+/* %u takes the account's name as one directory name: a name that would
+ * climb, split or hide is refused, naming the reason. */
+static void test_user_dir_refuses_bad_names(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        const char *name, *why;
+    } bad[] = {
+        {"..", "'.' or '..'"}, {".", "'.' or '..'"},  {"../root", "'/'"},
+        {"a/b", "'/'"},        {"x\001y", "control"}, {"tab\there", "control"},
+        {"", "empty"},
+    };
+    char *d = NULL;
+    po_err err;
+    size_t i;
+
+    assert_int_equal(po_str_replace(&f->p.cache_dir, "/var/cache/po/%u"),
+                     PO_OK);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        po_user u = {bad[i].name, 4000, 4000, "/home/x"};
+        assert_int_equal(po_cache_user_dir(&f->p, &u, &d, &err), PO_CONFIG);
+        assert_null(d);
+        assert_non_null(strstr(err.msg, "cannot be used as a directory"));
+        assert_non_null(strstr(err.msg, bad[i].why));
+    }
+    /* Dots inside a name are fine; %U and %h never take the name. */
+    {
+        po_user u = {"a.b..c", 4000, 4000, "/home/x"};
+        assert_int_equal(po_cache_user_dir(&f->p, &u, &d, &err), PO_OK);
+        assert_string_equal(d, "/var/cache/po/a.b..c");
+        free(d);
+    }
+    assert_int_equal(po_str_replace(&f->p.cache_dir, "/var/cache/po/%U"),
+                     PO_OK);
+    {
+        po_user u = {"..", 4000, 4000, "/home/x"};
+        assert_int_equal(po_cache_user_dir(&f->p, &u, &d, &err), PO_OK);
+        assert_string_equal(d, "/var/cache/po/4000");
+        free(d);
+    }
+}
+
+/* In a child of the test that is root with supplementary group 0 (as sshd
+ * or su often are): store for nobody with cache_dir base/%u. */
+static int store_with_group_zero(fx *f, const char *base, char *msg,
+                                 size_t msglen)
+{
+    int pfd[2], st;
+    pid_t pid;
+    ssize_t n;
+
+    assert_int_equal(pipe(pfd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        gid_t zero = 0;
+        char tmpl[300], dir[300];
+        po_token t;
+        po_err err;
+        po_rc rc;
+        po_user u = nobody;
+
+        close(pfd[0]);
+        if (setgroups(1, &zero) != 0)
+            _exit(20);
+        (void)snprintf(tmpl, sizeof(tmpl), "%s/%%u", base);
+        (void)snprintf(dir, sizeof(dir), "%s/nobody", base);
+        if (po_str_replace(&f->p.cache_dir, tmpl) != PO_OK)
+            _exit(21);
+        memset(&t, 0, sizeof(t));
+        t.access_token = strdup("AT");
+        rc = po_cache_store_as(&f->p, &u, dir, &t, NULL, NULL, &err);
+        if (write(pfd[1], err.msg, strlen(err.msg)) < 0)
+            _exit(22);
+        _exit(rc == PO_OK ? 0 : 1);
+    }
+    close(pfd[1]);
+    n = read(pfd[0], msg, msglen - 1);
+    msg[n > 0 ? n : 0] = '\0';
+    close(pfd[0]);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+/* The confused deputy: a directory root's group may write (0775
+ * root:root) and nobody may not.  A host with group 0 must not make a
+ * directory for nobody there: the child that writes has nobody's groups
+ * only, and root does not make it either (the directory is not root's
+ * alone). */
+static void test_store_as_no_confused_deputy(void **state)
+{
+    fx *f = *state;
+    char base[128], mine[160], msg[600];
+    struct stat st;
+
+    if (geteuid() != 0)
+        skip();
+    assert_int_equal(chmod(f->base, 0755), 0);
+    (void)snprintf(base, sizeof(base), "%s/group-writable", f->base);
+    assert_int_equal(mkdir(base, 0775), 0);
+    assert_int_equal(chmod(base, 0775), 0);
+    assert_int_equal(chown(base, 0, 0), 0);
+    assert_int_equal(store_with_group_zero(f, base, msg, sizeof(msg)), 1);
+    (void)snprintf(mine, sizeof(mine), "%s/nobody", base);
+    assert_int_equal(lstat(mine, &st), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_non_null(strstr(msg, "Permission denied"));
+    assert_non_null(strstr(msg, "writable by its group"));
+}
+
+/* cache_dir = BASE/%u with BASE root's alone (0755 root:root): the user
+ * could not make BASE/user, so root makes it, the user's and 0700; the
+ * rest is written by the user. */
+static void test_store_as_makes_user_dir(void **state)
+{
+    fx *f = *state;
+    char base[128], tmpl[160], dir[160], file[200];
+    struct stat st;
+    po_token t;
+    po_err err;
+
+    if (geteuid() != 0)
+        skip();
+    assert_int_equal(chmod(f->base, 0755), 0);
+    (void)snprintf(base, sizeof(base), "%s/root-only", f->base);
+    assert_int_equal(mkdir(base, 0755), 0);
+    (void)snprintf(tmpl, sizeof(tmpl), "%s/%%u/tokens", base);
+    assert_int_equal(po_str_replace(&f->p.cache_dir, tmpl), PO_OK);
+    (void)snprintf(dir, sizeof(dir), "%s/nobody/tokens", base);
+    memset(&t, 0, sizeof(t));
+    t.access_token = strdup("AT");
+    assert_int_equal(
+        po_cache_store_as(&f->p, &nobody, dir, &t, NULL, NULL, &err), PO_OK);
+    (void)snprintf(file, sizeof(file), "%s/nobody", base);
+    assert_int_equal(lstat(file, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_uid, NOBODY);
+    assert_int_equal(st.st_gid, NOBODY);
+    assert_int_equal(st.st_mode & 07777, 0700);
+    assert_int_equal(lstat(dir, &st), 0);
+    assert_int_equal(st.st_uid, NOBODY);
+    (void)snprintf(file, sizeof(file), "%s/prof.json", dir);
+    assert_int_equal(lstat(file, &st), 0);
+    assert_int_equal(st.st_uid, NOBODY);
+    /* Stored again: the directory is there, nothing changes. */
+    assert_int_equal(
+        po_cache_store_as(&f->p, &nobody, dir, &t, NULL, NULL, &err), PO_OK);
     po_token_free(&t);
 }
 
@@ -1060,6 +1205,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_as_nobody, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_as_refuses_planted_links,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_dir_refuses_bad_names, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store_as_no_confused_deputy, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store_as_makes_user_dir, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

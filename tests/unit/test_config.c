@@ -1196,6 +1196,58 @@ static void test_strict_owner(void **state)
     po_config_free(&cfg);
 }
 
+/* PO_CFG_STRICT_OWNER: sshd's StrictModes for the directories that hold
+ * the file, up to /. */
+static void test_strict_dirs(void **state)
+{
+    char dir[256], sub[300], path[PATH_MAX];
+    po_config cfg;
+    po_err err;
+
+    (void)state;
+    po_config_init(&cfg);
+    (void)snprintf(dir, sizeof(dir), "%s/etc-%u", tmpdir, ++file_seq);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    (void)snprintf(sub, sizeof(sub), "%s/pam-oauth", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    (void)snprintf(path, sizeof(path), "%s/pam-oauth.conf", sub);
+    write_bytes(path, "[a]\nscope = x\n", 14, 0644);
+    assert_int_equal(po_config_load_file(&cfg, path, PO_CFG_STRICT_OWNER, &err),
+                     PO_OK);
+    /* A directory above the file, writable by its group or by others. */
+    assert_int_equal(chmod(dir, 0775), 0);
+    assert_int_equal(po_config_load_file(&cfg, path, PO_CFG_STRICT_OWNER, &err),
+                     PO_CONFIG);
+    assert_contains(err.msg, path);
+    assert_contains(err.msg, dir);
+    assert_contains(err.msg, "writable by its group (mode 0775)");
+    assert_contains(err.msg, "StrictModes");
+    assert_int_equal(po_config_load_file(&cfg, path, 0, &err), PO_OK);
+    assert_int_equal(po_config_check(path, PO_CFG_STRICT_OWNER, NULL, NULL),
+                     PO_CONFIG);
+    assert_int_equal(chmod(dir, 0755), 0);
+    assert_int_equal(chmod(sub, 0757), 0);
+    assert_int_equal(po_config_load_file(&cfg, path, PO_CFG_STRICT_OWNER, &err),
+                     PO_CONFIG);
+    assert_contains(err.msg, "writable by others (mode 0757)");
+    assert_int_equal(chmod(sub, 0755), 0);
+    if (geteuid() == 0) {
+        /* a root-owned sticky directory (like /tmp) is fine */
+        assert_int_equal(chmod(sub, 01777), 0);
+        assert_int_equal(
+            po_config_load_file(&cfg, path, PO_CFG_STRICT_OWNER, &err), PO_OK);
+        assert_int_equal(chmod(sub, 0755), 0);
+        /* a directory owned by someone else */
+        assert_int_equal(chown(dir, 4242, 4242), 0);
+        assert_int_equal(
+            po_config_load_file(&cfg, path, PO_CFG_STRICT_OWNER, &err),
+            PO_CONFIG);
+        assert_contains(err.msg, "is owned by uid 4242, not by root");
+        assert_int_equal(chown(dir, 0, 0), 0);
+    }
+    po_config_free(&cfg);
+}
+
 /* ------------------------------------------------------------------ */
 /* Validation                                                          */
 
@@ -2298,6 +2350,7 @@ int main(void)
         cmocka_unit_test(test_symlink_and_missing),
         cmocka_unit_test(test_inline_secret_permissions),
         cmocka_unit_test(test_strict_owner),
+        cmocka_unit_test(test_strict_dirs),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_validate_names_source),
         cmocka_unit_test(test_validate_device),
