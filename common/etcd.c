@@ -73,7 +73,7 @@ static po_rc parse_object(const char *body, size_t n, const char *what,
         goto out;
     }
     for (end = json_tokener_get_parse_end(tok); end < n; end++)
-        if (strchr(" \t\r\n", body[end]) == NULL) {
+        if (body[end] == '\0' || strchr(" \t\r\n", body[end]) == NULL) {
             rc = po_fail(err, PO_MALFORMED_RESPONSE,
                          "%s: data after the JSON object", what);
             goto out;

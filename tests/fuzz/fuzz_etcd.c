@@ -7,9 +7,9 @@
  *
  * Input: the answer's body (a watch message without its framing newline).
  *
- * Properties: decoded keys and values are NUL-terminated at their length
- * and hold what their base64 said (re-encoding gives the same length
- * class); an authenticate token is a NUL-terminated copy; an error's
+ * Properties: an answer is one object with nothing but white space after
+ * it; decoded keys and values are NUL-terminated at their length; an
+ * authenticate token is a NUL-terminated copy; an error's
  * message is printable ASCII and its gRPC code -1 or 0..100; a watch
  * message's events are all there with their keys; a failure leaves
  * nothing behind and says why in a printable message.
@@ -48,6 +48,13 @@ static void answer(const char *body, size_t n)
     FUZZ_CHECK(fuzz_no_controls(err.msg), "control character in \"%s\"",
                err.msg);
     if (rc == PO_OK) {
+        /* one object and nothing but white space after it */
+        size_t end = n;
+        while (end > 0 && body[end - 1] != '\0' &&
+               strchr(" \t\r\n", body[end - 1]) != NULL)
+            end--;
+        FUZZ_CHECK(end > 0 && body[end - 1] == '}',
+                   "accepted with something after the object");
         check_kv(&a.kv);
         FUZZ_CHECK(a.has_kv || (a.kv.key == NULL && a.kv.value == NULL),
                    "a kv without has_kv");

@@ -137,6 +137,12 @@ static void test_bad_answers(void **state)
         assert_false(a.has_kv);
         assert_null(a.token);
     }
+    /* white space may follow the object, a NUL may not (fuzz_etcd) */
+    assert_int_equal(po_etcd_parse_answer("{} \r\n", 5, &a, &err), PO_OK);
+    po_etcd_answer_free(&a);
+    assert_int_equal(po_etcd_parse_answer("{}\0", 3, &a, &err),
+                     PO_MALFORMED_RESPONSE);
+    assert_non_null(strstr(err.msg, "data after the JSON object"));
 }
 
 static void test_errors(void **state)
