@@ -4,6 +4,7 @@
 #   make check           build and run every test; ends with "N passed, N failed"
 #   make check SANITIZE=1   the same with AddressSanitizer + UBSan (in build/san)
 #   make install DESTDIR=... PREFIX=...     make uninstall
+#                        (configuration: SYSCONFDIR, default /etc)
 #   make bench           benchmarks (not tests)
 #   make demo            an end-to-end demonstration on 127.0.0.1
 #   make fuzz            the libFuzzer targets of tests/fuzz/ (clang), in build/fuzz
@@ -22,7 +23,10 @@ BINDIR     ?= $(PREFIX)/bin
 DATADIR    ?= $(PREFIX)/share
 MANDIR     ?= $(DATADIR)/man
 DOCDIR     ?= $(PREFIX)/share/doc/pam-oauth
-SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+# The configuration is read from /etc/pam-oauth whatever PREFIX is, as PAM
+# itself (/etc/pam.d, /etc/security) and the modules next to it read /etc:
+# the module goes to the system's PAM directory too.  SYSCONFDIR=... to change.
+SYSCONFDIR ?= /etc
 PKG_CONFIG ?= pkg-config
 PAMDIR     ?= $(shell $(PKG_CONFIG) --variable=libdir pam 2>/dev/null || echo /lib)/security
 # systemd units: where systemd.pc says for PREFIX=/usr, else under PREFIX

@@ -16,6 +16,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proc.h"
@@ -444,11 +445,94 @@ static int same_str(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
-/* Fill e from the parsed object o.  PO_IO (with the reason) when a member
- * has the wrong type or the version is unknown. */
-static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
-                          const po_log *log, po_cache_entry *e, po_err *err)
+/* "YYYY-MM" with a month 01..12. */
+/* Why the token's times in t cannot be believed at wall time now, into
+ * why (size n); 0 when they can.  No arithmetic here can overflow:
+ * obtained_at is bounded before anything is added to it. */
+static int times_insane(const po_token *t, int64_t now, char *why, size_t n)
 {
+    if (t->obtained_at < PO_CACHE_TIME_MIN) {
+        (void)snprintf(why, n, "obtained_at %" PRId64 " is before 2000",
+                       t->obtained_at);
+        return 1;
+    }
+    if (now < INT64_MAX - PO_CACHE_CLOCK_SKEW &&
+        t->obtained_at > now + PO_CACHE_CLOCK_SKEW) {
+        (void)snprintf(why, n,
+                       "obtained_at is %" PRId64 " s in the future (more than "
+                       "the %d s of clock skew allowed)",
+                       t->obtained_at - now, PO_CACHE_CLOCK_SKEW);
+        return 1;
+    }
+    if (t->expires_at <= t->obtained_at ||
+        t->expires_at > t->obtained_at + PO_TOKEN_LIFETIME_MAX) {
+        (void)snprintf(why, n,
+                       "expires_at %" PRId64 " is not between 1 s and 10 "
+                       "years after obtained_at %" PRId64,
+                       t->expires_at, t->obtained_at);
+        return 1;
+    }
+    return 0;
+}
+
+/* The renewal note o (an object) into r, or why it cannot be believed at
+ * now into why (size n), returning -1 (r is then cleared). */
+static int decode_renewal(json_object *o, int64_t now, po_renewal *r, char *why,
+                          size_t n)
+{
+    json_object *v;
+    int64_t failures = 0;
+    const char *outcome = NULL, *msg = "";
+
+    memset(r, 0, sizeof(*r));
+    if (get_i64(o, "failed_at", &r->failed_at, NULL) != PO_OK ||
+        get_i64(o, "after", &r->after, NULL) != PO_OK ||
+        get_i64(o, "failures", &failures, NULL) != PO_OK)
+        goto bad_type;
+    if (json_object_object_get_ex(o, "outcome", &v) &&
+        json_object_is_type(v, json_type_string))
+        outcome = json_object_get_string(v);
+    if (json_object_object_get_ex(o, "message", &v) && v != NULL) {
+        if (!json_object_is_type(v, json_type_string))
+            goto bad_type;
+        msg = json_object_get_string(v);
+    }
+    r->rc = po_rc_from_name(outcome);
+    if (r->failed_at < PO_CACHE_TIME_MIN ||
+        (now < INT64_MAX - PO_CACHE_CLOCK_SKEW &&
+         r->failed_at > now + PO_CACHE_CLOCK_SKEW) ||
+        r->after < r->failed_at ||
+        r->after > r->failed_at + PO_CACHE_RENEWAL_WAIT_MAX) {
+        (void)snprintf(why, n, "its times are not sane");
+        goto bad;
+    }
+    if (failures < 1 || failures > 1000000000L) {
+        (void)snprintf(why, n, "\"failures\" is out of range");
+        goto bad;
+    }
+    if (!po_rc_unavailable(r->rc)) {
+        (void)snprintf(why, n, "\"outcome\" is not a known unavailable one");
+        goto bad;
+    }
+    r->failures = (long)failures;
+    po_safe_text(msg, r->msg, sizeof(r->msg));
+    return 0;
+bad_type:
+    (void)snprintf(why, n, "a member has the wrong type");
+bad:
+    memset(r, 0, sizeof(*r));
+    return -1;
+}
+
+/* Fill e from the parsed object o.  PO_IO (with the reason) when a member
+ * has the wrong type or the version is unknown.  A token with times not to
+ * be believed at now is dropped here, with a warning, and so is a renewal
+ * note that makes no sense. */
+static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
+                          int64_t now, const po_log *log, po_cache_entry *e,
+                          po_err *err)
+{
+    char why[160];
     po_rc rc = PO_OK;
     json_object *v;
     int64_t n;
@@ -509,8 +593,27 @@ static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
             goto out;
         }
     }
-    /* A token is only used by the endpoint and client it was issued by;
-     * the budget counter is kept either way. */
+    /* A token is only used by the endpoint and client it was issued by,
+     * and only with times that make sense (a forged or damaged entry must
+     * not be served as fresh for ever); the budget counter is kept either
+     * way. */
+    if (json_object_object_get_ex(o, "renewal", &v) && v != NULL &&
+        (!json_object_is_type(v, json_type_object) ||
+         decode_renewal(v, now, &e->renewal, why, sizeof(why)) != 0))
+        po_logf(
+            log, LOG_WARNING,
+            "token cache %s: the note of a failed renewal is ignored: %s", path,
+            json_object_is_type(v, json_type_object) ? why : "not an object");
+    if ((e->token.access_token != NULL || e->token.refresh_token != NULL) &&
+        times_insane(&e->token, now, why, sizeof(why))) {
+        po_logf(log, LOG_WARNING,
+                "token cache %s: the cached token is not used: %s; fetching "
+                "a new token",
+                path, why);
+        po_token_free(&e->token);
+        free(e->username);
+        e->username = NULL;
+    }
     if (e->token.access_token != NULL || e->token.refresh_token != NULL) {
         if (!same_str(url, p->token_url) || !same_str(client, p->client_id)) {
             po_logf(log, LOG_INFO,
@@ -580,9 +683,10 @@ out:
     return rc;
 }
 
-po_rc po_cache_entry_decode(const char *text, size_t len, const po_profile *p,
-                            const char *what, const po_log *log,
-                            po_cache_entry *e, po_err *err)
+/* Parse text into e; PO_IO with the reason when it is not a usable entry. */
+static po_rc parse_entry(const char *text, size_t len, const po_profile *p,
+                         const char *path, int64_t now, const po_log *log,
+                         po_cache_entry *e, po_err *err)
 {
     po_rc rc = PO_OK;
     json_tokener *tok = NULL;
@@ -625,7 +729,7 @@ po_rc po_cache_entry_decode(const char *text, size_t len, const po_profile *p,
             goto out;
         }
     }
-    rc = decode_entry(o, p, what, log, e, err);
+    rc = decode_entry(o, p, path, now, log, e, err);
 out:
     if (o != NULL) {
         cleanse_tree(o);
@@ -647,8 +751,17 @@ out:
     return rc;
 }
 
-static po_rc cache_read_uid(const char *dir, const po_profile *p, uid_t uid,
-                            const po_log *log, po_cache_entry *out, po_err *err)
+po_rc po_cache_entry_decode(const char *text, size_t len, const po_profile *p,
+                            const char *what, int64_t now, const po_log *log,
+                            po_cache_entry *out, po_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    return parse_entry(text, len, p, what, now, log, out, err);
+}
+
+static po_rc cache_read_uid_at(const char *dir, const po_profile *p, uid_t uid,
+                               int64_t now, const po_log *log,
+                               po_cache_entry *out, po_err *err)
 {
     po_rc rc = PO_OK;
     po_err why;
@@ -661,7 +774,7 @@ static po_rc cache_read_uid(const char *dir, const po_profile *p, uid_t uid,
         goto out;
     rc = load_file(path, uid, &text, &len, &why);
     if (rc == PO_OK)
-        rc = po_cache_entry_decode(text, len, p, path, log, out, &why);
+        rc = parse_entry(text, len, p, path, now, log, out, &why);
     if (rc == PO_NOT_FOUND) {
         rc = PO_OK;
     } else if (rc == PO_IO) {
@@ -679,6 +792,18 @@ out:
     }
     free(path);
     return rc;
+}
+
+static po_rc cache_read_uid(const char *dir, const po_profile *p, uid_t uid,
+                            const po_log *log, po_cache_entry *out, po_err *err)
+{
+    return cache_read_uid_at(dir, p, uid, (int64_t)time(NULL), log, out, err);
+}
+
+po_rc po_cache_read_at(const char *dir, const po_profile *p, int64_t now,
+                       const po_log *log, po_cache_entry *out, po_err *err)
+{
+    return cache_read_uid_at(dir, p, geteuid(), now, log, out, err);
 }
 
 po_rc po_cache_read(const char *dir, const po_profile *p, const po_log *log,
@@ -724,8 +849,26 @@ static po_rc put_extra(po_buf *b, const char *extra)
     return rc;
 }
 
-po_rc po_cache_entry_encode(const po_profile *p, const po_cache_entry *e,
-                            po_buf *b)
+/* The renewal note, when there is one. */
+static po_rc put_renewal(po_buf *b, const po_renewal *r)
+{
+    po_rc rc;
+
+    if (r->failed_at == 0)
+        return PO_OK;
+    if ((rc = po_buf_printf(b,
+                            ",\"renewal\":{\"failed_at\":%" PRId64
+                            ",\"after\":%" PRId64 ",\"failures\":%ld",
+                            r->failed_at, r->after, r->failures)) ||
+        (rc = put_str(b, "outcome", po_rc_name(r->rc))) ||
+        (rc = put_str(b, "message", r->msg)))
+        return rc;
+    return po_buf_puts(b, "}");
+}
+
+/* The entry as JSON text, into the secret buffer b. */
+static po_rc encode_entry(const po_profile *p, const po_cache_entry *e,
+                          po_buf *b)
 {
     const po_token *t = &e->token;
     po_rc rc;
@@ -748,10 +891,17 @@ po_rc po_cache_entry_encode(const po_profile *p, const po_cache_entry *e,
         (rc = put_extra(b, t->extra_json)) ||
         (rc = put_str(b, "budget_month",
                       e->budget_month[0] ? e->budget_month : NULL)) ||
-        (rc = po_buf_printf(b, ",\"budget_count\":%ld}\n",
-                            e->budget_count < 0 ? 0 : e->budget_count)))
+        (rc = po_buf_printf(b, ",\"budget_count\":%ld",
+                            e->budget_count < 0 ? 0 : e->budget_count)) ||
+        (rc = put_renewal(b, &e->renewal)) || (rc = po_buf_puts(b, "}\n")))
         return rc;
     return PO_OK;
+}
+
+po_rc po_cache_entry_encode(const po_profile *p, const po_cache_entry *e,
+                            po_buf *out)
+{
+    return encode_entry(p, e, out);
 }
 
 /* name.XXXXXX with a random suffix, into out (size n). */
@@ -854,7 +1004,7 @@ po_rc po_cache_write(const char *dir, const po_profile *p,
         rc = po_fail(err, PO_NOMEM, "out of memory");
         goto out;
     }
-    if ((rc = po_cache_entry_encode(p, e, &b)) != PO_OK) {
+    if ((rc = encode_entry(p, e, &b)) != PO_OK) {
         rc = po_fail(err, rc,
                      "cannot write token cache %s/%s: the entry is larger "
                      "than %d bytes or out of memory",

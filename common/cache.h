@@ -16,7 +16,9 @@
  *      "username":..., "access_token":..., "token_type":...,
  *      "refresh_token":..., "scope":..., "id_token":..., "obtained_at":N,
  *      "expires_at":N, "has_expires_in":B, "extra":{...},
- *      "budget_month":"YYYY-MM", "budget_count":N}
+ *      "budget_month":"YYYY-MM", "budget_count":N,
+ *      "renewal":{"failed_at":N, "after":N, "failures":N,
+ *                 "outcome":"network", "message":"..."} or absent}
  * A token is only used when token_url, client_id and username match the
  * profile (so two profiles never share a token).  Files are written to a
  * temporary file in the same directory, fsync'd, renamed into place and the
@@ -35,11 +37,26 @@
 
 #define PO_CACHE_FILE_MAX (256 * 1024)
 
+/* The last renewal of the token that failed because the identity provider
+ * was unavailable (flow.h), so that other callers wait before trying
+ * again instead of each waiting for the same failure. */
+typedef struct po_renewal {
+    int64_t failed_at; /* wall clock of the failed attempt; 0: none     */
+    int64_t after;     /* no new attempt before this (unless forced)    */
+    long failures;     /* consecutive failed attempts                   */
+    po_rc rc;          /* the failure's outcome (po_rc_unavailable)     */
+    char msg[256];     /* and its message (never holds a secret)        */
+} po_renewal;
+
+/* The longest wait a renewal note may ask for, in seconds. */
+#define PO_CACHE_RENEWAL_WAIT_MAX 86400
+
 typedef struct po_cache_entry {
     po_token token;       /* token.access_token NULL: none cached       */
     char *username;       /* the user the token was issued to, or NULL  */
     char budget_month[8]; /* "YYYY-MM" (UTC) of budget_count, "" if none */
     long budget_count;    /* token requests that month                   */
+    po_renewal renewal;   /* failed_at 0: no failed renewal noted        */
 } po_cache_entry;
 
 /* Free an entry's contents (cleansed); e is zeroed. */
@@ -64,28 +81,47 @@ po_rc po_cache_user_dir(const po_profile *p, const po_user *u, char **out,
  * symlinked or foreign directory is PO_IO with a message saying why. */
 po_rc po_cache_ensure_dir(const char *dir, po_err *err);
 
-/* Read profile p's entry.  Returns PO_OK with an empty entry when there is
- * no file; when the file is unusable (corrupt, truncated, a symlink, not
- * owned by the effective uid, group/world-writable) it logs a warning
- * naming the file and the reason and returns PO_OK with an empty entry.
- * A token for another token_url/client_id/username is dropped (the budget
- * counter is kept).  Other failures (out of memory) are errors. */
+/* The earliest obtained_at believed (2000-01-01T00:00:00Z), and how far in
+ * the future of the reader's clock it may lie (clocks of machines sharing
+ * a home directory, a clock stepped back). */
+#define PO_CACHE_TIME_MIN 946684800LL
+#define PO_CACHE_CLOCK_SKEW 300
+
+/* Read profile p's entry, judging its times by the wall clock now
+ * (seconds).  Returns PO_OK with an empty entry when there is no file; when
+ * the file is unusable (corrupt, truncated, a symlink, not owned by the
+ * effective uid, group/world-writable, a budget counter out of range) it
+ * logs a warning naming the file and the reason and returns PO_OK with an
+ * empty entry.  A token whose times are not sane (obtained_at before
+ * PO_CACHE_TIME_MIN or more than PO_CACHE_CLOCK_SKEW after now, a lifetime
+ * not between 1 s and PO_TOKEN_LIFETIME_MAX) is dropped with such a
+ * warning, the budget counter kept; so is a renewal note whose times are
+ * not sane (failed_at likewise, after not within
+ * PO_CACHE_RENEWAL_WAIT_MAX of it) or whose outcome is not an
+ * "unavailable" one.  A token for another
+ * token_url/client_id is dropped (the budget counter is kept).  Other
+ * failures (out of memory) are errors. */
+po_rc po_cache_read_at(const char *dir, const po_profile *p, int64_t now,
+                       const po_log *log, po_cache_entry *out, po_err *err);
+
+/* po_cache_read_at with now = time(NULL). */
 po_rc po_cache_read(const char *dir, const po_profile *p, const po_log *log,
                     po_cache_entry *out, po_err *err);
 
 /* Decode len bytes of a cache entry's JSON text (need not be
- * NUL-terminated) into *out, as po_cache_read does after reading the file
- * (the shared store after opening a sealed value): one JSON object with
- * nothing but white space after it, of the layout above, version 1, each
- * member of its type, budget_month "YYYY-MM", budget_count within
- * 0..10^9.  what names the source in messages and log lines (a path, a
- * store key).  A token for another token_url/client_id than p's is dropped
- * (logged at LOG_INFO; the budget counter is kept).  PO_IO with the reason
- * in err when the text is not a usable entry (out is then empty; the
- * caller decides what to say), PO_NOMEM.  Every copy json-c made of the
- * text is cleansed.  Pure apart from that log line. */
+ * NUL-terminated) into *out, as po_cache_read_at does after reading the
+ * file at wall time now (the shared store after opening a sealed value):
+ * one JSON object with nothing but white space after it, of the layout
+ * above, version 1, each member of its type, budget_month "YYYY-MM",
+ * budget_count within 0..10^9.  what names the source in messages and log
+ * lines (a path, a store key).  A token for another token_url/client_id
+ * than p's is dropped with an info line (the budget counter is kept), one
+ * whose times are not sane (see po_cache_read_at) with a warning.  PO_IO
+ * with the reason in err when the text is not a usable entry (out is then
+ * empty; the caller decides what to say), PO_NOMEM.  Every copy json-c
+ * made of the text is cleansed.  Pure apart from those lines. */
 po_rc po_cache_entry_decode(const char *text, size_t len, const po_profile *p,
-                            const char *what, const po_log *log,
+                            const char *what, int64_t now, const po_log *log,
                             po_cache_entry *out, po_err *err);
 
 /* Append entry e of profile p as the JSON text of a cache file (one line)

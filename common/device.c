@@ -536,7 +536,7 @@ po_rc po_device_poll(const po_profile *p, po_device_auth *da,
         }
         last = da->polled_ms = po_mono_ms();
         s->polls++;
-        rc = po_oauth_request(p, &g, request_deadline(p, deadline),
+        rc = po_oauth_request(p, &g, request_deadline(p, deadline), 0,
                               (int64_t)time(NULL), opts->log, out, NULL, &e);
         switch (rc) {
         case PO_OK:

@@ -54,6 +54,16 @@ const char *po_rc_name(po_rc rc)
     return rc_names[rc];
 }
 
+po_rc po_rc_from_name(const char *name)
+{
+    int i;
+
+    for (i = 0; name != NULL && i < PO_RC_COUNT; i++)
+        if (rc_names[i] != NULL && strcmp(rc_names[i], name) == 0)
+            return (po_rc)i;
+    return PO_RC_COUNT;
+}
+
 int po_rc_unavailable(po_rc rc)
 {
     switch (rc) {
@@ -81,6 +91,21 @@ po_rc po_fail(po_err *err, po_rc rc, const char *fmt, ...)
     (void)vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
     va_end(ap);
     return rc;
+}
+
+void po_err_append(po_err *err, const char *fmt, ...)
+{
+    size_t used;
+    va_list ap;
+
+    if (err == NULL)
+        return;
+    used = strnlen(err->msg, sizeof(err->msg));
+    if (used + 1 >= sizeof(err->msg))
+        return;
+    va_start(ap, fmt);
+    (void)vsnprintf(err->msg + used, sizeof(err->msg) - used, fmt, ap);
+    va_end(ap);
 }
 
 void po_safe_text(const char *s, char *out, size_t n)
@@ -112,6 +137,7 @@ void po_err_clear(po_err *err)
         return;
     err->rc = PO_OK;
     err->http_status = 0;
+    err->retry_after = 0;
     err->msg[0] = '\0';
 }
 

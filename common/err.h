@@ -92,11 +92,16 @@ typedef enum po_rc {
 typedef struct po_err {
     po_rc rc;
     long http_status; /* 0 when no HTTP response was involved          */
+    long retry_after; /* seconds a 429 or 503 asked to wait
+                         (Retry-After), 0 when it did not              */
     char msg[512];    /* human-readable, never holds a secret          */
 } po_err;
 
 /* Stable lower-case name of rc ("invalid_grant", "timeout", ...). */
 const char *po_rc_name(po_rc rc);
+
+/* The po_rc whose po_rc_name is name, or PO_RC_COUNT when there is none. */
+po_rc po_rc_from_name(const char *name);
 
 /* Whether rc means the identity provider could not be reached or gave no
  * usable answer (network, timeout, tls, HTTP 5xx, 429, a malformed
@@ -108,6 +113,10 @@ int po_rc_unavailable(po_rc rc);
  * return rc, so that callers can write `return po_fail(err, PO_IO, ...)`.
  * The message is truncated to fit; it must not contain secrets. */
 po_rc po_fail(po_err *err, po_rc rc, const char *fmt, ...) PO_PRINTF(3, 4);
+
+/* Append formatted text to err's message (truncated to fit); err->rc is
+ * left alone.  Same rule: no secrets. */
+void po_err_append(po_err *err, const char *fmt, ...) PO_PRINTF(2, 3);
 
 /* Copy s into out (size n) so that it is safe to put in a message: bytes
  * outside printable ASCII become '?', and a copy cut short ends in "...".

@@ -87,7 +87,8 @@ static po_rc fleet_acquire(const po_flow *f, po_store *s, unsigned flags,
             PO_OK)
             return rc;
         po_store_entry_free(se);
-        if ((rc = po_store_get(s, 1, deadline, se, why)) != PO_OK)
+        if ((rc = po_store_get(s, 1, deadline, po_flowi_now(f), se, why)) !=
+            PO_OK)
             return rc;
         if (accept && fleet_usable(f, flags, first, se)) {
             *usable = 1;
@@ -163,6 +164,31 @@ static void fleet_publish(const po_flow *f, po_store *s, po_store_entry *se,
         se->revision = rev;
 }
 
+/* A renewal of the fleet's token failed with rc.  When the identity
+ * provider was unavailable (or the budget is spent) and the fleet's token
+ * is still valid and newer than this host's, take it into e and return 1
+ * (e is then to be written), so that the caller serves it stale as it
+ * would this host's own: a host that has no copy yet is not the only one
+ * to fail during an outage. */
+static int keep_fleet_token(const po_flow *f, po_rc rc, po_cache_entry *e,
+                            po_store_entry *se)
+{
+    po_token *ft = &se->entry.token;
+    int64_t now = po_flowi_now(f);
+
+    if (!(po_rc_unavailable(rc) || rc == PO_BUDGET) ||
+        ft->access_token == NULL || now >= ft->expires_at)
+        return 0;
+    if (e->token.access_token != NULL && now < e->token.expires_at &&
+        e->token.obtained_at >= ft->obtained_at)
+        return 0;
+    po_flowi_take_token(e, ft);
+    free(e->username);
+    e->username = se->entry.username;
+    se->entry.username = NULL;
+    return 1;
+}
+
 /* Under the fleet lock: renew the fleet's token se (the refresh token
  * first, then the primary grant), publish it, and take it locally. */
 static po_rc fleet_renew(const po_flow *f, po_store *s, unsigned flags,
@@ -199,7 +225,7 @@ static po_rc fleet_renew(const po_flow *f, po_store *s, unsigned flags,
             goto publish;
         }
         if (rc != PO_INVALID_GRANT) {
-            if (counted)
+            if (keep_fleet_token(f, rc, e, se) || counted)
                 po_flowi_write_after_failure(f, dir, e);
             goto out;
         }
@@ -235,7 +261,7 @@ static po_rc fleet_renew(const po_flow *f, po_store *s, unsigned flags,
     g.grant = PO_GRANT_CLIENT_CREDENTIALS;
     if ((rc = fleet_request(f, s, &g, flags, deadline, e, &counted, &tok,
                             err)) != PO_OK) {
-        if (counted)
+        if (keep_fleet_token(f, rc, e, se) || counted)
             po_flowi_write_after_failure(f, dir, e);
         goto out;
     }
@@ -270,8 +296,8 @@ po_rc po_fleet_get(const po_flow *f, unsigned flags, uint64_t deadline,
     /* Any member's copy will do to find a fresh token; a forced renewal
      * reads linearizably, since what it wants replaced is the latest. */
     if ((rc = po_store_open(f->profile, f->log, &s, &why)) != PO_OK ||
-        (rc = po_store_get(s, (flags & PO_FLOW_FORCE_NEW) != 0, deadline, &se,
-                           &why)) != PO_OK)
+        (rc = po_store_get(s, (flags & PO_FLOW_FORCE_NEW) != 0, deadline,
+                           po_flowi_now(f), &se, &why)) != PO_OK)
         goto failed;
     first = se.revision;
     if (!(flags & PO_FLOW_FORCE_NEW) && fleet_usable(f, flags, first, &se)) {
@@ -330,7 +356,8 @@ po_rc po_fleet_login(const po_flow *f, const po_grant_input *g, unsigned flags,
     memset(&tok, 0, sizeof(tok));
     po_err_clear(&why);
     if ((rc = po_store_open(f->profile, f->log, &s, &why)) != PO_OK ||
-        (rc = po_store_get(s, 0, deadline, &se, &why)) != PO_OK)
+        (rc = po_store_get(s, 0, deadline, po_flowi_now(f), &se, &why)) !=
+            PO_OK)
         goto failed;
     rc = fleet_acquire(f, s, flags, 0, 0, deadline, &se, &usable, &why);
     if (rc == PO_LOCKED) {
@@ -383,7 +410,8 @@ po_rc po_fleet_drop(const po_flow *f, const char *token, int all, po_err *err)
         goto failed;
     for (tries = 0; tries < 10 && !won; tries++) {
         po_store_entry_free(&se);
-        if ((rc = po_store_get(s, 1, deadline, &se, &why)) != PO_OK)
+        if ((rc = po_store_get(s, 1, deadline, po_flowi_now(f), &se, &why)) !=
+            PO_OK)
             goto failed;
         if (se.entry.token.access_token == NULL &&
             (!all || se.entry.token.refresh_token == NULL))
@@ -427,7 +455,8 @@ po_rc po_flow_fleet_status(const po_flow *f, po_cache_entry *entry,
         goto out;
     }
     if ((rc = po_store_open(f->profile, f->log, &s, err)) != PO_OK ||
-        (rc = po_store_get(s, 0, deadline, &se, err)) != PO_OK ||
+        (rc = po_store_get(s, 0, deadline, po_flowi_now(f), &se, err)) !=
+            PO_OK ||
         (rc = po_store_usage_get(s, deadline, usage, err)) != PO_OK)
         goto out;
     *entry = se.entry;

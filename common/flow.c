@@ -16,6 +16,33 @@
 
 #define MARGIN_MIN 5 /* s: auto margin bounds */
 #define MARGIN_MAX 300
+#define BACKOFF_FIRST 10     /* s: no renewal this long after a failure */
+#define BACKOFF_MAX 600      /* s: doubling per failure, up to this      */
+#define RETRY_AFTER_CAP 3600 /* s: the longest Retry-After honoured      */
+
+_Static_assert(RETRY_AFTER_CAP <= PO_CACHE_RENEWAL_WAIT_MAX &&
+                   BACKOFF_MAX <= PO_CACHE_RENEWAL_WAIT_MAX,
+               "the cache accepts every wait the flow notes");
+
+/* a + b and a - b, saturated to the range of int64_t: times come from
+ * files and servers, so no sum of two of them may overflow. */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
+static int64_t sat_sub(int64_t a, int64_t b)
+{
+    int64_t r;
+
+    if (__builtin_sub_overflow(a, b, &r))
+        return b < 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
 
 long po_flow_margin(const po_profile *p, const po_token *t)
 {
@@ -23,7 +50,7 @@ long po_flow_margin(const po_profile *p, const po_token *t)
 
     if (p->refresh_margin >= 0)
         return p->refresh_margin;
-    life = t->expires_at - t->obtained_at;
+    life = sat_sub(t->expires_at, t->obtained_at);
     m = life > 0 ? life / 10 : 0;
     if (m < MARGIN_MIN)
         m = MARGIN_MIN;
@@ -34,11 +61,14 @@ long po_flow_margin(const po_profile *p, const po_token *t)
 
 int64_t po_flow_fresh_until(const po_profile *p, const po_token *t)
 {
-    int64_t until = t->expires_at - (int64_t)po_flow_margin(p, t);
+    int64_t until = sat_sub(t->expires_at, (int64_t)po_flow_margin(p, t));
+    int64_t by_interval;
 
-    if (p->refresh_interval > 0 &&
-        t->obtained_at + (int64_t)p->refresh_interval < until)
-        until = t->obtained_at + (int64_t)p->refresh_interval;
+    if (p->refresh_interval > 0) {
+        by_interval = sat_add(t->obtained_at, (int64_t)p->refresh_interval);
+        if (by_interval < until)
+            until = by_interval;
+    }
     return until;
 }
 
@@ -108,15 +138,16 @@ static po_rc flow_dir(const po_flow *f, char **out, po_err *err)
 }
 
 /* Create the directory and take the lock, waiting at most lock_timeout_ms
- * and never past the deadline. */
+ * and never past the deadline; not at all with nowait (PO_LOCKED when
+ * another process holds it). */
 static po_rc flow_lock(const po_flow *f, const char *dir, uint64_t deadline,
-                       po_lock *lk, po_err *err)
+                       int nowait, po_lock *lk, po_err *err)
 {
     uint64_t now = po_mono_ms();
     long wait = f->profile->lock_timeout_ms;
     po_rc rc;
 
-    if (now >= deadline)
+    if (now >= deadline || nowait)
         wait = 0;
     else if (wait < 0 || (uint64_t)wait > deadline - now)
         wait = (long)(deadline - now);
@@ -163,8 +194,8 @@ static po_rc flow_request(const po_flow *f, const po_grant_input *g,
     /* The secret is loaded only now that a request is certain. */
     if ((rc = po_profile_load_secret(p, f->log, err)) != PO_OK)
         return rc;
-    rc =
-        po_oauth_token_request(p, g, deadline, flow_now(f), f->log, tok, &rerr);
+    rc = po_oauth_token_request(p, g, deadline, f->http_flags, flow_now(f),
+                                f->log, tok, &rerr);
     if (reached_server(rc, &rerr)) {
         e->budget_count++;
         *counted = 1;
@@ -174,6 +205,18 @@ static po_rc flow_request(const po_flow *f, const po_grant_input *g,
                     "token requests",
                     p->name, e->budget_count, p->budget);
     }
+    if (rc == PO_RATE_LIMITED && p->budget > 0)
+        /* Wave: "a limit of 1000 tokens per month" for the client. */
+        po_err_append(&rerr,
+                      "; the identity provider limits this client to a "
+                      "number of tokens a month (budget = %ld here): its "
+                      "monthly quota for client %s is probably used up "
+                      "(%ld requests made from this machine in %s; other "
+                      "machines with the same client count too)",
+                      p->budget, p->client_id, e->budget_count, month);
+    else if (rc == PO_RATE_LIMITED && rerr.retry_after > 86400)
+        po_err_append(&rerr, "; a wait of more than a day: a quota of the "
+                             "identity provider, not a short rate limit");
     if (rc != PO_OK && err != NULL)
         *err = rerr;
     return rc;
@@ -191,15 +234,108 @@ static void write_after_failure(const po_flow *f, const char *dir,
         po_logf(f->log, LOG_WARNING, "%s", werr.msg);
 }
 
-/* Replace e's token with *tok (taken over: tok is left empty). */
+/* Replace e's token with *tok (taken over: tok is left empty); a note of
+ * a failed renewal is over. */
 static void take_token(po_cache_entry *e, po_token *tok)
 {
     po_token_free(&e->token);
     e->token = *tok;
     memset(tok, 0, sizeof(*tok));
+    memset(&e->renewal, 0, sizeof(e->renewal));
 }
 
-po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
+/* Whether t can still be used at now, due for renewal or not. */
+static int still_valid(const po_token *t, int64_t now)
+{
+    return t->access_token != NULL && now < t->expires_at;
+}
+
+/* Seconds before the next attempt after the failures-th failure in a row,
+ * the server's Retry-After (seconds, 0 if none) considered. */
+static int64_t backoff_s(long failures, long retry_after)
+{
+    int64_t d = BACKOFF_FIRST;
+    long i;
+
+    for (i = 1; i < failures && d < BACKOFF_MAX; i++)
+        d *= 2;
+    if (d > BACKOFF_MAX)
+        d = BACKOFF_MAX;
+    if (retry_after > d)
+        d = retry_after < RETRY_AFTER_CAP ? retry_after : RETRY_AFTER_CAP;
+    return d;
+}
+
+/* Copy e's still-valid token into out, telling note that it is stale
+ * because of r. */
+static po_rc serve_stale(const po_cache_entry *e, const po_renewal *r,
+                         po_token *out, po_flow_note *note, po_err *err)
+{
+    po_rc rc = po_token_copy(out, &e->token, err);
+
+    if (rc == PO_OK && note != NULL) {
+        note->stale = 1;
+        note->renewal = *r;
+    }
+    return rc;
+}
+
+/* Within the backoff of a failed renewal (r): the still-valid token, or the
+ * noted failure at once. */
+static po_rc held_off(const po_cache_entry *e, int64_t now, po_token *out,
+                      po_flow_note *note, po_err *err)
+{
+    const po_renewal *r = &e->renewal;
+    char at[40], after[40];
+
+    if (still_valid(&e->token, now))
+        return serve_stale(e, r, out, note, err);
+    po_format_utc(r->failed_at, at, sizeof(at));
+    po_format_utc(r->after, after, sizeof(after));
+    return po_fail(err, r->rc,
+                   "%s (at %s; not tried again before %s, unless with "
+                   "'oauth-token refresh')",
+                   r->msg, at, after);
+}
+
+/* A renewal of e's token ended in rc, err saying why.  With backoff, an
+ * "unavailable" outcome is noted in e with its backoff; e is written when
+ * the note or the budget counter changed.  A token still valid is then
+ * served stale (unless the caller insisted on a new one) instead of the
+ * failure.  The fleet tier passes no backoff: its hosts wait for each
+ * other on the store, and a store failure says nothing about the
+ * identity provider. */
+static po_rc renewal_failed(const po_flow *f, const char *dir, unsigned flags,
+                            po_cache_entry *e, int counted, int backoff,
+                            int64_t now, po_rc rc, po_err *err, po_token *out,
+                            po_flow_note *note)
+{
+    po_renewal r;
+    int noted = backoff && po_rc_unavailable(rc);
+
+    memset(&r, 0, sizeof(r));
+    r.failed_at = now;
+    r.after = now;
+    r.rc = rc;
+    po_safe_text(err != NULL ? err->msg : po_rc_name(rc), r.msg, sizeof(r.msg));
+    if (noted) {
+        r.failures = e->renewal.failed_at != 0 ? e->renewal.failures + 1 : 1;
+        r.after = sat_add(
+            now, backoff_s(r.failures, err != NULL ? err->retry_after : 0));
+        e->renewal = r;
+    } else if (backoff) {
+        memset(&e->renewal, 0, sizeof(e->renewal));
+    }
+    if (noted || counted)
+        write_after_failure(f, dir, e);
+    if ((po_rc_unavailable(rc) || rc == PO_BUDGET) &&
+        !(flags & PO_FLOW_FORCE_NEW) && still_valid(&e->token, now))
+        return serve_stale(e, &r, out, note, err);
+    return rc;
+}
+
+po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out,
+                  po_flow_note *note, po_err *err)
 {
     po_rc rc = PO_OK;
     po_profile *p = f->profile;
@@ -207,13 +343,18 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
     po_token tok;
     po_grant_input g;
     po_lock lk = {-1};
+    po_err refused; /* the refresh grant's outcome */
     char *dir = NULL;
     uint64_t deadline = flow_deadline(f);
+    int64_t now;
     int counted = 0, handled = 0;
 
     memset(out, 0, sizeof(*out));
     memset(&e, 0, sizeof(e));
     memset(&tok, 0, sizeof(tok));
+    if (note != NULL)
+        memset(note, 0, sizeof(*note));
+    po_err_clear(&refused);
     if ((flags & PO_FLOW_CACHE_ONLY) && (flags & PO_FLOW_FORCE_NEW)) {
         rc = po_fail(err, PO_USAGE,
                      "a new token was asked for without "
@@ -226,11 +367,12 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
     /* 1. Without the lock: a fresh token is returned at once.  Warnings
      * about an unusable file come from the locked read below. */
     if (!(flags & PO_FLOW_FORCE_NEW)) {
-        rc = po_cache_read(dir, p, (flags & PO_FLOW_CACHE_ONLY) ? f->log : NULL,
-                           &e, err);
+        now = flow_now(f);
+        rc = po_cache_read_at(
+            dir, p, now, (flags & PO_FLOW_CACHE_ONLY) ? f->log : NULL, &e, err);
         if (rc != PO_OK)
             goto out;
-        if (po_flow_is_fresh(p, &e.token, flow_now(f))) {
+        if (po_flow_is_fresh(p, &e.token, now)) {
             rc = po_token_copy(out, &e.token, err);
             goto out;
         }
@@ -240,31 +382,68 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
                          dir);
             goto out;
         }
+        /* A renewal failed moments ago: nobody waits for the same
+         * failure again. */
+        if (e.renewal.failed_at != 0 && now < e.renewal.after) {
+            rc = held_off(&e, now, out, note, err);
+            goto out;
+        }
+        /* Due but still valid: a process holding the lock is renewing
+         * it, and this one is good meanwhile. */
+        if (still_valid(&e.token, now)) {
+            rc = flow_lock(f, dir, deadline, 1, &lk, err);
+            if (rc == PO_LOCKED) {
+                if (e.renewal.failed_at != 0)
+                    rc = serve_stale(&e, &e.renewal, out, note, err);
+                else
+                    rc = po_token_copy(out, &e.token, err);
+                goto out;
+            }
+            if (rc != PO_OK)
+                goto out;
+        }
         po_cache_entry_free(&e);
     }
 
-    /* 2. Under the lock: another process may have refreshed meanwhile. */
-    if ((rc = flow_lock(f, dir, deadline, &lk, err)) != PO_OK ||
-        (rc = po_cache_read(dir, p, f->log, &e, err)) != PO_OK)
+    /* 2. Under the lock: another process may have refreshed (or failed
+     * to) meanwhile. */
+    if (lk.fd == -1 && (rc = flow_lock(f, dir, deadline, 0, &lk, err)) != PO_OK)
         goto out;
-    if (!(flags & PO_FLOW_FORCE_NEW) &&
-        po_flow_is_fresh(p, &e.token, flow_now(f))) {
-        rc = po_token_copy(out, &e.token, err);
+    now = flow_now(f);
+    if ((rc = po_cache_read_at(dir, p, now, f->log, &e, err)) != PO_OK)
         goto out;
+    if (!(flags & PO_FLOW_FORCE_NEW)) {
+        if (po_flow_is_fresh(p, &e.token, now)) {
+            rc = po_token_copy(out, &e.token, err);
+            goto out;
+        }
+        if (e.renewal.failed_at != 0 && now < e.renewal.after) {
+            rc = held_off(&e, now, out, note, err);
+            goto out;
+        }
     }
-    /* Fleet mode: the shared store before the token endpoint. */
+    /* Fleet mode: the shared store before the token endpoint.  A renewal
+     * there that failed for want of the identity provider (or of the
+     * store, with shared_cache_fallback = fail) still leaves this host's
+     * valid token to serve. */
     if (po_store_enabled(p) &&
         ((rc = po_fleet_get(f, flags, deadline, dir, &e, out, &handled, err)) !=
              PO_OK ||
-         handled))
+         handled)) {
+        if (rc != PO_OK && (po_rc_unavailable(rc) || rc == PO_BUDGET))
+            rc = renewal_failed(f, dir, flags, &e, 0, 0, flow_now(f), rc, err,
+                                out, note);
         goto out;
+    }
 
     /* 3. The refresh token first. */
     if (e.token.refresh_token != NULL) {
         memset(&g, 0, sizeof(g));
         g.grant = PO_GRANT_REFRESH_TOKEN;
         g.refresh_token = e.token.refresh_token;
-        rc = flow_request(f, &g, flags, deadline, &e, &counted, &tok, err);
+        rc = flow_request(f, &g, flags, deadline, &e, &counted, &tok, &refused);
+        if (rc != PO_OK && err != NULL)
+            *err = refused;
         if (rc == PO_OK) {
             /* A server that does not rotate it: keep the one we have. */
             if (tok.refresh_token == NULL) {
@@ -275,21 +454,28 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
             goto store;
         }
         if (rc != PO_INVALID_GRANT) {
-            if (counted)
-                write_after_failure(f, dir, &e);
+            rc = renewal_failed(f, dir, flags, &e, counted, 1, flow_now(f), rc,
+                                &refused, out, note);
+            if (rc != PO_OK && err != NULL)
+                *err = refused;
             goto out;
         }
         /* Rejected: never send it again. */
         po_secret_clear(&e.token.refresh_token);
+        memset(&e.renewal, 0, sizeof(e.renewal));
         if ((rc = po_cache_write(dir, p, &e, err)) != PO_OK)
             goto out;
         if (p->grant != PO_GRANT_CLIENT_CREDENTIALS) {
+            /* The server's words say why (expired, revoked, reused). */
             rc = po_fail(err, PO_INVALID_GRANT,
-                         "the refresh token was rejected; run 'oauth-token "
-                         "login%s' (profile %s)",
-                         login_flag(p), p->name);
+                         "the refresh token was rejected (%s); run "
+                         "'oauth-token login%s' (profile %s)",
+                         refused.msg, login_flag(p), p->name);
             goto out;
         }
+        po_logf(f->log, LOG_INFO,
+                "the refresh token was rejected (%s); using the %s grant",
+                refused.msg, "client_credentials");
         counted = 0;
     }
 
@@ -312,8 +498,8 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
     g.grant = PO_GRANT_CLIENT_CREDENTIALS;
     rc = flow_request(f, &g, flags, deadline, &e, &counted, &tok, err);
     if (rc != PO_OK) {
-        if (counted)
-            write_after_failure(f, dir, &e);
+        rc = renewal_failed(f, dir, flags, &e, counted, 1, flow_now(f), rc, err,
+                            out, note);
         goto out;
     }
     take_token(&e, &tok);
@@ -323,6 +509,7 @@ po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err)
 store:
     /* 4. Written (a rotated refresh token included) before the lock is
      * released. */
+    memset(&e.renewal, 0, sizeof(e.renewal));
     if ((rc = po_cache_write(dir, p, &e, err)) != PO_OK ||
         (rc = po_token_copy(out, &e.token, err)) != PO_OK)
         goto out;
@@ -361,8 +548,8 @@ po_rc po_flow_login(const po_flow *f, const char *username,
         goto out;
     }
     if ((rc = flow_dir(f, &dir, err)) != PO_OK ||
-        (rc = flow_lock(f, dir, deadline, &lk, err)) != PO_OK ||
-        (rc = po_cache_read(dir, p, f->log, &e, err)) != PO_OK)
+        (rc = flow_lock(f, dir, deadline, 0, &lk, err)) != PO_OK ||
+        (rc = po_cache_read_at(dir, p, flow_now(f), f->log, &e, err)) != PO_OK)
         goto out;
     memset(&g, 0, sizeof(g));
     g.grant = PO_GRANT_PASSWORD;
@@ -476,7 +663,7 @@ po_rc po_flow_device_login(const po_flow *f, const po_flow_device_ui *ui,
                         po_mono_ms() + (uint64_t)(p->lock_timeout_ms > 0
                                                       ? p->lock_timeout_ms
                                                       : 0),
-                        &lk, err)) != PO_OK ||
+                        0, &lk, err)) != PO_OK ||
         (rc = po_cache_read(dir, p, f->log, &e, err)) != PO_OK)
         goto out;
     po_flow_month(flow_now(f), month);
@@ -513,8 +700,9 @@ po_rc po_flow_invalidate(const po_flow *f, const char *token, int *done,
     *done = 0;
     memset(&e, 0, sizeof(e));
     if ((rc = flow_dir(f, &dir, err)) != PO_OK ||
-        (rc = flow_lock(f, dir, flow_deadline(f), &lk, err)) != PO_OK ||
-        (rc = po_cache_read(dir, f->profile, f->log, &e, err)) != PO_OK)
+        (rc = flow_lock(f, dir, flow_deadline(f), 0, &lk, err)) != PO_OK ||
+        (rc = po_cache_read_at(dir, f->profile, flow_now(f), f->log, &e,
+                               err)) != PO_OK)
         goto out;
     if (e.token.access_token == NULL) {
         *done = token == NULL;
@@ -545,8 +733,9 @@ po_rc po_flow_erase(const po_flow *f, po_err *err)
 
     memset(&e, 0, sizeof(e));
     if ((rc = flow_dir(f, &dir, err)) != PO_OK ||
-        (rc = flow_lock(f, dir, flow_deadline(f), &lk, err)) != PO_OK ||
-        (rc = po_cache_read(dir, f->profile, f->log, &e, err)) != PO_OK)
+        (rc = flow_lock(f, dir, flow_deadline(f), 0, &lk, err)) != PO_OK ||
+        (rc = po_cache_read_at(dir, f->profile, flow_now(f), f->log, &e,
+                               err)) != PO_OK)
         goto out;
     if (e.token.access_token == NULL && e.token.refresh_token == NULL &&
         e.username == NULL)
@@ -572,7 +761,7 @@ po_rc po_flow_status(const po_flow *f, po_cache_entry *out, po_err *err)
     memset(out, 0, sizeof(*out));
     if ((rc = flow_dir(f, &dir, err)) != PO_OK)
         goto out;
-    rc = po_cache_read(dir, f->profile, f->log, out, err);
+    rc = po_cache_read_at(dir, f->profile, flow_now(f), f->log, out, err);
 out:
     free(dir);
     return rc;

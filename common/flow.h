@@ -16,6 +16,27 @@
  * A token is fresh while now < expires_at - margin and, when
  * refresh_interval is set, now < obtained_at + refresh_interval.
  *
+ * A token that is due (not fresh) but still valid (now < expires_at) is
+ * served through an outage, as a "stale" token the caller is told about
+ * (po_flow_note):
+ *   - when its renewal fails with an outcome po_rc_unavailable() names
+ *     (network, timeout, TLS, HTTP 5xx, 429, a malformed answer) or
+ *     because the monthly budget is used up;
+ *   - when another process holds the lock (it is renewing the token): the
+ *     caller does not wait for it;
+ *   - while an earlier renewal's failure is recent: it is noted in the
+ *     cache entry (po_renewal) with the time before which nobody tries
+ *     again: 10 s after the first failure, doubling with each one after it
+ *     up to 10 min, or the server's Retry-After up to 1 h.  Meanwhile an
+ *     expired token fails at once with the noted error instead of every
+ *     caller waiting for the same timeout.
+ * In fleet mode the same holds when the fleet tier's renewal fails so (or
+ * the store does, with shared_cache_fallback = fail), without a backoff
+ * note (the hosts wait for each other on the store).  An expired token, a
+ * rejection (invalid_grant, invalid_client, ...) and PO_FLOW_FORCE_NEW
+ * (which also ignores the backoff) fail as before.  A successful renewal
+ * clears the note.
+ *
  * Fleet mode (shared_cache, store.h) adds a tier between 2 and 3: the
  * fleet's token when it is fresh; otherwise the fleet lock (waiting on a
  * watch while another host renews, bounded by lock_timeout), the entry
@@ -47,6 +68,8 @@ typedef struct po_flow {
     void *clock_ctx;
     uint64_t deadline_ms; /* absolute po_mono_ms(); 0 = now +
                              profile->timeout_ms                    */
+    unsigned http_flags;  /* po_http_opts.flags of its requests:
+                             PO_HTTP_LAZY_BIND for oauth-token only  */
 } po_flow;
 
 #define PO_FLOW_FORCE_NEW 1u     /* request a new token even if fresh   */
@@ -63,11 +86,21 @@ int64_t po_flow_fresh_until(const po_profile *p, const po_token *t);
 /* Whether t is fresh at now under p (see above): now < fresh_until. */
 int po_flow_is_fresh(const po_profile *p, const po_token *t, int64_t now);
 
-/* A fresh token for f->profile, per the steps above.  On PO_OK out holds a
- * copy the caller frees with po_token_free.  PO_BUDGET when the monthly
- * budget is used up (unless PO_FLOW_IGNORE_BUDGET); a warning is logged
- * when a request takes the count past 80 % of it. */
-po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out, po_err *err);
+/* What po_flow_get says beside the token. */
+typedef struct po_flow_note {
+    int stale;          /* out is a cached token that was due for renewal and is
+                           still valid, but was not renewed: renewal says why */
+    po_renewal renewal; /* rc po_rc_unavailable() or PO_BUDGET, msg, when it
+                           failed, and after: no new attempt before it */
+} po_flow_note;
+
+/* A fresh token for f->profile, per the steps above, or a stale but still
+ * valid one (then note->stale is set; note may be NULL).  On PO_OK out
+ * holds a copy the caller frees with po_token_free.  PO_BUDGET when the
+ * monthly budget is used up (unless PO_FLOW_IGNORE_BUDGET); a warning is
+ * logged when a request takes the count past 80 % of it. */
+po_rc po_flow_get(const po_flow *f, unsigned flags, po_token *out,
+                  po_flow_note *note, po_err *err);
 
 /* The password grant for username/password, under the lock, and the result
  * stored in the cache (only the tokens: the password is never stored). */

@@ -11,7 +11,10 @@
 #include <arpa/inet.h>
 #include <curl/curl.h> /* types and constants only: libcurl is not linked */
 #include <dlfcn.h>
+#include <link.h>
+#include <malloc.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,17 +23,27 @@
 #include <strings.h>
 #include <sys/auxv.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 #include "version.h"
 
+/* OpenSSL 3.0's ssl.h: SSL_OP_BIT(1).  Only the constant is used, and the
+ * function is found in the libssl that libcurl loads (nothing links
+ * libssl, so a cache hit of the helper never loads it). */
+#define PO_SSL_OP_CLEANSE_PLAINTEXT ((uint64_t)1 << 1)
+#define PO_OPENSSL_3 0x30000000UL
+
 #define CURL_SONAME "libcurl.so.4"
 #define CURL_MIN_VERSION 0x075500 /* 7.85.0: CURLOPT_PROTOCOLS_STR */
 #define BACKOFF_BASE_MS 200u
-#define RETRY_AFTER_MAX 86400L /* longer than any deadline we use  */
-#define URL_SHOW_MAX 256       /* redacted URL in messages and logs */
+#define RETRY_AFTER_MAX                                                        \
+    (366L * 86400)       /* a monthly quota may say next month                 \
+                          */
+#define URL_SHOW_MAX 256 /* redacted URL in messages and logs */
 
 /* ------------------------------------------------------------------ */
 /* libcurl, loaded once                                                */
@@ -49,10 +62,117 @@ static struct {
     struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
     void (*slist_free_all)(struct curl_slist *l);
     curl_version_info_data *(*version_info)(CURLversion age);
+    CURLcode (*global_init_mem)(long flags, curl_malloc_callback m,
+                                curl_free_callback f, curl_realloc_callback r,
+                                curl_strdup_callback s, curl_calloc_callback c);
+    /* libssl's, when libcurl's TLS is OpenSSL 3 (else NULL) */
+    uint64_t (*ssl_ctx_set_options)(void *ctx, uint64_t op);
 } curl_fn;
 static po_rc curl_load_rc = PO_CONFIG;
 static char curl_load_msg[256] = "libcurl not loaded";
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+/* pthread_once passes no argument: the flags of the request whose thread
+ * runs curl_load reach it through this thread's own copy, set just before
+ * (so no other thread's request can change them). */
+static __thread unsigned curl_load_flags;
+
+/* libcurl's allocator while we are the program that initialised it: the
+ * system's, except that a block is cleansed before it is freed or moved,
+ * so that the copies libcurl makes of a request (headers with the client
+ * secret, a body with a password) and of a response (the tokens) do not
+ * stay in freed memory.  Stateless, so safe from every thread and for the
+ * host's own use of libcurl. */
+static void mem_free(void *p)
+{
+    if (p != NULL) {
+        po_cleanse(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
+static void *mem_malloc(size_t n)
+{
+    return malloc(n);
+}
+
+static void *mem_realloc(void *p, size_t n)
+{
+    size_t old;
+    void *q;
+
+    if (p == NULL)
+        return malloc(n);
+    old = malloc_usable_size(p);
+    if (n <= old && n > 0)
+        return p;
+    if ((q = malloc(n > 0 ? n : 1)) == NULL)
+        return NULL;
+    memcpy(q, p, old < n ? old : n);
+    mem_free(p);
+    return q;
+}
+
+static char *mem_strdup(const char *s)
+{
+    return strdup(s);
+}
+
+static void *mem_calloc(size_t n, size_t size)
+{
+    return calloc(n, size);
+}
+
+/* dl_iterate_phdr's first object is the program itself: is addr in it? */
+static int in_main_program(struct dl_phdr_info *pi, size_t size, void *addr)
+{
+    uintptr_t a = (uintptr_t)addr;
+    int i;
+
+    (void)size;
+    for (i = 0; i < pi->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &pi->dlpi_phdr[i];
+        uintptr_t lo = pi->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && a >= lo && a - lo < ph->p_memsz)
+            return 1;
+    }
+    return -1; /* stop after the first object: not in it */
+}
+
+/* libcurl keeps the allocator's addresses for as long as the process
+ * lives (it is loaded RTLD_NODELETE), so the object they are in must stay
+ * loaded as well: the program itself always does; a dlopen'ed module
+ * (pam_oauth.so) is made RTLD_NODELETE.  Returns 0 when that holds. */
+static int pin_self(void)
+{
+    Dl_info info;
+    void *self;
+
+    if (dl_iterate_phdr(in_main_program, (void *)(uintptr_t)mem_free) == 1)
+        return 0;
+    if (dladdr((void *)(uintptr_t)mem_free, &info) == 0 ||
+        info.dli_fname == NULL)
+        return -1;
+    self = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+    if (self == NULL)
+        return -1;
+    /* The reference dlopen took is dropped; NODELETE stays. */
+    (void)dlclose(self);
+    return 0;
+}
+
+/* Resolve SSL_CTX_set_options in the libssl libcurl uses, when that is
+ * OpenSSL 3 (for SSL_OP_CLEANSE_PLAINTEXT); NULL otherwise. */
+static void find_ssl_options(void *h, const curl_version_info_data *vi)
+{
+    unsigned long (*version_num)(void);
+
+    if (vi->ssl_version == NULL || strncmp(vi->ssl_version, "OpenSSL/", 8) != 0)
+        return;
+    *(void **)&version_num = dlsym(h, "OpenSSL_version_num");
+    if (version_num == NULL || version_num() < PO_OPENSSL_3)
+        return;
+    *(void **)&curl_fn.ssl_ctx_set_options = dlsym(h, "SSL_CTX_set_options");
+}
 
 static void curl_load(void)
 {
@@ -82,7 +202,13 @@ static void curl_load(void)
                        "would write TLS secrets to that file");
         return;
     }
-    h = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    /* Inside another program (the PAM module) every symbol is bound now,
+     * so that a missing one fails here and not in the middle of a login;
+     * oauth-token, our own short-lived process, binds lazily what
+     * libcurl's dependencies leave lazy (bench row 3). */
+    h = dlopen(CURL_SONAME,
+               ((curl_load_flags & PO_HTTP_LAZY_BIND) ? RTLD_LAZY : RTLD_NOW) |
+                   RTLD_LOCAL | RTLD_NODELETE);
     if (h == NULL) {
         e = dlerror();
         (void)snprintf(curl_load_msg, sizeof(curl_load_msg),
@@ -110,6 +236,7 @@ static void curl_load(void)
     LOAD(slist_append, "curl_slist_append");
     LOAD(slist_free_all, "curl_slist_free_all");
     LOAD(version_info, "curl_version_info");
+    LOAD(global_init_mem, "curl_global_init_mem");
 #undef LOAD
     vi = curl_fn.version_info(CURLVERSION_NOW);
     if (vi == NULL || vi->version_num < CURL_MIN_VERSION) {
@@ -125,9 +252,17 @@ static void curl_load(void)
                        vi->version ? vi->version : "?");
         return;
     }
+    find_ssl_options(h, vi);
     /* Exactly once per process image of this module; never cleaned up:
-     * the host program may use libcurl itself. */
-    if ((cc = curl_fn.global_init(CURL_GLOBAL_DEFAULT)) != CURLE_OK) {
+     * the host program may use libcurl itself.  With our cleansing
+     * allocator when this code can stay loaded (a host that initialised
+     * libcurl before us keeps its own: libcurl ignores ours then). */
+    if (pin_self() == 0)
+        cc = curl_fn.global_init_mem(CURL_GLOBAL_DEFAULT, mem_malloc, mem_free,
+                                     mem_realloc, mem_strdup, mem_calloc);
+    else
+        cc = curl_fn.global_init(CURL_GLOBAL_DEFAULT);
+    if (cc != CURLE_OK) {
         (void)snprintf(curl_load_msg, sizeof(curl_load_msg),
                        "curl_global_init failed: %s",
                        curl_fn.easy_strerror(cc));
@@ -137,8 +272,9 @@ static void curl_load(void)
     curl_load_rc = PO_OK;
 }
 
-static po_rc curl_ready(po_err *err)
+static po_rc curl_ready(unsigned flags, po_err *err)
 {
+    curl_load_flags = flags;
     if (pthread_once(&curl_once, curl_load) != 0)
         return po_fail(err, PO_CONFIG, "cannot initialise libcurl");
     if (curl_load_rc != PO_OK)
@@ -348,7 +484,38 @@ typedef struct xfer {
     po_http_resp *resp;
     const po_http_req *req;
     po_rc body_rc; /* why the write callback stopped the transfer */
+    size_t sent;   /* bytes of req->body read_cb has handed over */
 } xfer;
+
+/* The request body, handed to libcurl from the caller's (cleansed) buffer
+ * through its upload buffer: with CURLOPT_POSTFIELDS libcurl would also
+ * copy a small body into the buffer it builds the request head in. */
+static size_t read_cb(char *buf, size_t size, size_t nitems, void *ud)
+{
+    xfer *x = ud;
+    size_t n = size * nitems, left;
+
+    if (x->req->body == NULL)
+        return 0;
+    left = x->req->body_len - x->sent;
+    if (n > left)
+        n = left;
+    memcpy(buf, x->req->body + x->sent, n);
+    x->sent += n;
+    return n;
+}
+
+/* Each TLS context libcurl makes: OpenSSL cleanses the plaintext it has
+ * decrypted into its read buffer (the token response) once we have read
+ * it (SSL_OP_CLEANSE_PLAINTEXT, OpenSSL 3). */
+static CURLcode ssl_ctx_cb(CURL *h, void *ssl_ctx, void *ud)
+{
+    (void)h;
+    (void)ud;
+    if (curl_fn.ssl_ctx_set_options != NULL)
+        (void)curl_fn.ssl_ctx_set_options(ssl_ctx, PO_SSL_OP_CLEANSE_PLAINTEXT);
+    return CURLE_OK;
+}
 
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
 {
@@ -493,9 +660,10 @@ static po_rc map_curl_code(CURLcode cc)
     switch (cc) {
     case CURLE_OPERATION_TIMEDOUT:
         return PO_TIMEOUT;
+    case CURLE_SSL_CACERT_BADFILE: /* the CA file, not the server */
+        return PO_CONFIG;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CIPHER:
     case CURLE_SSL_ENGINE_NOTFOUND:
@@ -527,8 +695,10 @@ static po_rc map_curl_code(CURLcode cc)
 }
 
 /* What happened, for the message; curl's own words follow in brackets. */
-static const char *describe(po_rc rc)
+static const char *describe(po_rc rc, CURLcode cc)
 {
+    if (cc == CURLE_SSL_CACERT_BADFILE)
+        return "no usable CA certificates in ca_file (or the system store)";
     switch (rc) {
     case PO_TIMEOUT:
         return "timed out";
@@ -623,7 +793,7 @@ static po_rc attempt(const po_http_opts *opts, const po_http_req *req,
     CURL *h = NULL;
     struct curl_slist *hdrs = NULL;
     po_buf line;
-    xfer x = {resp, req, PO_OK};
+    xfer x = {resp, req, PO_OK, 0};
     char errbuf[CURL_ERROR_SIZE];
     const char *query, *why;
     long connect_ms, status = 0;
@@ -668,6 +838,13 @@ static po_rc attempt(const po_http_opts *opts, const po_http_req *req,
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
     SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
     SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+    /* TLS 1.2 or later, whatever the system's OpenSSL configuration would
+     * allow (libcurl 7.88 asks OpenSSL for TLS 1.0 and up by default). */
+    SETOPT(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (curl_fn.ssl_ctx_set_options != NULL) {
+        SETOPT(CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+        SETOPT(CURLOPT_SSL_CTX_DATA, NULL);
+    }
     if (opts->ca_file != NULL)
         SETOPT(CURLOPT_CAINFO, opts->ca_file);
     if (opts->cert_file != NULL)
@@ -714,12 +891,17 @@ static po_rc attempt(const po_http_opts *opts, const po_http_req *req,
         SETOPT(CURLOPT_HTTPGET, 1L);
     } else {
         SETOPT(CURLOPT_POST, 1L);
-        SETOPT(CURLOPT_POSTFIELDSIZE,
-               (long)(req->body != NULL ? req->body_len : 0));
-        SETOPT(CURLOPT_POSTFIELDS, req->body != NULL ? req->body : "");
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE,
+               (curl_off_t)(req->body != NULL ? req->body_len : 0));
+        SETOPT(CURLOPT_READFUNCTION, read_cb);
+        SETOPT(CURLOPT_READDATA, &x);
     }
 
     cc = perform_nosigpipe(h);
+    /* The Authorization header is not needed any more. */
+    (void)curl_fn.easy_setopt(h, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    free_headers(hdrs);
+    hdrs = NULL;
     (void)curl_fn.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     resp->status = status;
     if (curl_fn.easy_getinfo(h, CURLINFO_APPCONNECT_TIME_T, &appconnect) ==
@@ -751,7 +933,7 @@ static po_rc attempt(const po_http_opts *opts, const po_http_req *req,
                   ? errbuf
                   : curl_fn.easy_strerror(cc);
         rc = po_fail(err, rc, "%s %s: %s (curl: %s)", req->method, shown,
-                     describe(rc), why);
+                     describe(rc, cc), why);
         goto out;
     }
     if (status >= 300 && status < 400) {
@@ -778,6 +960,27 @@ out:
 
 /* ------------------------------------------------------------------ */
 /* retries                                                             */
+
+/* A ca_file that cannot be read is a local problem, said as such (libcurl
+ * would report "error setting certificate file", like a TLS failure). */
+static po_rc check_ca_file(const char *path, po_err *err)
+{
+    struct stat st;
+    int fd;
+
+    if (path == NULL)
+        return PO_OK;
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) == -1)
+        return po_fail(err, PO_CONFIG, "ca_file %s cannot be read: %s", path,
+                       strerror(errno));
+    if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return po_fail(err, PO_CONFIG, "ca_file %s is not a regular file",
+                       path);
+    }
+    close(fd);
+    return PO_OK;
+}
 
 static uint64_t backoff_ms(int n)
 {
@@ -826,7 +1029,8 @@ po_rc po_http_request(const po_http_opts *opts, const po_http_req *req,
         goto out;
     }
     if ((rc = po_http_check_url(req->url, opts->allow_http, &e)) != PO_OK ||
-        (rc = curl_ready(&e)) != PO_OK)
+        (rc = check_ca_file(opts->ca_file, &e)) != PO_OK ||
+        (rc = curl_ready(opts->flags, &e)) != PO_OK)
         goto out;
 
     tries = 1 + (opts->retries > 0 ? opts->retries : 0);

@@ -3,11 +3,24 @@
  * programs.
  *
  * libcurl is not linked: it is loaded with dlopen("libcurl.so.4") the
- * first time a request is made, and curl_global_init runs exactly once
- * (pthread_once).  A program that never makes a request (a cache hit)
+ * first time a request is made (RTLD_NOW, or RTLD_LAZY when the frontend
+ * asks for it with PO_HTTP_LAZY_BIND), and curl_global_init runs exactly
+ * once (pthread_once).  A program that never makes a request (a cache hit)
  * never loads the network stack.  curl_global_cleanup is never called.
  *
- * Every transfer: TLS verification on, protocols limited to https (http
+ * Secrets in memory: libcurl is initialised with curl_global_init_mem and
+ * an allocator that cleanses every block before it is freed or moved (its
+ * copies of the request head with the Authorization header, of the body,
+ * of the response); since libcurl keeps those function addresses, the
+ * object holding this code is made RTLD_NODELETE first (pam_oauth.so then
+ * stays loaded, like libcurl; when that fails, or when the host had
+ * initialised libcurl before, libcurl's own allocator stays).  The body is
+ * handed over from the caller's buffer (CURLOPT_READFUNCTION), and with
+ * OpenSSL 3 each TLS context gets SSL_OP_CLEANSE_PLAINTEXT (the decrypted
+ * response), SSL_CTX_set_options being found in the libssl libcurl loaded.
+ *
+ * Every transfer: TLS verification on, TLS 1.2 at least
+ * (CURLOPT_SSLVERSION), protocols limited to https (http
  * only for a loopback host when allowed), no redirects, CURLOPT_NOSIGNAL,
  * SIGPIPE blocked in the calling thread and the caller's mask restored
  * (with any SIGPIPE raised meanwhile consumed), response body capped at
@@ -26,6 +39,12 @@
 
 #define PO_HTTP_BODY_MAX (1024 * 1024)
 
+/* po_http_opts.flags: load libcurl with RTLD_LAZY, for a program of our
+ * own (oauth-token), never for code loaded into another process, which
+ * keeps RTLD_NOW; only the first request's flags count (libcurl is loaded
+ * once). */
+#define PO_HTTP_LAZY_BIND 1u
+
 /* A connection kept open between requests to the same server (TLS session
  * and socket reused by libcurl).  Zero-initialise it; pass it in
  * po_http_opts.conn to every request of one conversation; end with
@@ -41,6 +60,7 @@ typedef struct po_http_opts {
                                 attempt, backoff and Retry-After     */
     int retries;             /* extra attempts after the first       */
     int allow_http;          /* http:// allowed to a loopback host   */
+    unsigned flags;          /* PO_HTTP_*                            */
     const po_log *log;
     const char *cert_file; /* client certificate (PEM) for mutual TLS,
                               or NULL                                 */
@@ -103,7 +123,8 @@ void po_http_header(po_http_resp *resp, const char *line, size_t n,
  * PO_OK means an HTTP response was received (any status: the caller
  * interprets it); resp must be freed with po_http_resp_free.  Otherwise:
  * PO_NETWORK, PO_TIMEOUT, PO_TLS, PO_MALFORMED_RESPONSE (body over the
- * cap, a redirect), PO_CONFIG (URL refused, libcurl not loadable), with
+ * cap, a redirect), PO_CONFIG (URL refused, libcurl not loadable, a
+ * ca_file that cannot be read or holds no CA certificate), with
  * resp->status set when a response was seen. */
 po_rc po_http_request(const po_http_opts *opts, const po_http_req *req,
                       po_http_resp *resp, po_err *err);

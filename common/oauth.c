@@ -24,10 +24,9 @@
 #include "secret.h"
 #include "util.h"
 
-#define REQ_MAX (256 * 1024)            /* a built URL or body            */
-#define EXPIRES_MAX (10L * 366 * 86400) /* 10 years, in seconds       */
-#define DESC_MAX 200                    /* server's description in messages */
-#define CODE_MAX 64                     /* server's error code in messages  */
+#define REQ_MAX (256 * 1024) /* a built URL or body            */
+#define DESC_MAX 200         /* server's description in messages */
+#define CODE_MAX 64          /* server's error code in messages  */
 #define JSON_DEPTH 32
 
 _Static_assert(sizeof(((po_oauth_error *)0)->code) == CODE_MAX + 4,
@@ -849,8 +848,8 @@ static po_rc parse_token(long status, json_object *root, int64_t now,
                        "not bearer",
                        status, shown);
     }
-    if ((has = po_oauth_json_seconds(root, "expires_in", 1, EXPIRES_MAX,
-                                     &expires_in)) < 0)
+    if ((has = po_oauth_json_seconds(root, "expires_in", 1,
+                                     PO_TOKEN_LIFETIME_MAX, &expires_in)) < 0)
         return po_fail(err, PO_MALFORMED_RESPONSE,
                        "token endpoint answered HTTP %ld: expires_in is not "
                        "a whole number of seconds between 1 and 10 years",
@@ -941,15 +940,18 @@ po_rc po_oauth_parse_error(const char *endpoint, long status, const char *body,
 /* the request                                                         */
 
 po_rc po_oauth_token_request(const po_profile *p, const po_grant_input *g,
-                             uint64_t deadline_ms, int64_t now,
-                             const po_log *log, po_token *out, po_err *err)
+                             uint64_t deadline_ms, unsigned http_flags,
+                             int64_t now, const po_log *log, po_token *out,
+                             po_err *err)
 {
-    return po_oauth_request(p, g, deadline_ms, now, log, out, NULL, err);
+    return po_oauth_request(p, g, deadline_ms, http_flags, now, log, out, NULL,
+                            err);
 }
 
 po_rc po_oauth_request(const po_profile *p, const po_grant_input *g,
-                       uint64_t deadline_ms, int64_t now, const po_log *log,
-                       po_token *out, po_oauth_error *oe, po_err *err)
+                       uint64_t deadline_ms, unsigned http_flags, int64_t now,
+                       const po_log *log, po_token *out, po_oauth_error *oe,
+                       po_err *err)
 {
     po_rc rc;
     po_err e;
@@ -958,7 +960,7 @@ po_rc po_oauth_request(const po_profile *p, const po_grant_input *g,
     po_http_opts opts;
     po_http_req hreq;
     char shown[256];
-    int coded = 0;
+    int coded = 0, answered = 0;
 
     memset(out, 0, sizeof(*out));
     memset(&resp, 0, sizeof(resp));
@@ -976,6 +978,7 @@ po_rc po_oauth_request(const po_profile *p, const po_grant_input *g,
         .deadline_ms = deadline_ms,
         .retries = p->retries,
         .allow_http = p->allow_http,
+        .flags = http_flags,
         .log = log,
     };
     hreq = (po_http_req){
@@ -990,8 +993,16 @@ po_rc po_oauth_request(const po_profile *p, const po_grant_input *g,
             grant_name(g->grant), shown);
     if ((rc = po_http_request(&opts, &hreq, &resp, &e)) != PO_OK)
         goto out;
+    answered = 1;
     rc = parse_response(resp.status, resp.body.data, resp.body.len, now,
                         p->default_lifetime, out, &coded, oe, &e);
+    if ((resp.status == 429 || resp.status == 503) && resp.retry_after > 0) {
+        char until[40];
+        po_format_utc(now + resp.retry_after, until, sizeof(until));
+        e.retry_after = resp.retry_after;
+        po_err_append(&e, "; the server asks to wait %ld s: try again after %s",
+                      resp.retry_after, until);
+    }
     if (rc == PO_INVALID_REQUEST && !coded && resp.status == 400 &&
         g->grant == PO_GRANT_REFRESH_TOKEN) {
         /* Glewlwyd answers a used, revoked or unknown refresh token with an
@@ -1004,6 +1015,8 @@ po_rc po_oauth_request(const po_profile *p, const po_grant_input *g,
         rc = PO_INVALID_GRANT;
     }
 out:
+    if (rc != PO_OK && resp.attempts > 1)
+        po_err_append(&e, " (after %d attempts)", resp.attempts);
     if (rc == PO_OK)
         po_logf(log, LOG_DEBUG,
                 "token request: grant %s to %s: HTTP %ld after %d "
@@ -1012,12 +1025,20 @@ out:
                 out->has_expires_in ? "expires_in sent" : "default lifetime",
                 (long)(out->expires_at - out->obtained_at),
                 out->refresh_token != NULL ? ", with a refresh token" : "");
-    else
+    else if (answered)
         po_logf(log, LOG_DEBUG,
                 "token request: grant %s to %s: HTTP %ld after %d "
                 "attempt(s): %s: %s",
                 grant_name(g->grant), shown, resp.status, resp.attempts,
                 po_rc_name(rc), e.msg);
+    else
+        /* No answer to interpret: a status curl saw on the way (a 200
+         * whose body was cut off) is not the outcome. */
+        po_logf(log, LOG_DEBUG,
+                "token request: grant %s to %s: failed after %d "
+                "attempt(s): %s: %s",
+                grant_name(g->grant), shown, resp.attempts, po_rc_name(rc),
+                e.msg);
     if (err != NULL) {
         *err = e;
         err->rc = rc;

@@ -13,6 +13,10 @@
 #include "err.h"
 #include "http.h"
 
+/* The longest token lifetime believed, from a server (expires_in) or a
+ * cache file: 10 years, in seconds. */
+#define PO_TOKEN_LIFETIME_MAX (10LL * 366 * 86400)
+
 /* A token and what came with it.  Strings are malloc'd or NULL. */
 typedef struct po_token {
     char *access_token;  /* secret                                   */
@@ -145,18 +149,21 @@ void po_oauth_json_cleanse(struct json_object *root, const char *const *names,
                            size_t n);
 
 /* Build, send and parse one token request within deadline_ms (absolute,
- * po_mono_ms()).  now is the wall clock used for obtained_at/expires_at.
+ * po_mono_ms()), with po_http_opts.flags http_flags (PO_HTTP_*).  now is
+ * the wall clock used for obtained_at/expires_at.
  * One difference from po_oauth_parse: an HTTP 400 without an error code
  * in answer to a refresh_token grant is PO_INVALID_GRANT (Glewlwyd
  * answers a used or unknown refresh token with an empty 400). */
 po_rc po_oauth_token_request(const po_profile *p, const po_grant_input *g,
-                             uint64_t deadline_ms, int64_t now,
-                             const po_log *log, po_token *out, po_err *err);
+                             uint64_t deadline_ms, unsigned http_flags,
+                             int64_t now, const po_log *log, po_token *out,
+                             po_err *err);
 
 /* po_oauth_token_request that also hands back the server's error code and
  * description in *oe (may be NULL; "" when there was none). */
 po_rc po_oauth_request(const po_profile *p, const po_grant_input *g,
-                       uint64_t deadline_ms, int64_t now, const po_log *log,
-                       po_token *out, po_oauth_error *oe, po_err *err);
+                       uint64_t deadline_ms, unsigned http_flags, int64_t now,
+                       const po_log *log, po_token *out, po_oauth_error *oe,
+                       po_err *err);
 
 #endif

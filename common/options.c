@@ -55,7 +55,8 @@ static const char *const fallback_values[] = {"local", "fail", NULL};
  * are generated from this one list. */
 #define PO_OPTION_ROWS(X)                                                      \
     X("allow_http", PO_OPT_BOOL, allow_http, "no", PO_FOR_BOTH, NULL, 0, 1,    \
-      "allow an http:// token_url to a loopback host (tests only)")            \
+      "allow http:// to a loopback host (tests only): the token_url, issuer, " \
+      "jwks_uri and introspection_url, and git")                               \
     X("audience", PO_OPT_STRING, audience, NULL, PO_FOR_BOTH, NULL, 0, 0,      \
       "the audience parameter of token requests (Wave, Bloom)")                \
     X("body", PO_OPT_ENUM, body, "form", PO_FOR_BOTH, body_values, 0, 0,       \
@@ -122,7 +123,8 @@ static const char *const fallback_values[] = {"local", "fail", NULL};
     X("lock_timeout", PO_OPT_MILLIS, lock_timeout_ms, "10s", PO_FOR_BOTH,      \
       NULL, 0, 600000L, "bound on waiting for the token cache lock")           \
     X("match", PO_OPT_STRING, match, NULL, PO_FOR_HELPER, NULL, 0, 0,          \
-      "git, docker: space-separated URL prefixes this profile answers for")    \
+      "git, docker: space-separated URL prefixes this profile answers for "    \
+      "(none: it answers neither)")                                            \
     X("minimum_uid", PO_OPT_LONG, minimum_uid, "1000", PO_FOR_PAM, NULL, 0,    \
       2147483647L, "users with a lower uid are ignored by the PAM module")     \
     X("password_fallback", PO_OPT_ENUM, password_fallback, "none", PO_FOR_PAM, \

@@ -175,7 +175,7 @@ out:
     return rc;
 }
 
-po_rc po_store_get(po_store *s, int consistent, uint64_t deadline,
+po_rc po_store_get(po_store *s, int consistent, uint64_t deadline, int64_t now,
                    po_store_entry *out, po_err *err)
 {
     po_rc rc = PO_OK;
@@ -190,7 +190,8 @@ po_rc po_store_get(po_store *s, int consistent, uint64_t deadline,
         goto out;
     (void)snprintf(what, sizeof(what), "shared cache key %s", s->k_token);
     po_err_clear(&e);
-    rc = po_cache_entry_decode(plain, len, s->p, what, s->log, &out->entry, &e);
+    rc = po_cache_entry_decode(plain, len, s->p, what, now, s->log, &out->entry,
+                               &e);
     if (rc == PO_IO) {
         ignored(s, s->k_token, out->revision, e.msg);
         rc = PO_OK;

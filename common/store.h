@@ -75,8 +75,10 @@ void po_store_entry_free(po_store_entry *e);
  * parse (logged as a warning naming the key and the reason) is PO_OK with
  * no token, its revision kept so that a publish can replace it.  With
  * consistent 0 any member's copy will do (it may be a little behind);
- * with 1 the read is linearizable. */
-po_rc po_store_get(po_store *s, int consistent, uint64_t deadline,
+ * with 1 the read is linearizable.  The entry's times are judged by the
+ * wall clock now (po_cache_read_at: a token obtained in the future or
+ * with an impossible lifetime is not used). */
+po_rc po_store_get(po_store *s, int consistent, uint64_t deadline, int64_t now,
                    po_store_entry *out, po_err *err);
 
 /* Take the fleet lock, or wait for the fleet entry to change.  *got = 1:

@@ -31,6 +31,18 @@ void po_sleep_ms(uint64_t ms)
         ;
 }
 
+void po_format_utc(int64_t t, char *buf, size_t n)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (n == 0)
+        return;
+    if (gmtime_r(&tt, &tm) == NULL ||
+        strftime(buf, n, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+        (void)snprintf(buf, n, "%lld", (long long)t);
+}
+
 const char *po_secure_getenv(const char *name)
 {
     if (getauxval(AT_SECURE) != 0)

@@ -42,6 +42,10 @@ po_rc po_read_fd(int fd, size_t size, int secret, char **out, size_t *len,
  * database. */
 po_rc po_home_dir(char **out, po_err *err);
 
+/* Wall-clock time t (seconds) as "YYYY-MM-DD HH:MM:SS UTC" into buf (size
+ * n); the number itself when it is out of gmtime's range. */
+void po_format_utc(int64_t t, char *buf, size_t n);
+
 /* sshd's StrictModes rule for the directories that hold a file: dir and
  * every directory above it (after resolving links with realpath) are
  * owned by root or by uid, and not writable by group or others, except a

@@ -16,6 +16,7 @@
 #include "cache.h"
 #include "http.h"
 #include "seal.h"
+#include "util.h"
 
 #define OUT_MAX (1024 * 1024) /* any output we build                */
 #define USER_MAX 256          /* login: user name, with the NUL     */
@@ -199,7 +200,7 @@ po_rc ot_cmd_refresh(ot_ctx *c, po_err *err)
     if (c->opts.if_due) {
         rc = ot_token(c, PO_FLOW_CACHE_ONLY, &t, err);
         if (rc == PO_OK) {
-            ot_format_utc(t.expires_at, when, sizeof(when));
+            po_format_utc(t.expires_at, when, sizeof(when));
             po_logf(&c->log, LOG_INFO,
                     "the cached token is not due yet (valid until %s)", when);
             po_token_free(&t);
@@ -211,7 +212,7 @@ po_rc ot_cmd_refresh(ot_ctx *c, po_err *err)
     }
     if ((rc = ot_token(c, flags, &t, err)) != PO_OK)
         return rc;
-    ot_format_utc(t.expires_at, when, sizeof(when));
+    po_format_utc(t.expires_at, when, sizeof(when));
     po_logf(&c->log, LOG_INFO, "new token, valid until %s", when);
     po_token_free(&t);
     return PO_OK;
@@ -266,7 +267,7 @@ static po_rc status_fleet_text(const ot_ctx *c, const status_info *si,
                              si->fleet_error);
     rc = po_buf_printf(b, "fleet token:    %s\n", si->fleet_state);
     if (rc == PO_OK && t->access_token != NULL) {
-        ot_format_utc(t->expires_at, when, sizeof(when));
+        po_format_utc(t->expires_at, when, sizeof(when));
         rc = po_buf_printf(b, "fleet expires:  %s\n", when);
     }
     if (rc == PO_OK && p->budget > 0)
@@ -276,7 +277,7 @@ static po_rc status_fleet_text(const ot_ctx *c, const status_info *si,
         rc = po_buf_printf(b, "fleet requests: %ld in %s (no budget)\n",
                            si->fleet_count, si->month);
     if (rc == PO_OK && si->usage.host[0] != '\0') {
-        ot_format_utc(si->usage.at, when, sizeof(when));
+        po_format_utc(si->usage.at, when, sizeof(when));
         rc = po_buf_printf(b, "last request:   by %s at %s\n", si->usage.host,
                            when);
     }
@@ -300,7 +301,7 @@ static po_rc status_text(const ot_ctx *c, const po_cache_entry *e,
                        p->name, si->url, p->client_id ? p->client_id : "-",
                        si->file, si->state);
     if (rc == PO_OK && t->access_token != NULL) {
-        ot_format_utc(t->expires_at, when, sizeof(when));
+        po_format_utc(t->expires_at, when, sizeof(when));
         if (t->expires_at > si->now)
             rc = po_buf_printf(b, "expires:        %s (in %lld s)\n", when,
                                (long long)(t->expires_at - si->now));
@@ -322,6 +323,16 @@ static po_rc status_text(const ot_ctx *c, const po_cache_entry *e,
     else if (rc == PO_OK)
         rc = po_buf_printf(b, "requests:       %ld in %s (no budget)\n",
                            si->count, si->month);
+    if (rc == PO_OK && e->renewal.failed_at != 0) {
+        char after[40];
+        po_format_utc(e->renewal.failed_at, when, sizeof(when));
+        po_format_utc(e->renewal.after, after, sizeof(after));
+        rc = po_buf_printf(b,
+                           "renewal:        failed %ld time(s), last at %s: "
+                           "%s: %s; next attempt after %s\n",
+                           e->renewal.failures, when, po_rc_name(e->renewal.rc),
+                           e->renewal.msg, after);
+    }
     if (rc == PO_OK && si->fleet)
         rc = status_fleet_text(c, si, b);
     return rc;
@@ -400,6 +411,17 @@ static po_rc status_json(const ot_ctx *c, const po_cache_entry *e,
     if (rc == PO_OK)
         rc = p->budget > 0 ? json_num(b, "budget", p->budget)
                            : json_str(b, "budget", NULL);
+    if (rc == PO_OK && e->renewal.failed_at == 0)
+        rc = json_str(b, "renewal", NULL);
+    else if (rc == PO_OK &&
+             (rc = po_buf_printf(
+                  b,
+                  ",\"renewal\":{\"failed_at\":%lld,\"after\":%lld,"
+                  "\"failures\":%ld,\"outcome\":\"%s\",\"message\":",
+                  (long long)e->renewal.failed_at, (long long)e->renewal.after,
+                  e->renewal.failures, po_rc_name(e->renewal.rc))) == PO_OK &&
+             (rc = po_json_quote(b, e->renewal.msg)) == PO_OK)
+        rc = po_buf_puts(b, "}");
     if (rc == PO_OK && si->fleet)
         rc = status_fleet_json(si, b);
     if (rc == PO_OK)
@@ -503,7 +525,7 @@ po_rc ot_cmd_login(ot_ctx *c, po_err *err)
                        c->opts.force ? PO_FLOW_IGNORE_BUDGET : 0, &t, err);
     if (rc != PO_OK)
         goto out;
-    ot_format_utc(t.expires_at, when, sizeof(when));
+    po_format_utc(t.expires_at, when, sizeof(when));
     ot_error(c, "logged in as %s; token valid until %s%s", username, when,
              t.refresh_token != NULL ? ", refresh token cached" : "");
 out:

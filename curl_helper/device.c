@@ -179,7 +179,7 @@ po_rc ot_device_login(ot_ctx *c, po_err *err)
                      "dropped from the cache");
     }
     if (rc == PO_OK) {
-        ot_format_utc(t.expires_at, when, sizeof(when));
+        po_format_utc(t.expires_at, when, sizeof(when));
         if (!ui.json)
             ot_error(c, "logged in; token valid until %s%s", when,
                      t.refresh_token != NULL ? ", refresh token cached" : "");

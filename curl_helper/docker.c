@@ -7,8 +7,9 @@
  *
  * get     the server URL (a registry host, "host:port", or a URL such as
  *         https://index.docker.io/v1/) picks the profile by the match key,
- *         with git's rule (ot_profile_for_url), so a token goes only to a
- *         registry its profile names; the answer is the profile's
+ *         with git's rule (po_url_choose_profile), after the same
+ *         normalisation of both sides (urlmatch.h), so a token goes only
+ *         to a registry its profile names; the answer is the profile's
  *         registry_username and the access token.  A server no profile
  *         names gets PO_DOCKER_NOT_FOUND: the client goes on without
  *         credentials.
@@ -21,6 +22,7 @@
  * list    every match entry of every profile with its registry_username.
  * version the helper's version.
  */
+#define _GNU_SOURCE
 #include "helper.h"
 
 #include <stdio.h>
@@ -30,18 +32,12 @@
 #include <unistd.h>
 
 #include "dockercred.h"
+#include "urlmatch.h"
 #include "util.h"
 #include "version.h"
 
 #define DOCKER_OUT_MAX (1024 * 1024)
 #define DOCKER_DEFAULT_USERNAME "oauth2accesstoken"
-
-/* A server URL as clients send it, split in place. */
-typedef struct docker_server {
-    const char *scheme;   /* "https" unless "http://" was given */
-    const char *hostport; /* host[:port]                         */
-    const char *path;     /* without the leading '/', or NULL    */
-} docker_server;
 
 /* Read all of standard input (at most PO_DOCKER_INPUT_MAX bytes). */
 static po_rc read_input(int secret, char **out, size_t *len, po_err *err)
@@ -73,12 +69,17 @@ static char *trim(char *s)
     return s;
 }
 
-/* Split url (modified) into srv.  Refused: control characters, spaces,
- * userinfo, a query or a fragment, and schemes other than http(s). */
-static po_rc split_server(char *url, docker_server *srv, po_err *err)
+/* The server URL as a po_url: a registry host ("host", "host:port") or
+ * a URL ("https://index.docker.io/v1/"), https unless "http://" is
+ * given.  Refused before it is normalised: control characters, spaces,
+ * non-ASCII, userinfo, a query, a fragment, a backslash and schemes other
+ * than http(s). */
+static po_rc server_url(const char *url, po_url *u, po_err *err)
 {
-    char *rest = url, *slash;
     const unsigned char *s;
+    char *full = NULL;
+    po_err e;
+    po_rc rc;
 
     for (s = (const unsigned char *)url; *s != '\0'; s++)
         if (*s <= 0x20 || *s >= 0x7f)
@@ -90,26 +91,19 @@ static po_rc split_server(char *url, docker_server *srv, po_err *err)
                        "server URL '%.200s': a user name, query or fragment "
                        "is not allowed",
                        url);
-    srv->scheme = "https";
-    if (strncasecmp(url, "https://", 8) == 0) {
-        rest = url + 8;
-    } else if (strncasecmp(url, "http://", 7) == 0) {
-        srv->scheme = "http";
-        rest = url + 7;
-    } else if (strstr(url, "://") != NULL) {
+    if (strncasecmp(url, "https://", 8) != 0 &&
+        strncasecmp(url, "http://", 7) != 0 && strstr(url, "://") != NULL)
         return po_fail(err, PO_USAGE,
                        "server URL '%.200s': only https (and http to a "
                        "loopback host) is supported",
                        url);
-    }
-    srv->path = NULL;
-    if ((slash = strchr(rest, '/')) != NULL) {
-        *slash = '\0';
-        srv->path = slash + 1;
-    }
-    srv->hostport = rest;
-    if (rest[0] == '\0')
-        return po_fail(err, PO_USAGE, "server URL '%.200s' has no host", url);
+    if (strstr(url, "://") == NULL && asprintf(&full, "https://%s", url) < 0)
+        return po_fail(err, PO_NOMEM, "out of memory");
+    po_err_clear(&e);
+    rc = po_url_parse(full != NULL ? full : url, u, &e);
+    free(full);
+    if (rc != PO_OK)
+        return po_fail(err, PO_USAGE, "server URL '%.200s': %s", url, e.msg);
     return PO_OK;
 }
 
@@ -120,23 +114,38 @@ static const char *registry_user(const po_profile *p)
                : DOCKER_DEFAULT_USERNAME;
 }
 
-/* Select the profile for the server URL text (modified). */
-static po_rc select_for(ot_ctx *c, char *url, po_err *err)
+/* Select the profile for the server URL text by git's rule
+ * (po_url_choose_profile): -p's profile must name the registry too. */
+static po_rc select_for(ot_ctx *c, const char *url, po_err *err)
 {
-    docker_server srv = {NULL, NULL, NULL};
+    const po_profile *chosen = NULL, *named = NULL;
+    po_url *u;
     po_rc rc;
 
     if (url[0] == '\0')
         return po_fail(err, PO_USAGE, "%s", PO_DOCKER_NO_SERVER);
-    if ((rc = split_server(url, &srv, err)) != PO_OK ||
+    if ((u = malloc(sizeof(*u))) == NULL)
+        return po_fail(err, PO_NOMEM, "out of memory");
+    if ((rc = server_url(url, u, err)) != PO_OK ||
         (rc = ot_load_config(c, err)) != PO_OK)
-        return rc;
-    return ot_profile_for_url(c, srv.scheme, srv.hostport, srv.path, err);
+        goto out;
+    if (c->opts.profile != NULL) {
+        if ((rc = ot_select_profile(c, c->opts.profile, err)) != PO_OK)
+            goto out;
+        named = c->profile;
+    }
+    if ((rc = po_url_choose_profile(&c->cfg, named, u, url, &chosen, err)) ==
+            PO_OK &&
+        named == NULL)
+        rc = ot_select_profile(c, chosen->name, err);
+out:
+    free(u);
+    return rc;
 }
 
 static po_rc docker_get(ot_ctx *c, po_err *err)
 {
-    char *in = NULL, *url, *given = NULL;
+    char *in = NULL, *url;
     size_t len = 0;
     po_token t;
     po_buf b;
@@ -147,14 +156,10 @@ static po_rc docker_get(ot_ctx *c, po_err *err)
     if ((rc = read_input(0, &in, &len, err)) != PO_OK)
         goto out;
     url = trim(in);
-    if ((given = strdup(url)) == NULL) {
-        rc = po_fail(err, PO_NOMEM, "out of memory");
-        goto out;
-    }
     if ((rc = select_for(c, url, err)) != PO_OK ||
         (rc = ot_token(c, 0, &t, err)) != PO_OK)
         goto out;
-    if ((rc = po_docker_creds_json(&b, given, registry_user(c->profile),
+    if ((rc = po_docker_creds_json(&b, url, registry_user(c->profile),
                                    t.access_token)) != PO_OK) {
         rc = po_fail(err, rc, "building the answer: %s", po_rc_name(rc));
         goto out;
@@ -163,7 +168,6 @@ static po_rc docker_get(ot_ctx *c, po_err *err)
 out:
     po_buf_free(&b);
     po_token_free(&t);
-    free(given);
     free(in);
     return rc;
 }
@@ -171,7 +175,7 @@ out:
 static po_rc docker_store(ot_ctx *c, po_err *err)
 {
     po_docker_creds cr;
-    char *in = NULL, *url = NULL;
+    char *in = NULL;
     size_t len = 0;
     po_rc rc;
 
@@ -179,11 +183,7 @@ static po_rc docker_store(ot_ctx *c, po_err *err)
     if ((rc = read_input(1, &in, &len, err)) != PO_OK ||
         (rc = po_docker_parse_creds(in, len, &cr, err)) != PO_OK)
         goto out;
-    if ((url = strdup(cr.server_url)) == NULL) {
-        rc = po_fail(err, PO_NOMEM, "out of memory");
-        goto out;
-    }
-    rc = select_for(c, url, err);
+    rc = select_for(c, cr.server_url, err);
     if (rc == PO_NOT_FOUND) {
         rc = po_fail(err, PO_USAGE,
                      "oauth-token keeps no credentials, and no profile's "
@@ -207,7 +207,6 @@ out:
         po_cleanse(in, len);
         free(in);
     }
-    free(url);
     return rc;
 }
 
@@ -236,10 +235,11 @@ static po_rc docker_list(ot_ctx *c, po_err *err)
     rc = po_buf_puts(&b, "{");
     for (i = 0; rc == PO_OK && i < c->cfg.nprofiles; i++) {
         const po_profile *p = &c->cfg.profiles[i];
-        const char *s = p->match;
-        while (rc == PO_OK && s != NULL && *(s += strspn(s, " \t")) != '\0') {
-            size_t len = strcspn(s, " \t");
-            char *entry = strndup(s, len);
+        const char *s = p->match, *w;
+        size_t len;
+        while (rc == PO_OK && s != NULL &&
+               (w = po_next_word(&s, &len)) != NULL) {
+            char *entry = strndup(w, len);
             if (entry == NULL) {
                 rc = PO_NOMEM;
                 break;
@@ -252,7 +252,6 @@ static po_rc docker_list(ot_ctx *c, po_err *err)
             if (rc == PO_OK)
                 rc = po_json_quote(&b, registry_user(p));
             free(entry);
-            s += len;
         }
     }
     if (rc == PO_OK)

@@ -11,9 +11,11 @@
  * safe because the token is visible ASCII (ot_token) and the user name
  * comes from the configuration and is checked here.
  *
- * The profile is -p's, or the one whose match key (URL prefixes) covers
- * the request best.  Only https is answered (http for a loopback host
- * when the profile has allow_http).
+ * The profile is the one whose match key (URL prefixes, compared after
+ * normalising both sides: urlmatch.h) covers the request best, or -p's,
+ * which must cover it as well: a profile without a match key never
+ * answers git.  Only https is answered (http for a loopback host when the
+ * profile has allow_http).
  */
 #define _GNU_SOURCE
 #include "helper.h"
@@ -26,7 +28,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "http.h"
+#include "urlmatch.h"
 
 #define GIT_INPUT_MAX (1024 * 1024) /* the whole request               */
 #define GIT_LINE_MAX 65535          /* git's own limit, newline included */
@@ -173,144 +175,29 @@ static po_rc parse_request(po_buf *b, git_req *g, po_err *err)
     return PO_OK;
 }
 
-/* A host name as git sends it: name or address, optional :port. */
-static int host_ok(const char *h)
+/* Check what a get or erase needs: protocol and host; the URL they and
+ * the path name, normalised, into *u. */
+static po_rc check_request(const git_req *g, po_url *u, po_err *err)
 {
-    const unsigned char *s = (const unsigned char *)h;
+    po_err e;
 
-    for (; *s != '\0'; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || *s == '.' || *s == '-' || *s == '_' ||
-              *s == ':' || *s == '[' || *s == ']'))
-            return 0;
-    return 1;
-}
-
-/* Check what a get or erase needs: protocol and host. */
-static po_rc check_request(const git_req *g, po_err *err)
-{
     if (g->protocol == NULL || g->protocol[0] == '\0')
         return po_fail(err, PO_USAGE, "git's request has no protocol");
     if (g->host == NULL)
         return po_fail(err, PO_USAGE, "git's request has no host");
     if (g->host[0] == '\0')
         return po_fail(err, PO_USAGE, "git's request has an empty host");
-    if (!host_ok(g->host))
-        return po_fail(err, PO_USAGE,
-                       "git's request: the host is not a host name");
     if (strcasecmp(g->protocol, "https") != 0 &&
         strcasecmp(g->protocol, "http") != 0)
         return po_fail(err, PO_USAGE,
                        "git's request: protocol '%s' is not supported "
                        "(https only)",
                        printable(g->protocol) ? g->protocol : "?");
-    return PO_OK;
-}
-
-/* The length of hostport without a default port (":443" for https,
- * ":80" for http); https when tls. */
-static size_t host_len(const char *hostport, size_t len, int tls)
-{
-    const char *def = tls ? ":443" : ":80";
-    size_t dl = strlen(def);
-
-    if (len > dl && strncmp(hostport + len - dl, def, dl) == 0)
-        return len - dl;
-    return len;
-}
-
-/* One entry of a match key, "https://host[:port][/path]", split. */
-typedef struct url_prefix {
-    int tls;          /* https (else http)                         */
-    const char *host; /* host[:port], default port left out        */
-    size_t host_len;
-    const char *path; /* "" or "/a/b", without trailing slashes    */
-    size_t path_len;
-} url_prefix;
-
-/* Split s (n bytes) into u; -1 when it is not an http(s) URL prefix
- * without user name, query or fragment. */
-static int parse_prefix(const char *s, size_t n, url_prefix *u)
-{
-    const char *auth, *slash;
-
-    if (n > 8 && strncasecmp(s, "https://", 8) == 0) {
-        u->tls = 1;
-        auth = s + 8;
-    } else if (n > 7 && strncasecmp(s, "http://", 7) == 0) {
-        u->tls = 0;
-        auth = s + 7;
-    } else {
-        return -1;
-    }
-    if (memchr(s, '?', n) != NULL || memchr(s, '#', n) != NULL)
-        return -1;
-    slash = memchr(auth, '/', n - (size_t)(auth - s));
-    u->host = auth;
-    u->host_len =
-        slash != NULL ? (size_t)(slash - auth) : n - (size_t)(auth - s);
-    if (u->host_len == 0 || memchr(auth, '@', u->host_len) != NULL)
-        return -1;
-    u->path = auth + u->host_len;
-    u->path_len = n - (size_t)(u->path - s);
-    u->host_len = host_len(u->host, u->host_len, u->tls);
-    while (u->path_len > 0 && u->path[u->path_len - 1] == '/')
-        u->path_len--;
-    return 0;
-}
-
-/*
- * How well prefix u covers the request: 0 not at all, else 1 + the length
- * of the prefix's path (so the longest prefix wins).  Host names compare
- * case-insensitively and exactly, paths on '/' boundaries, so that
- * https://git.example.com/org covers org/x.git but neither
- * git.example.com.evil nor organisation/x.git.
- */
-static long match_prefix(const url_prefix *u, const git_req *g)
-{
-    const char *rp;
-    size_t pl = u->path_len;
-
-    if (strcasecmp(g->protocol, u->tls ? "https" : "http") != 0 ||
-        host_len(g->host, strlen(g->host), u->tls) != u->host_len ||
-        strncasecmp(g->host, u->host, u->host_len) != 0)
-        return 0;
-    if (pl == 0)
-        return 1;
-    /* u->path is "/a/b"; git's path is "a/b/c.git" */
-    rp = g->path != NULL ? g->path : "";
-    while (*rp == '/')
-        rp++;
-    if (strncmp(rp, u->path + 1, pl - 1) != 0 ||
-        (rp[pl - 1] != '\0' && rp[pl - 1] != '/'))
-        return 0;
-    return (long)pl + 1;
-}
-
-/* The best score of profile p's match key for g (0: none). */
-static po_rc match_profile(const po_profile *p, const git_req *g, long *best,
-                           po_err *err)
-{
-    const char *s = p->match;
-    url_prefix u;
-    size_t n;
-    long score;
-
-    *best = 0;
-    while (s != NULL && *s != '\0') {
-        s += strspn(s, " \t");
-        n = strcspn(s, " \t");
-        if (n == 0)
-            break;
-        if (parse_prefix(s, n, &u) != 0)
-            return po_fail(err, PO_CONFIG,
-                           "profile %s (%s): match '%.*s': expected "
-                           "https://host[:port][/path]",
-                           p->name, p->source ? p->source : "?", (int)n, s);
-        if ((score = match_prefix(&u, g)) > *best)
-            *best = score;
-        s += n;
-    }
+    po_err_clear(&e);
+    if (po_url_from_parts(g->protocol, g->host, g->path, u, &e) != PO_OK)
+        return po_fail(err, PO_USAGE,
+                       "git's request: the host is not a host name (%s)",
+                       e.msg);
     return PO_OK;
 }
 
@@ -322,67 +209,44 @@ static void request_url(const git_req *g, char *buf, size_t n)
     (void)snprintf(buf, n, "%s://%s/%s", g->protocol, g->host, path);
 }
 
-/* Choose and select the profile for g.  PO_NOT_FOUND when none matches. */
-static po_rc choose_profile(ot_ctx *c, const git_req *g, po_err *err)
+/* Choose and select the profile for g (whose URL is u) by the rule of
+ * po_url_choose_profile.  PO_NOT_FOUND when none matches; a profile named
+ * with -p must name the URL in its match key too (CVE-2020-11008: a
+ * helper that answers every host gives the token to any remote, submodule
+ * or redirect that asks), except for erase, which gives nothing and drops
+ * only the token git hands back. */
+static po_rc choose_profile(ot_ctx *c, const git_req *g, const po_url *u,
+                            int erase, po_err *err)
 {
-    const po_profile *best = NULL, *tie = NULL;
-    long best_score = 0, score;
-    char url[512], hostonly[300];
+    const po_profile *chosen = NULL;
+    char url[512];
     po_rc rc;
-    size_t i;
 
     request_url(g, url, sizeof(url));
     if (c->opts.profile != NULL) {
-        /* -p: a profile without a match key answers for any host */
         if ((rc = ot_select_profile(c, c->opts.profile, err)) != PO_OK)
             return rc;
-        if (c->profile->match != NULL && c->profile->match[0] != '\0') {
-            if ((rc = match_profile(c->profile, g, &score, err)) != PO_OK)
-                return rc;
-            if (score == 0)
-                return po_fail(err, PO_NOT_FOUND,
-                               "profile %s does not match %s (see its "
-                               "match key)",
-                               c->profile->name, url);
-        }
-    } else {
-        for (i = 0; i < c->cfg.nprofiles; i++) {
-            const po_profile *p = &c->cfg.profiles[i];
-            if ((rc = match_profile(p, g, &score, err)) != PO_OK)
-                return rc;
-            if (score > best_score) {
-                best = p;
-                best_score = score;
-                tie = NULL;
-            } else if (score > 0 && score == best_score) {
-                tie = p;
-            }
-        }
-        if (best == NULL)
-            return po_fail(err, PO_NOT_FOUND,
-                           "no profile matches %s (add it to a profile's "
-                           "match key, or run the helper with -p PROFILE)",
-                           url);
-        if (tie != NULL)
+        if (c->profile->match == NULL || c->profile->match[0] == '\0') {
+            if (erase)
+                return PO_OK;
             return po_fail(err, PO_CONFIG,
-                           "profiles %s and %s match %s equally well; "
-                           "make one match key longer or use -p",
-                           best->name, tie->name, url);
-        if ((rc = ot_select_profile(c, best->name, err)) != PO_OK)
-            return rc;
+                           "profile %s has no match key, so it would give "
+                           "its token to any host git asks for; name the "
+                           "URLs it is for with 'match = "
+                           "https://git.example.com/' in the profile, or in "
+                           "git's URL-scoped helper: git config --global "
+                           "credential.https://git.example.com.helper "
+                           "'oauth-token -p %s -o "
+                           "match=https://git.example.com/' (this request: "
+                           "%.120s)",
+                           c->profile->name, c->profile->name, url);
+        }
+        return po_url_choose_profile(&c->cfg, c->profile, u, url, &chosen, err);
     }
-    /* http only to a loopback host, and only with allow_http */
-    if (strcasecmp(g->protocol, "http") == 0) {
-        (void)snprintf(hostonly, sizeof(hostonly), "http://%s/", g->host);
-        if (!c->profile->allow_http)
-            return po_fail(err, PO_USAGE,
-                           "%s: refusing to send a token over http "
-                           "(allow_http is off)",
-                           url);
-        if ((rc = po_http_check_url(hostonly, 1, err)) != PO_OK)
-            return rc;
-    }
-    return PO_OK;
+    if ((rc = po_url_choose_profile(&c->cfg, NULL, u, url, &chosen, err)) !=
+        PO_OK)
+        return rc;
+    return ot_select_profile(c, chosen->name, err);
 }
 
 /* A value we print into the protocol must hold no line break. */
@@ -469,6 +333,7 @@ po_rc ot_cmd_git(ot_ctx *c, po_err *err)
     int is_get = strcmp(action, "get") == 0;
     int is_erase = strcmp(action, "erase") == 0;
     git_req g;
+    po_url u;
     po_buf in;
     po_rc rc;
 
@@ -491,10 +356,10 @@ po_rc ot_cmd_git(ot_ctx *c, po_err *err)
         goto out;
     if (!is_get && !is_erase)
         goto out; /* store: the helper owns the token, nothing to keep */
-    if ((rc = check_request(&g, err)) != PO_OK ||
+    if ((rc = check_request(&g, &u, err)) != PO_OK ||
         (rc = ot_load_config(c, err)) != PO_OK)
         goto out;
-    rc = choose_profile(c, &g, err);
+    rc = choose_profile(c, &g, &u, is_erase, err);
     if (rc == PO_NOT_FOUND && is_erase) {
         rc = PO_OK; /* not one of ours: nothing to erase */
         goto out;
@@ -505,19 +370,4 @@ po_rc ot_cmd_git(ot_ctx *c, po_err *err)
 out:
     po_buf_free(&in);
     return rc;
-}
-
-po_rc ot_profile_for_url(ot_ctx *c, const char *scheme, const char *hostport,
-                         const char *path, po_err *err)
-{
-    git_req g;
-    po_rc rc;
-
-    memset(&g, 0, sizeof(g));
-    g.protocol = scheme;
-    g.host = hostport;
-    g.path = path;
-    if ((rc = check_request(&g, err)) != PO_OK)
-        return rc;
-    return choose_profile(c, &g, err);
 }

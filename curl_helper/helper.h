@@ -96,17 +96,13 @@ po_rc ot_select_profile(ot_ctx *c, const char *name, po_err *err);
 
 /* A fresh token from po_flow_get, checked to be usable in an HTTP header
  * (visible ASCII only) so that no server can inject a header line or a git
- * protocol line.  flags are PO_FLOW_*; --force adds IGNORE_BUDGET. */
+ * protocol line.  flags are PO_FLOW_*; --force adds IGNORE_BUDGET.  A
+ * stale but still valid token (the identity provider unavailable) comes
+ * with a warning on standard error saying why and until when. */
 po_rc ot_token(ot_ctx *c, unsigned flags, po_token *out, po_err *err);
-
-/* Whether token t may go into an HTTP header, a curl config line or git's
- * line protocol: visible ASCII only, not empty. */
 
 /* write(2) all of p to fd, restarting after EINTR and short writes. */
 po_rc ot_write_all(int fd, const void *p, size_t n, po_err *err);
-
-/* Format wall-clock time t as "YYYY-MM-DD HH:MM:SS UTC" into buf. */
-void ot_format_utc(int64_t t, char *buf, size_t n);
 
 /* commands.c: one function per command. */
 po_rc ot_cmd_get(ot_ctx *c, po_err *err);
@@ -146,14 +142,6 @@ po_rc ot_cmd_curl(ot_ctx *c, po_err *err);
 
 /* git.c: the git credential helper; c->opts.args[0] is the action. */
 po_rc ot_cmd_git(ot_ctx *c, po_err *err);
-
-/* git.c: choose and select (ot_select_profile) the profile whose match key
- * covers scheme://hostport/path (path without its leading '/', or NULL),
- * the rule the git helper applies: the longest prefix wins, a tie is an
- * error, -p's profile must cover the URL too, http only to loopback with
- * allow_http.  PO_NOT_FOUND when no profile covers it. */
-po_rc ot_profile_for_url(ot_ctx *c, const char *scheme, const char *hostport,
-                         const char *path, po_err *err);
 
 /* docker.c: docker-credential-oauth-token, the docker-credential-helpers
  * protocol; c->opts.args[0] is the action.  Failures are reported on

@@ -123,8 +123,8 @@ static const char usage_text[] =
     "                          \"default\"; git: chosen by the match key)\n"
     "  -c, --config PATH       read PATH instead of the default files\n"
     "                          (repeatable; default $PAM_OAUTH_CONFIG, else\n"
-    "                          " PO_SYSTEM_CONFIG " then\n"
-    "                          ~/.config/" PO_USER_CONFIG_REL ")\n"
+    "                          the system file, then the user's: see\n"
+    "                          \"Configuration files\" below)\n"
     "  -o, --option KEY=VALUE  override a profile key (not a secret)\n"
     "      --format text|json  output of get, status, refresh, profiles and\n"
     "                          login --device (json: the code and URL as one\n"
@@ -235,25 +235,41 @@ po_rc ot_write_all(int fd, const void *p, size_t n, po_err *err)
     return PO_OK;
 }
 
-void ot_format_utc(int64_t t, char *buf, size_t n)
+/* The token served is stale: say why, how long it stays valid and when it
+ * is renewed. */
+static void warn_stale(ot_ctx *c, const po_token *t, const po_flow_note *n)
 {
-    time_t tt = (time_t)t;
-    struct tm tm;
+    char until[40], next[40];
+    int64_t left = t->expires_at - (int64_t)time(NULL);
 
-    if (gmtime_r(&tt, &tm) == NULL ||
-        strftime(buf, n, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
-        (void)snprintf(buf, n, "%lld", (long long)t);
+    po_format_utc(t->expires_at, until, sizeof(until));
+    po_format_utc(n->renewal.after, next, sizeof(next));
+    if (n->renewal.rc == PO_BUDGET)
+        po_logf(&c->log, LOG_WARNING,
+                "the token is due for renewal but %s; using the cached token, "
+                "valid until %s (%lld min left)",
+                n->renewal.msg, until, (long long)(left > 0 ? left / 60 : 0));
+    else
+        po_logf(&c->log, LOG_WARNING,
+                "renewing the token failed (%s: %s); using the cached token, "
+                "valid until %s (%lld min left); the next renewal is tried "
+                "after %s",
+                po_rc_name(n->renewal.rc), n->renewal.msg, until,
+                (long long)(left > 0 ? left / 60 : 0), next);
 }
 
 po_rc ot_token(ot_ctx *c, unsigned flags, po_token *out, po_err *err)
 {
+    po_flow_note note;
     po_rc rc;
     int done = 0;
 
     if (c->opts.force)
         flags |= PO_FLOW_IGNORE_BUDGET;
-    if ((rc = po_flow_get(&c->flow, flags, out, err)) != PO_OK)
+    if ((rc = po_flow_get(&c->flow, flags, out, &note, err)) != PO_OK)
         return rc;
+    if (note.stale)
+        warn_stale(c, out, &note);
     if (!po_token_text_ok(out->access_token)) {
         /* Drop it so that the next run asks again; the error is ours. */
         (void)po_flow_invalidate(&c->flow, out->access_token, &done, NULL);
@@ -368,6 +384,8 @@ po_rc ot_select_profile(ot_ctx *c, const char *name, po_err *err)
     memset(&c->flow, 0, sizeof(c->flow));
     c->flow.profile = p;
     c->flow.log = &c->log;
+    /* our own process: libcurl may be bound lazily (the module's is not) */
+    c->flow.http_flags = PO_HTTP_LAZY_BIND;
     return PO_OK;
 }
 
@@ -567,12 +585,38 @@ static po_rc check_args(const ot_ctx *c, const ot_command *cmd, po_err *err)
     return PO_OK;
 }
 
-static void print_help(void)
+/* The files this invocation would read, as find_paths chooses them (-c,
+ * $PAM_OAUTH_CONFIG, else the system file and the user's). */
+static void print_paths(ot_ctx *c)
+{
+    struct stat st;
+    po_err err;
+    size_t i;
+
+    fputs("\nConfiguration files, in the order read (from ", stdout);
+    if (find_paths(c, &err) != PO_OK) {
+        printf("?): %s\n", err.msg);
+        return;
+    }
+    fputs(c->opts.nconfigs > 0 ? "-c"
+          : c->paths_explicit  ? "$PAM_OAUTH_CONFIG"
+                               : "the built-in search list",
+          stdout);
+    fputs("):\n", stdout);
+    for (i = 0; c->paths[i] != NULL; i++)
+        printf("  %s%s\n", c->paths[i],
+               stat(c->paths[i], &st) == 0 ? ""
+               : c->paths_explicit         ? " (missing: an error)"
+                                           : " (missing: skipped)");
+}
+
+static void print_help(ot_ctx *c)
 {
     const po_option *opts;
     size_t i, n;
 
     fputs(usage_text, stdout);
+    print_paths(c);
     fputs("\nProfile keys for -o (see pam-oauth.conf(5)):\n", stdout);
     opts = po_options(&n);
     for (i = 0; i < n; i++)
@@ -641,7 +685,7 @@ int main(int argc, char **argv)
         goto usage;
     }
     if (action == O_HELP) {
-        print_help();
+        print_help(&c);
         status = fflush(stdout) == 0 ? OT_EXIT_OK : OT_EXIT_OTHER;
         goto done;
     }

@@ -217,11 +217,16 @@ int po_pam_acct_mgmt(po_pam_args *args)
     if (p->require_scope != NULL && p->require_scope[0] != '\0' &&
         (pamret = check_scope(args, st, p->require_scope, shown)) !=
             PAM_SUCCESS)
-        return pamret;
+        goto out;
     if (p->require_roles != NULL && p->require_roles[0] != '\0' &&
         (pamret = check_roles(args, st, p->require_roles, p->roles_claim,
                               p->roles_source, shown)) != PAM_SUCCESS)
-        return pamret;
+        goto out;
     po_logf(&args->log, LOG_DEBUG, "account checks passed for user %s", shown);
-    return PAM_SUCCESS;
+out:
+    /* A refused login's token is not left for a session that will not
+     * open (sshd's keyboard-interactive child hands it over). */
+    if (pamret != PAM_SUCCESS)
+        po_pam_handoff_drop(args, st);
+    return pamret;
 }

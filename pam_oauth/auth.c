@@ -431,7 +431,7 @@ static int decoy_request(const po_pam_args *args, const char *shown,
     g.username = idp;
     g.password = pass;
     g.refresh_token = NULL;
-    rc = po_oauth_token_request(p, &g, deadline, (int64_t)time(NULL), NULL,
+    rc = po_oauth_token_request(p, &g, deadline, 0, (int64_t)time(NULL), NULL,
                                 &tok, &err);
     if (po_rc_unavailable(rc)) {
         po_logf(&args->log, LOG_ERR,
@@ -574,7 +574,8 @@ int po_pam_authenticate(po_pam_args *args)
     g.username = idp_user;
     g.password = password;
     po_logf(&args->log, LOG_DEBUG, "%s: password grant", what);
-    rc = po_oauth_request(p, &g, deadline, (int64_t)time(NULL), &args->log,
+    /* http flags 0: inside the host process libcurl is bound at once */
+    rc = po_oauth_request(p, &g, deadline, 0, (int64_t)time(NULL), &args->log,
                           &tok, &oe, &err);
     po_secret_clear(&password);
     if (rc != PO_OK && po_pam_device_fallback(args, rc, &oe, what)) {

@@ -193,6 +193,20 @@ refused:
     return 0;
 }
 
+void po_pam_handoff_drop(const po_pam_args *args, const po_pam_state *st)
+{
+    char dir[512];
+
+    if (st == NULL || pam_getenv(args->pamh, PO_PAM_ENV_HANDOFF) == NULL)
+        return;
+    if (named_handoff(args, st->uid, dir, sizeof(dir))) {
+        remove_dir(dir);
+        (void)pam_putenv(args->pamh, PO_PAM_ENV_HANDOFF);
+        po_logf(&args->log, LOG_DEBUG,
+                "the refused login's token hand-off %s was removed", dir);
+    }
+}
+
 po_pam_state *po_pam_session_state(po_pam_args *args)
 {
     po_pam_state *st = po_pam_state_for_user(args), *fresh = NULL;

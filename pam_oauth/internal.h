@@ -190,6 +190,11 @@ int po_pam_device_fallback(const po_pam_args *args, po_rc rc,
  * logged and does not fail the login. */
 void po_pam_handoff_put(const po_pam_args *args, const po_pam_state *st);
 
+/* After acct_mgmt refused st's user: remove the hand-off the PAM
+ * environment names for st's uid, and the variable, so that no copy of a
+ * refused login's token waits in PO_PAM_HANDOFF_DIR. */
+void po_pam_handoff_drop(const po_pam_args *args, const po_pam_state *st);
+
 /* The state for setcred/open/close_session: po_pam_state_for_user, or,
  * when authentication ran in another process, the state rebuilt from the
  * hand-off the PAM environment names (checked, then removed with the

@@ -34,7 +34,10 @@ Device authorization grant (RFC 8628), for the clients whose grants list it
   /device               the verification page: GET a form, POST user_code,
                         username, password, action=approve|deny
 Protected resource: GET|POST /api/resource and /demo/resource.
-git over HTTPS: /git/<repo>.git/... through `git http-backend`.
+git over HTTPS: /git/<repo>.git/... through `git http-backend` (a repository may
+have submodules: /_admin/git-init {"name", "submodules": {path: {url, commit}}});
+each git request's Host header and whether it carried credentials are logged
+(stats "git_log"), so a test sees which host name received a token.
 Kubernetes API stand-in for kubectl (`kubectl get --raw`): GET /version and
   any GET under /k8s/, with a valid Bearer token; 401 without (counted:
   kube_requests, kube_authorized).
@@ -54,10 +57,10 @@ JWT issuer (jwt_issuer.py), issuer URL BASE/jwt:
                         email, exp, iat, nbf, scope, realm_access.roles, groups
   POST /jwt/introspect  RFC 7662 for the store's tokens (client auth required)
 Test control, without authentication: /_admin/{reset,stats,fault,clear-faults,
-revoke,expire,client,user,git-init,jwt,jwt-stats,device}; tests/integration/
-harness.py wraps them.  /_admin/device approves or denies a user code as a
-given user, expires it, lists the authorizations, or sets how the device
-endpoint answers (DEVICE_DEFAULTS: expires_in, interval, complete,
+revoke,expire,client,user,git-init,tokens,jwt,jwt-stats,device}; tests/
+integration/harness.py wraps them.  /_admin/device approves or denies a user
+code as a given user, expires it, lists the authorizations, or sets how the
+device endpoint answers (DEVICE_DEFAULTS: expires_in, interval, complete,
 slow_down, min_gap, response).  /_admin/jwt takes {"alg", "rotate", "forge", "count", "max_age",
 "audience", "scope_claim", "reset"} (see jwt_issuer.JwtIssuer.configure).
 """
@@ -421,6 +424,7 @@ class Store:
                           "registry_usernames": []}
             self.registry_tokens = {}
             self.last_requests = deque(maxlen=LAST_REQUESTS)
+            self.git_log = deque(maxlen=LAST_REQUESTS)
 
     # clients and users
 
@@ -656,9 +660,17 @@ class Store:
                 stats[table][key] = stats[table].get(key, 0) + 1
             self.last_requests.append(summary)
 
+    def record_git_request(self, host, path, authorization):
+        """Which host name a git request was sent to, and whether it
+        carried credentials (the helper's answer)."""
+        with self.lock:
+            self.git_log.append({"host": host, "path": path,
+                                 "authorization": bool(authorization)})
+
     def snapshot(self):
         with self.lock:
-            return {**copy.deepcopy(self.stats), "last_requests": list(self.last_requests)}
+            return {**copy.deepcopy(self.stats), "last_requests": list(self.last_requests),
+                    "git_log": list(self.git_log)}
 
 
 # ---------------------------------------------------------------- git
@@ -671,11 +683,14 @@ GIT_ENV = {
 }
 
 
-def init_repo(root, name):
-    """A bare repository ROOT/NAME.git with one commit on main (idempotent)."""
+def init_repo(root, name, submodules=None):
+    """A bare repository ROOT/NAME.git with one commit on main (idempotent);
+    submodules {path: {"url", "commit"}} adds a .gitmodules naming them and
+    their gitlinks.  Returns the commit."""
     repo = os.path.join(root, name + ".git")
     if os.path.isdir(repo):
-        return
+        return subprocess.run(("git", "rev-parse", "main"), env={**GIT_ENV, "GIT_DIR": repo},
+                              check=True, text=True, capture_output=True).stdout.strip()
     env = {**GIT_ENV, "GIT_DIR": repo + ".tmp",
            "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
            "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
@@ -688,10 +703,18 @@ def init_repo(root, name):
 
     git("init", "--bare", "--quiet", "--initial-branch=main", repo + ".tmp")
     blob = git("hash-object", "-w", "--stdin", text=f"Test repository {name}\n")
-    tree = git("mktree", text=f"100644 blob {blob}\tREADME\n")
+    entries = f"100644 blob {blob}\tREADME\n"
+    if submodules:
+        gitmodules = "".join(f'[submodule "{p}"]\n\tpath = {p}\n\turl = {s["url"]}\n'
+                             for p, s in sorted(submodules.items()))
+        mblob = git("hash-object", "-w", "--stdin", text=gitmodules)
+        entries += f"100644 blob {mblob}\t.gitmodules\n" + "".join(
+            f"160000 commit {s['commit']}\t{p}\n" for p, s in sorted(submodules.items()))
+    tree = git("mktree", text=entries)
     commit = git("commit-tree", tree, "-m", "Initial commit")
     git("update-ref", "refs/heads/main", commit)
     os.rename(repo + ".tmp", repo)
+    return commit
 
 
 def read_cgi_headers(stream):
@@ -746,6 +769,8 @@ class Handler(BaseHTTPRequestHandler):
             self.store.count("resource_requests")
         elif path.startswith("/git/"):
             self.store.count("git_requests")
+            self.store.record_git_request(self.headers.get("Host", ""), path,
+                                          self.headers.get("Authorization"))
         elif path.startswith("/k8s/") or path == "/version":
             self.store.count("kube_requests")
         elif path.startswith("/v2/") or path == "/registry/token":
@@ -1333,6 +1358,16 @@ class Handler(BaseHTTPRequestHandler):
         self.store.clear_faults()
         return {"ok": True}
 
+    def admin_tokens(self, args):
+        """Every access and refresh token issued to a client (for tests that
+        look for them where they must not be, such as a process's memory)."""
+        client_id = args.get("client_id")
+        with self.store.lock:
+            return {"access": [t for t, r in self.store.access.items()
+                               if client_id is None or r.client_id == client_id],
+                    "refresh": [t for t, r in self.store.refresh.items()
+                                if client_id is None or r.client_id == client_id]}
+
     def admin_revoke(self, args):
         return {"ok": True, "count": self.store.revoke(args.get("token"),
                                                               bool(args.get("all")))}
@@ -1367,10 +1402,16 @@ class Handler(BaseHTTPRequestHandler):
         name = args["name"].removesuffix(".git")
         if not REPO_NAME.fullmatch(name):
             raise ValueError("bad repository name")
+        submodules = args.get("submodules") or {}
+        if not all(REPO_NAME.fullmatch(p) and isinstance(s, dict)
+                   and re.fullmatch(r"[0-9a-f]{40}", s.get("commit", ""))
+                   and re.fullmatch(r"https?://[!-~]+", s.get("url", ""))
+                   for p, s in submodules.items()):
+            raise ValueError("bad submodules")
         state = self.server.state
         with state.git_lock:
-            init_repo(state.git_root, name)
-        return {"ok": True, "url": f"{self.server.base_url}/git/{name}.git"}
+            commit = init_repo(state.git_root, name, submodules)
+        return {"ok": True, "url": f"{self.server.base_url}/git/{name}.git", "commit": commit}
 
 
 ADMIN_ACTIONS = {
@@ -1383,6 +1424,7 @@ ADMIN_ACTIONS = {
     "client": Handler.admin_client,
     "user": Handler.admin_user,
     "git-init": Handler.admin_git_init,
+    "tokens": Handler.admin_tokens,
     "device": Handler.admin_device,
     "jwt": Handler.admin_jwt,
     "jwt-stats": Handler.admin_jwt_stats,

@@ -1,63 +1,42 @@
 /*
  * fuzz_git - git-credential-oauth-token's input: git's credential request
- * (key=value lines up to a blank line; gitcredentials(7)), its checks, and
- * the URL matching of a profile's match key against the request.
- *
- * Today that code is curl_helper/git.c's static functions, so this file
- * includes git.c itself and calls parse_request, check_request and
- * match_profile (the rest of the helper is linked for the functions git.c
- * refers to).  When the matching moves into a core module, call its
- * functions instead of the include.
+ * (key=value lines up to a blank line; gitcredentials(7)) and its checks
+ * (curl_helper/git.c's static parse_request and check_request: this file
+ * includes git.c, and the rest of the helper is linked for what git.c
+ * refers to), then the URL matching of a profile's match key against the
+ * request (urlmatch.h: po_url_from_parts, po_url_match_list,
+ * po_url_parse_prefix, po_url_covers).
  *
  * Input: the first line is the profile's match key, set as a
  * configuration line sets it (one byte before it sets allow_http), the
  * rest is git's request.
  *
- * Properties: no parsed attribute holds a CR, LF or NUL; a request that
- * passes the checks and scores on a prefix has the prefix's scheme, its
- * host (default port aside, case-insensitively) and its path on a '/'
- * boundary, all re-derived here independently; messages are printable.
+ * Properties: no parsed attribute holds a CR, LF or NUL; the request's
+ * normalised URL has a lower-case host of host-name characters, a port,
+ * and a path without empty segments or a '/' at either end; the list's
+ * score is the best po_url_covers of its entries, each parsed alone, and a
+ * covering prefix has the URL's scheme, host and port; messages are
+ * printable.
  */
 #include "../../curl_helper/git.c"
 
 #include "fuzz.h"
 
-/* Independent re-derivation of what a match means, for the property. */
-static size_t strip_default_port(const char *h, size_t n, int tls)
+/* What po_url's contract says a normalised URL looks like. */
+static void check_url(const po_url *u)
 {
-    const char *def = tls ? ":443" : ":80";
-    size_t dl = strlen(def);
+    const char *c;
+    size_t n = strlen(u->path);
 
-    return n > dl && strncmp(h + n - dl, def, dl) == 0 ? n - dl : n;
-}
-
-static int covers(const char *prefix, size_t n, const git_req *g)
-{
-    int tls = strncasecmp(prefix, "https://", 8) == 0;
-    const char *host = prefix + (tls ? 8 : 7), *path, *rp;
-    size_t hl, pl, rhl;
-
-    if (!tls && strncasecmp(prefix, "http://", 7) != 0)
-        return 0;
-    path = memchr(host, '/', n - (size_t)(host - prefix));
-    hl = path != NULL ? (size_t)(path - host) : n - (size_t)(host - prefix);
-    pl = path != NULL ? n - (size_t)(path - prefix) : 0;
-    while (pl > 0 && path[pl - 1] == '/')
-        pl--;
-    if (strcasecmp(g->protocol, tls ? "https" : "http") != 0)
-        return 0;
-    hl = strip_default_port(host, hl, tls);
-    rhl = strip_default_port(g->host, strlen(g->host), tls);
-    if (hl != rhl || strncasecmp(host, g->host, hl) != 0)
-        return 0;
-    if (pl <= 1)
-        return 1;
-    rp = g->path != NULL ? g->path : "";
-    while (*rp == '/')
-        rp++;
-    /* path is "/a/b": the request's path must be "a/b" or "a/b/..." */
-    return strlen(rp) >= pl - 1 && memcmp(rp, path + 1, pl - 1) == 0 &&
-           (rp[pl - 1] == '\0' || rp[pl - 1] == '/');
+    FUZZ_CHECK(u->host[0] != '\0' && u->port >= 1 && u->port <= 65535,
+               "host or port");
+    for (c = u->host; *c != '\0'; c++)
+        FUZZ_CHECK((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+                       strchr("-.[]:_", *c) != NULL,
+                   "host character 0x%02x in %s", (unsigned char)*c, u->host);
+    FUZZ_CHECK(n == 0 || (u->path[0] != '/' && u->path[n - 1] != '/' &&
+                          strstr(u->path, "//") == NULL),
+               "path \"%s\" not normalised", u->path);
 }
 
 static void no_breaks(const char *name, const char *v)
@@ -77,6 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     po_err err;
     long score = 0;
     char url[512];
+    po_url u;
     const char *s;
     size_t n;
 
@@ -107,32 +87,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     no_breaks("password", g.password);
     no_breaks("authtype", g.authtype);
     no_breaks("credential", g.credential);
-    if (check_request(&g, &err) != PO_OK) {
+    if (check_request(&g, &u, &err) != PO_OK) {
         FUZZ_CHECK(fuzz_no_controls(err.msg), "control character in \"%s\"",
                    err.msg);
         goto out;
     }
+    check_url(&u);
     request_url(&g, url, sizeof(url));
     FUZZ_CHECK(fuzz_no_controls(url), "control character in the URL shown");
-    if (match_profile(&p, &g, &score, &err) != PO_OK) {
+    if (po_url_match_list(match, &u, &score, &err) != PO_OK) {
         FUZZ_CHECK(fuzz_no_controls(err.msg), "control character in \"%s\"",
                    err.msg);
         goto out;
     }
-    /* the best prefix covers the request; no prefix covers it when the
-     * score is 0 */
+    /* the list's score is its best entry's, each entry parsed alone */
     {
-        int any = 0;
+        long best = 0, one;
+        po_url pre;
 
         for (s = match; *s != '\0';) {
             s += strspn(s, " \t");
             n = strcspn(s, " \t");
             if (n == 0)
                 break;
-            any |= covers(s, n, &g);
+            FUZZ_CHECK(po_url_parse_prefix(s, n, &pre, &err) == PO_OK,
+                       "an entry the list took does not parse alone");
+            one = po_url_covers(&pre, &u);
+            if (one > 0)
+                FUZZ_CHECK(pre.tls == u.tls && pre.port == u.port &&
+                               strcmp(pre.host, u.host) == 0,
+                           "%.*s covers another scheme, host or port", (int)n,
+                           s);
+            if (one > best)
+                best = one;
             s += n;
         }
-        FUZZ_CHECK(any == (score > 0), "score %ld, covered %d", score, any);
+        FUZZ_CHECK(best == score, "score %ld, entries' best %ld", score, best);
     }
 out:
     po_buf_free(&b);

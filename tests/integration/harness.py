@@ -188,7 +188,8 @@ class AuthServer:
         """{"token_requests": {client_id: n}, "by_grant": {grant: n},
         "by_path": {path: n}, "total", "tokens_issued", "resource_requests",
         "git_requests", "last_requests": [{"path", "method", "query",
-        "content_type", "headers", "body"}, ...]} (the last 50)."""
+        "content_type", "headers", "body"}, ...] (the last 50), "git_log":
+        [{"host": the Host header, "path", "authorization": bool}, ...]}."""
         return self.admin("stats")
 
     def fault(self, path, kind, count=1, **kw):
@@ -221,6 +222,11 @@ class AuthServer:
         """Create a user or change its password (and roles, when given)."""
         self.admin("user", {"username": username, "password": password, "roles": roles})
 
+    def tokens(self, client_id=None):
+        """{"access": [...], "refresh": [...]}: the tokens issued (to
+        client_id, when given)."""
+        return self.admin("tokens", {"client_id": client_id})
+
     # the device grant (RFC 8628)
 
     def device(self, **opts):
@@ -245,9 +251,14 @@ class AuthServer:
         "slow_downs", "interval", "scope", "expires_in"}, ...]"""
         return self.admin("device", {"list": True})["devices"]
 
-    def git_init(self, name):
-        """Create a bare repository with one commit; returns its clone URL."""
-        return self.admin("git-init", {"name": name})["url"]
+    def git_init(self, name, submodules=None):
+        """Create a bare repository with one commit; returns its clone URL.
+        submodules {path: {"url", "commit"}}: a .gitmodules and gitlinks."""
+        return self.admin("git-init", {"name": name, "submodules": submodules})["url"]
+
+    def git_commit(self, name):
+        """The commit of an existing repository's main branch."""
+        return self.admin("git-init", {"name": name})["commit"]
 
     # the JWT issuer (tests/authserver/jwt_issuer.py)
 

@@ -9,14 +9,20 @@ lines, debug included, on stderr; see its header comment.
 """
 
 import base64
+import calendar
+import email.utils
 import hashlib
 import json
 import os
+import re
 import shutil
+import ssl
 import subprocess
+import threading
 import time
 import unittest
 import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import harness
 
@@ -69,7 +75,7 @@ class Runner:
         self.count = 0
 
     def run(self, profile, password=None, username=None, refresh_token=None,
-            overrides=(), keep_tokens=False, timeout=60):
+            overrides=(), keep_tokens=False, timeout=60, extra_env=None):
         self.count += 1
         conf = os.path.join(self.dir, "c%d.conf" % self.count)
         text = "[p]\n" + "".join("%s = %s\n" % (k, ini_value(v))
@@ -78,6 +84,7 @@ class Runner:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("PO_") and k.lower() not in (
                    "http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+        env.update(extra_env or {})
         if username is not None:
             env["PO_USERNAME"] = username
         if refresh_token is not None:
@@ -459,7 +466,7 @@ class Faults(CoreTestCase):
                 self.assertOutcome(r, "server_error", status)
                 self.assertEqual(self.total(), 3)
                 self.assertEqual(r["message"], "token endpoint answered HTTP %d: "
-                                 "server_error: injected fault" % status)
+                                 "server_error: injected fault (after 3 attempts)" % status)
                 retries = [line for line in r.logs if "retrying" in line]
                 self.assertEqual(len(retries), 2, r.logs)
                 self.assertTrue(all(line.startswith("log: info: ") for line in retries))
@@ -491,8 +498,28 @@ class Faults(CoreTestCase):
         self.assertOutcome(r, "rate_limited", 429)
         self.assertEqual(self.total(), 1)
         self.assertLess(r.elapsed, 4)
-        self.assertEqual(r["message"], "token endpoint answered HTTP 429: too_many_requests: "
-                         "Rate limit exceeded")
+        # When to try again (issue 14.9), as a UTC time near now + 60 s.
+        m = re.fullmatch(r"token endpoint answered HTTP 429: too_many_requests: Rate limit "
+                         r"exceeded; the server asks to wait 60 s: try again after "
+                         r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC", r["message"])
+        self.assertTrue(m, r["message"])
+        when = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S"))
+        self.assertLess(abs(when - (time.time() + 60)), 10)
+
+    def test_429_with_a_date_and_503(self):
+        # A monthly quota's answer: "next month", as an HTTP date.
+        when = int(time.time()) + 20 * 86400
+        SRV.fault(self.PATH, "429",
+                  headers={"Retry-After": email.utils.formatdate(when, usegmt=True)})
+        r = self.run_po(self.profile(timeout="5s"))
+        self.assertOutcome(r, "rate_limited", 429)
+        self.assertIn("try again after %s" % time.strftime("%Y-%m-%d %H:%M", time.gmtime(when)),
+                      r["message"])
+        SRV.fault(self.PATH, "status", count=-1, status=503, headers={"Retry-After": "120"})
+        r = self.run_po(self.profile(timeout="5s"))
+        SRV.clear_faults()
+        self.assertOutcome(r, "server_error", 503)
+        self.assertIn("the server asks to wait 120 s: try again after", r["message"])
 
     def test_garbage(self):
         SRV.fault(self.PATH, "garbage")
@@ -522,7 +549,29 @@ class Faults(CoreTestCase):
         self.assertOutcome(r, "network")
         self.assertTrue(r["message"].startswith("POST %s: network error (curl: "
                                                 % SRV.url(self.PATH)), r)
+        self.assertTrue(r["message"].endswith(" (after 3 attempts)"), r)
         self.assertEqual(self.total(), 3)
+        # The log says the request failed, not "HTTP 200" (the status curl
+        # saw before the connection broke) (issue 14.9).
+        last = [l for l in r.logs if "token request: grant" in l][-1]
+        self.assertIn("failed after 3 attempt(s): network: POST", last)
+        self.assertNotIn("HTTP 200", last)
+
+    def test_unusable_ca_file(self):
+        """A ca_file that cannot be used is said to be so: a configuration
+        error (exit 2 for the helper), not a TLS failure (issue 14.9)."""
+        garbage = harness.write_file(os.path.join(self.runner.dir, "garbage.pem"),
+                                     "not a certificate\n", 0o644)
+        cases = [(os.path.join(self.runner.dir, "missing.pem"), "cannot be read: No such file"),
+                 (self.runner.dir, "is not a regular file"),
+                 (garbage, "no usable CA certificates in ca_file")]
+        for path, words in cases:
+            with self.subTest(path):
+                r = self.run_po(self.profile(ca_file=path))
+                self.assertOutcome(r, "config")
+                self.assertIn(words, r["message"])
+                self.assertNotIn("TLS handshake", r["message"])
+        self.assertEqual(self.total(), 0)
 
     def test_close_once_then_ok(self):
         SRV.fault(self.PATH, "close", count=1)
@@ -605,6 +654,101 @@ class Faults(CoreTestCase):
             self.assertNotIn("fluent-secret", text)
             self.assertNotIn("alice-pass", text)
             self.assertNotIn("?", text)
+
+
+# OpenSSL settings that would let a client speak TLS 1.0 and 1.1 (security
+# level 0): Debian's defaults already refuse them, so only with these does the
+# TLS floor of the core itself show.
+PERMISSIVE_OPENSSL_CONF = """openssl_conf = po_conf
+[po_conf]
+ssl_conf = po_ssl
+[po_ssl]
+system_default = po_system
+[po_system]
+MinProtocol = TLSv1
+CipherString = DEFAULT:@SECLEVEL=0
+"""
+
+
+class OldTlsServer:
+    """An HTTPS token endpoint on 127.0.0.1 that speaks TLS 1.1 at most,
+    with the test CA's server certificate."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            body = json.dumps({"access_token": "old-tls-token", "token_type": "Bearer",
+                               "expires_in": 3600}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    def __init__(self):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        context.load_cert_chain(os.path.join(SRV.dir, "server.pem"),
+                                os.path.join(SRV.dir, "server.key"))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self.Handler)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = "https://127.0.0.1:%d/token" % self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class TlsFloor(CoreTestCase):
+    """TLS 1.2 is the minimum the core accepts (CURLOPT_SSLVERSION), whatever
+    the system's OpenSSL configuration allows (issue 14.7)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.dir = harness.tmpdir()
+        cls.conf = harness.write_file(os.path.join(cls.dir, "openssl.cnf"),
+                                      PERMISSIVE_OPENSSL_CONF)
+        try:
+            cls.server = OldTlsServer()
+        except (ssl.SSLError, ValueError) as e:
+            raise unittest.SkipTest("Python's ssl cannot serve TLS 1.1 here: %s" % e)
+        # The control: with these settings an ordinary client does connect
+        # over TLS 1.1, so a refusal below is the core's own.
+        p = subprocess.run(["curl", "-sS", "--cacert", SRV.ca_file, "--tlsv1.1",
+                            "--tls-max", "1.1", "-d", "x", "-w", "%{http_code}", "-o",
+                            os.devnull, cls.server.url],
+                           env=dict(os.environ, OPENSSL_CONF=cls.conf), capture_output=True,
+                           text=True, timeout=30)
+        if p.stdout != "200":
+            cls.server.stop()
+            raise unittest.SkipTest("curl cannot reach a TLS 1.1 server even with "
+                                    "OPENSSL_CONF allowing it: %s" % p.stderr.strip())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def test_tls_1_1_refused(self):
+        r = self.run_po({"token_url": self.server.url, "ca_file": SRV.ca_file,
+                         "client_id": "c", "client_secret": "s", "retries": "0"},
+                        extra_env={"OPENSSL_CONF": self.conf})
+        self.assertOutcome(r, "tls")
+        self.assertIn("TLS", r["message"])
+
+    def test_tls_1_2_and_later_accepted(self):
+        r = self.run_po({"token_url": SRV.url("/generic/token"), "ca_file": SRV.ca_file,
+                         "client_id": "test-client", "client_secret": "test-secret"},
+                        extra_env={"OPENSSL_CONF": self.conf})
+        self.assertOutcome(r, "ok")
 
 
 class NoSecretsInLogs(CoreTestCase):

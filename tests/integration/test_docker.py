@@ -7,6 +7,11 @@ Protocol  every case of fixtures/docker-credential.json (get, store, erase,
           out works at the server's resource endpoint.
 Frontend  the same through `oauth-token docker ACTION`, -p's profile must
           name the registry too, and erase drops the cached token.
+Hostile   registry URLs that try to reach a profile's token from another
+          host, port, scheme or path (case, trailing dots, IPv4 forms, dot
+          segments, encoded slashes, empty labels): normalised by the rule
+          git uses (common/urlmatch), so each goes to the profile that names
+          that registry or to none, and no token is asked for in vain.
 Skopeo    (when skopeo is installed: Debian's, the containers/image library
           podman and buildah use) `skopeo inspect` of an image on the test
           server's OCI registry, with credHelpers naming oauth-token in an
@@ -152,6 +157,94 @@ class Frontend(Base):
         p = self.run_helper([DOCKER_HELPER], "")
         self.assertEqual(p.returncode, 2)
         self.assertIn(b"get, store, erase, list or version", p.stderr)
+
+
+# (server URL, the profile that answers it, or None: not found, or a regex
+# of the refusal on standard output)
+HOSTILE = [
+    ("registry.example.com.", "reg"),
+    ("REGISTRY.EXAMPLE.COM:443", "reg"),
+    ("https://Registry.Example.Com.:443/v2/", "reg"),
+    ("registry.example.com:444", None),
+    ("registry.example.com:80", None),
+    ("registry.example.com:0", r"port"),
+    ("registry.example.com:443:443", r"port|host"),
+    ("registry.example.com..", r"host"),
+    ("registry.example.com.evil.test", None),
+    ("evil.test/registry.example.com", None),
+    ("registry.example.com%2eevil.test", None),
+    ("registry.example.com\\@evil.test", r"not allowed"),
+    ("http://registry.example.com", None),
+    ("127.1:5000", "reg"),
+    ("0x7f.0.0.1:5000", "reg"),
+    ("2130706433:5000", "reg"),
+    ("0177.0.0.1:5000", "reg"),
+    ("[::1]:5000", None),
+    ("[::ffff:127.0.0.1]:5000", None),
+    ("127.0.0.2:5000", None),
+    ("ghcr.example.com", None),
+    ("ghcr.example.com/org", "scoped"),
+    ("ghcr.example.com/org/app", "scoped"),
+    ("ghcr.example.com//org//app/", "scoped"),
+    ("ghcr.example.com/%6frg/app", "scoped"),
+    ("ghcr.example.com/org/./app", "scoped"),
+    ("ghcr.example.com/org/sub/../app", "scoped"),
+    ("ghcr.example.com/org/../evil", None),
+    ("ghcr.example.com/org/app/../../evil", None),
+    ("ghcr.example.com/evil/../org/app", None),
+    ("ghcr.example.com/org%2f..%2fevil", None),
+    ("ghcr.example.com/org%2Fapp", None),
+    ("ghcr.example.com/org%5c..%5cevil", None),
+    ("ghcr.example.com/organisation", None),
+    ("ghcr.example.com/ORG/app", None),
+    ("GHCR.example.com/org/app", "scoped"),
+]
+
+
+class Hostile(Base):
+    def test_hostile_registry_urls(self):
+        wrong = []
+        for url, want in HOSTILE:
+            SRV.reset()
+            shutil.rmtree(self.env["OAUTH_TOKEN_CACHE_DIR"], ignore_errors=True)
+            p = self.run_helper([DOCKER_HELPER, "get"], url + "\n")
+            out = p.stdout.decode(errors="replace")
+            requests = SRV.stats()["total"]
+            if want is None or (want not in ("reg", "scoped")):
+                refused = (p.returncode == 1 and requests == 0 and
+                           (out == "credentials not found in native keychain\n" if want is None
+                            else re.search(want, out) is not None and
+                            "credentials not found" not in out))
+                if not refused:
+                    wrong.append(f"{url!r}: exit {p.returncode}, {requests} token requests, "
+                                 f"stdout {out!r}; want {'not found' if want is None else want}")
+                continue
+            states = {name: self.cached_state(name) for name in ("reg", "scoped")}
+            if p.returncode != 0 or requests != 1 or states[want] != "valid" or \
+                    any(v != "none" for k, v in states.items() if k != want):
+                wrong.append(f"{url!r}: exit {p.returncode}, {requests} token requests, "
+                             f"cached {states}, stdout {out!r}; want profile {want}")
+        print(f"# docker: {len(HOSTILE)} hostile registry URLs")
+        self.assertEqual(wrong, [], "\n".join(wrong))
+
+    def test_profile_without_a_match_key_answers_no_registry(self):
+        p = self.run_helper([os.path.join(HELPER_DIR, "oauth-token"), "-p", "nomatch", "docker",
+                             "get"], "registry.example.com")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"profile nomatch has no match key", p.stdout)
+        self.assertEqual(SRV.stats()["total"], 0)
+
+    def test_profile_option_with_a_match_override(self):
+        # what a URL-scoped credHelpers entry would run: -p with -o match=
+        p = self.run_helper([os.path.join(HELPER_DIR, "oauth-token"), "-p", "nomatch", "-o",
+                             "match=https://other.example.com/", "docker", "get"],
+                            "other.example.com.")
+        self.assertEqual(p.returncode, 0, p.stdout)
+        p = self.run_helper([os.path.join(HELPER_DIR, "oauth-token"), "-p", "nomatch", "-o",
+                             "match=https://other.example.com/", "docker", "get"],
+                            "other.example.com:8443")
+        self.assertEqual((p.returncode, p.stdout), (1, b"credentials not found in native keychain\n"))
+        self.assertEqual(SRV.stats()["total"], 1)
 
 
 @unittest.skipUnless(SKOPEO, "skopeo is not installed (package skopeo)")

@@ -526,6 +526,35 @@ class FleetTest(unittest.TestCase):
         self.assertEqual((rc, out["outcome"]), (0, "ok"), err)
         self.assertEqual(self.stats()["by_grant"], {"password": 2, "refresh_token": 1})
 
+    def test_valid_token_served_through_an_outage(self):
+        # Issue 14.8 in the fleet tier: the fleet's token is due (by
+        # refresh_interval) but valid and the identity provider answers
+        # 503: every host is served the valid token, its own copy or, for a
+        # host that has none, the fleet's, with a note saying why; once it
+        # has expired they fail; after the outage one renewal serves all.
+        self.write_config(generic={"refresh_interval": "60"})
+        rc, first, err = self.flow(0, "generic")
+        self.assertEqual((rc, first["outcome"], first.get("stale")), (0, "ok", False), err)
+        self.set_clock(self.t0 + 120)
+        self.srv.fault("/generic/token", "status", count=-1, status=503)
+        for host in (0, 1, 0):  # host 1 has no token of its own
+            rc, out, err = self.flow(host, "generic")
+            self.assertEqual((rc, out["outcome"], out.get("stale")), (0, "ok", True),
+                             (host, out, err))
+            self.assertEqual(out["access_token_sha256"], first["access_token_sha256"])
+            self.assertIn("503", out["renewal"]["message"])
+        self.assertEqual(self.stats()["total"], 4)  # 1 + one renewal per call
+        self.set_clock(first["expires_at"] + 10)
+        rc, out, err = self.flow(1, "generic")
+        self.assertEqual(rc, 1, (out, err))
+        self.assertIn("503", out["message"])
+        self.srv.clear_faults()
+        for host in (1, 0):
+            rc, out, err = self.flow(host, "generic")
+            self.assertEqual((rc, out["outcome"], out.get("stale")), (0, "ok", False), err)
+            self.assertNotEqual(out["access_token_sha256"], first["access_token_sha256"])
+        self.assertEqual(self.stats()["total"], 6)
+
     def test_invalidate_and_erase_reach_the_fleet(self):
         p = self.helper(0, "generic")
         token = p.stdout.strip()

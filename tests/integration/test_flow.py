@@ -341,8 +341,9 @@ class FlowTest(unittest.TestCase):
         self.set_clock(self.t0 + FLUENT_LIFETIME + 10)
         rc, out, err = self.flow("fluent")
         self.assertEqual((rc, out["outcome"]), (1, "invalid_grant"))
-        self.assertEqual(out["message"], "the refresh token was rejected; run "
-                                         "'oauth-token login' (profile fluent)")
+        self.assertEqual(out["message"], "the refresh token was rejected (token endpoint "
+                                         "answered HTTP 400: invalid_grant: Invalid refresh "
+                                         "token); run 'oauth-token login' (profile fluent)")
         self.assertIsNone(self.cache_file("fluent")["refresh_token"])
         rc, out, err = self.flow("fluent")
         self.assertEqual((rc, out["outcome"]), (1, "not_found"))

@@ -8,6 +8,7 @@ directly (Debian 12's git 2.39 does not send capability[]=authtype).
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import time
 import unittest
@@ -113,8 +114,128 @@ class GitOverHttps(HelperTestCase):
         self.assertNotEqual(new, old)
         self.assertEqual(resource_status(new), 200)
 
+    def git_log(self, host=None):
+        """The server's log of git requests (to host, when given)."""
+        log = SRV.stats()["git_log"]
+        return [r for r in log if host is None or r["host"] == host]
+
+    def test_profile_without_match_never_answers(self):
+        """-p NAME with a profile that has no match key: refused, with how
+        to scope it; no token is requested or sent (issue 14.2)."""
+        self.set_helper(f"{GIT_HELPER} -p wave")  # wave has no match key
+        p = self.git("clone", "--quiet", self.url, self.work, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("profile wave has no match key", p.stderr)
+        self.assertIn("match = https://git.example.com/", p.stderr)
+        self.assertIn("credential.https://git.example.com.helper", p.stderr)
+        self.assertEqual(self.total(), 0)
+        self.assertFalse(any(r["authorization"] for r in self.git_log()))
+        # Scoped in git's URL-specific helper, as the message says.
+        SRV.reset()
+        self.name = "repo-" + secrets.token_hex(4)
+        self.url = SRV.git_init(self.name)
+        harness.write_file(self.gitconfig, f"""[credential]
+\thelper =
+[credential "https://{HOST}"]
+\thelper = {GIT_HELPER} -p git -o match=https://{HOST}/
+""")
+        self.clone()
+
+    def test_malicious_submodule_gets_no_token(self):
+        """A submodule on another host (localhost: the same server under
+        another name) asks for credentials: the helper answers only for
+        its profile's host (the CVE-2020-11008 class)."""
+        sub = "sub-" + secrets.token_hex(4)
+        SRV.git_init(sub)
+        commit = SRV.git_commit(sub)
+        evil = f"https://localhost:{SRV.port}/git/{sub}.git"
+        same = f"https://{HOST}/git/{sub}.git"
+        evil_super = SRV.git_init("super-" + secrets.token_hex(4),
+                                  {"lib": {"url": evil, "commit": commit}})
+        good_super = SRV.git_init("super-" + secrets.token_hex(4),
+                                  {"lib": {"url": same, "commit": commit}})
+        # The control: a submodule on the profile's host gets the token.
+        work = os.path.join(self.dir, "w-good")
+        self.git("clone", "--quiet", "--recurse-submodules", good_super, work)
+        self.assertTrue(os.path.exists(os.path.join(work, "lib", "README")))
+        for helper in (GIT_HELPER, f"{GIT_HELPER} -p git"):
+            with self.subTest(helper=helper):
+                SRV.reset()
+                shutil.rmtree(self.cache, ignore_errors=True)
+                self.set_helper(helper)
+                work = os.path.join(self.dir, "w-" + secrets.token_hex(4))
+                p = self.git("clone", "--quiet", "--recurse-submodules", evil_super, work,
+                             check=False)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertRegex(p.stderr, rf"(no profile matches|profile git does not match) "
+                                 rf"https://localhost:{SRV.port}/")
+                # The superproject came with the token ...
+                self.assertTrue(os.path.exists(os.path.join(work, "README")), p.stderr)
+                self.assertTrue(any(r["authorization"] for r in self.git_log(HOST)))
+                # ... the submodule's host asked and got nothing.
+                evil_requests = self.git_log(f"localhost:{SRV.port}")
+                self.assertTrue(evil_requests)
+                self.assertFalse(any(r["authorization"] for r in evil_requests), evil_requests)
+        # A profile without a match key (what answered every host before):
+        # nothing for anyone, above all not the submodule's host.
+        SRV.reset()
+        shutil.rmtree(self.cache, ignore_errors=True)
+        self.set_helper(f"{GIT_HELPER} -p default")
+        work = os.path.join(self.dir, "w-nomatch")
+        p = self.git("clone", "--quiet", "--recurse-submodules", evil_super, work, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("profile default has no match key", p.stderr)
+        self.assertFalse(any(r["authorization"] for r in self.git_log(f"localhost:{SRV.port}")))
+
+    def test_redirect_to_another_host_gets_no_token(self):
+        """A remote that redirects to another host: git asks for the new
+        host's credentials, which the helper does not give."""
+        SRV.fault(f"/git/{self.name}.git/info/refs", "redirect", status=302,
+                  location=f"https://localhost:{SRV.port}/git/{self.name}.git/info/refs"
+                           "?service=git-upload-pack")
+        p = self.git("clone", "--quiet", self.url, self.work, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(f"profile git does not match https://localhost:{SRV.port}/", p.stderr)
+        evil_requests = self.git_log(f"localhost:{SRV.port}")
+        self.assertTrue(evil_requests)
+        self.assertFalse(any(r["authorization"] for r in evil_requests), evil_requests)
+        self.assertEqual(self.total(), 0)
+        # The same with a profile without a match key (which answered any
+        # host before): refused.
+        SRV.fault(f"/git/{self.name}.git/info/refs", "redirect", status=302,
+                  location=f"https://localhost:{SRV.port}/git/{self.name}.git/info/refs"
+                           "?service=git-upload-pack")
+        self.set_helper(f"{GIT_HELPER} -p default")
+        p = self.git("clone", "--quiet", self.url, self.work, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertFalse(any(r["authorization"] for r in self.git_log(f"localhost:{SRV.port}")))
+
+    def test_dot_segments_do_not_leave_a_path_prefix(self):
+        """A profile for one repository (path prefix, useHttpPath): a remote
+        URL that climbs out of it with .. gets no token, one that stays in
+        it does."""
+        other = "other-" + secrets.token_hex(4)
+        SRV.git_init(other)
+        conf = harness.write_file(os.path.join(self.dir, "one-repo.conf"),
+                                  profile("one-repo", f"https://{HOST}/git/{self.name}.git"))
+        env = dict(self.genv, PAM_OAUTH_CONFIG=conf)
+        self.set_helper(GIT_HELPER, "\tuseHttpPath = true")
+        for url in (f"https://{HOST}/git/{self.name}.git/../{other}.git",
+                    f"https://{HOST}/git/{self.name}.git/%2e%2e/{other}.git"):
+            with self.subTest(url=url):
+                SRV.reset()
+                p = self.git("clone", "--quiet", url, os.path.join(self.dir, "w-bad"),
+                             check=False, env=env)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertNotIn("one-repo: ", p.stderr.replace("profile one-repo", ""))
+                self.assertFalse(any(r["authorization"] for r in self.git_log()), self.git_log())
+                self.assertEqual(self.total(), 0)
+        SRV.reset()
+        self.git("clone", "--quiet", f"https://{HOST}/git/./{self.name}.git", self.work, env=env)
+        self.assertTrue(any(r["authorization"] for r in self.git_log()))
+
     def test_host_without_profile(self):
-        self.set_helper(f"{GIT_HELPER} -p wave")  # wave has no match key: any host
+        self.set_helper(f"{GIT_HELPER} -p git")
         self.clone()
         other = os.path.join(self.dir, "no-profile.conf")
         harness.write_file(other, profile("elsewhere", "https://git.example.com/"))
@@ -294,9 +415,75 @@ class GitProtocol(HelperTestCase):
                         "-p", "example-org")
         self.assertEqual((p.returncode, p.stdout), (1, ""))
         self.assertIn("does not match", p.stderr)
-        # a profile without a match key answers wherever it is configured
-        lines = self.answer(self.request(host="anything.example"), "-p", "default")
+        # a profile without a match key answers nowhere (issue 14.2) ...
+        p = self.helper("get", self.request(host="anything.example"), "-p", "default")
+        self.assertEqual((p.returncode, p.stdout), (2, ""))
+        self.assertIn("profile default has no match key", p.stderr)
+        self.assertIn("(this request: https://anything.example/)", p.stderr)
+        # erase gives nothing away: it drops only the token git hands back
+        token = self.token()
+        p = self.helper("erase", self.request(host="anything.example",
+                                              extra="password=other\n"), "-p", "default")
+        self.assertEqual((p.returncode, p.stdout), (0, ""), p.stderr)
+        self.assertEqual(self.token(), token)
+        p = self.helper("erase", self.request(host="anything.example",
+                                              extra=f"password={token}\n"), "-p", "default")
+        self.assertEqual((p.returncode, p.stdout), (0, ""), p.stderr)
+        self.assertNotEqual(self.token(), token)
+        # ... until one is given, in the file or on the command line
+        lines = self.answer(self.request(host="anything.example"), "-p", "default",
+                            "-o", "match=https://anything.example/")
         self.assertEqual(lines[0], "username=oauth2")
+        self.assertEqual(self.total(), 2)
+
+    def test_hostile_requests(self):
+        """Requests a malicious remote, submodule or redirect could make git
+        send, against path- and host-scoped match keys (issue 14.2)."""
+        port = SRV.port
+        cases = [
+            # (host, path, the profile that answers or None)
+            ("git.example.com", "org/x.git", "example-org"),
+            ("git.example.com", "org/../evil.git", None),
+            ("git.example.com", "org/x/../../evil.git", None),
+            ("git.example.com", "evil/../org/x.git", None),
+            ("git.example.com", "org/sub/../x.git", "example-org"),
+            ("git.example.com", "org/./x.git", "example-org"),
+            ("git.example.com", "org//x.git", "example-org"),
+            ("git.example.com", "org/%2e%2e/evil.git", None),
+            ("git.example.com", "org/..;/evil.git", None),
+            ("git.example.com", "org\\..\\evil.git", None),
+            ("git.example.com", "org/x.git?a=/../../evil", None),
+            ("GIT.EXAMPLE.COM.", "org/x.git", "example-org"),
+            ("git.example.com:443", "org/x.git", "example-org"),
+            ("git.example.com:0443", "org/x.git", "example-org"),
+            ("git.example.com:8443", "org/x.git", None),
+            ("git.example.com.evil.test", "org/x.git", None),
+            ("evil.test", "org/x.git", None),
+            (f"127.0.0.1:{port}", None, "git"),
+            (f"127.1:{port}", None, "git"),
+            (f"2130706433:{port}", None, "git"),
+            (f"0x7f.0.0.1:{port}", None, "git"),
+            (f"127.0.0.1.:{port}", None, "git"),
+            (f"127.0.0.2:{port}", None, None),
+            (f"[::1]:{port}", None, None),
+            (f"localhost:{port}", None, None),
+            (f"127.0.0.1:{port + 1 if port < 65535 else port - 1}", None, None),
+        ]
+        for host, path, want in cases:
+            with self.subTest(host=host, path=path):
+                if os.path.isdir(self.cache):
+                    for f in os.listdir(self.cache):
+                        os.remove(os.path.join(self.cache, f))
+                self.assertEqual(self.chosen(host, path), want)
+        for host in ("git.example.com@evil.test", "evil.test/git.example.com",
+                     "git.example.com%2f", "a..b", "[::1", "[fe80::1%eth0]",
+                     "b\u00fccher.example"):
+            with self.subTest(host=host):
+                p = self.helper("get", self.request(host=host).encode())
+                self.assertEqual((p.returncode, p.stdout), (2, ""), p.stderr)
+                self.assertIn("not a host name", p.stderr)
+        self.assertEqual(SRV.stats()["token_requests"].get("test-client", 0),
+                         sum(1 for c in cases if c[2]))
 
     def test_malformed_match_key_fails_closed(self):
         # A typo must not let a less specific profile answer in its place.
@@ -318,7 +505,8 @@ class GitProtocol(HelperTestCase):
         self.assertIn("loopback", p.stderr)
         p = self.helper("get", self.request(protocol="http", host=HOST))
         self.assertEqual((p.returncode, p.stdout), (1, ""))  # git's match is https
-        p = self.helper("get", self.request(protocol="http", host=HOST), "-p", "default")
+        p = self.helper("get", self.request(protocol="http", host=HOST), "-p", "default",
+                        "-o", f"match=http://{HOST}/")
         self.assertEqual((p.returncode, p.stdout), (2, ""))
         self.assertIn("allow_http", p.stderr)
 

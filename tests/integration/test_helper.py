@@ -5,6 +5,7 @@ what a process listing can see, and unusable cache files.
     cd tests/integration && PO_BUILD_DIR=/work/main python3 -m unittest test_helper -v
 """
 
+import email.utils
 import fcntl
 import json
 import os
@@ -16,7 +17,9 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import termios
+import threading
 import time
 import unittest
 import urllib.error
@@ -400,6 +403,208 @@ class ProcessListing(HelperTestCase):
         self.assertEqual(proc_leaks(out.decode().strip()), [])
 
 
+class Relay:
+    """A TCP relay from a free port of 127.0.0.1 to port (each connection
+    in a thread); stop() closes the port, so connections are refused."""
+
+    def __init__(self, port):
+        self.target = port
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pipe(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes accept()
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(5)
+
+
+class Outage(HelperTestCase):
+    """A valid token is served through an outage (issue 14.8): Froomle's
+    profile renews every 10 minutes a token valid for 24 hours; when the
+    renewal fails because the identity provider is unavailable, the cached
+    token is printed (exit 0) with a warning, and callers do not each wait
+    for the same failure."""
+
+    PATH = "/froomle/oauth/token"
+
+    def setUp(self):
+        super().setUp()
+        self.first = self.token("-p", "froomle")
+        self.path = self.cache_file("froomle")
+
+    def entry(self):
+        with open(self.path) as f:
+            return json.load(f)
+
+    def make_due(self, **changes):
+        """The cached token obtained 601 s ago: due by refresh_interval,
+        valid for almost 24 h more."""
+        entry = self.entry()
+        entry.pop("renewal", None)
+        now = int(time.time())
+        entry.update({"obtained_at": now - 601, "expires_at": now - 601 + 86400, **changes})
+        harness.write_file(self.path, json.dumps(entry))
+        return entry
+
+    def froomle_requests(self):
+        return SRV.stats()["by_path"].get(self.PATH, 0)
+
+    def assertServedStale(self, p, outcome):
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, self.first + "\n")
+        self.assertIn("oauth-token: froomle: warning: renewing the token failed (%s: " % outcome,
+                      p.stderr)
+        self.assertRegex(p.stderr, r"using the cached token, valid until \d{4}-\d\d-\d\d "
+                         r"\d\d:\d\d:\d\d UTC \(14\d\d min left\); the next renewal is "
+                         r"tried after ")
+        self.assertNoSecret(p.stderr, self.first)
+
+    def test_served_through_each_kind_of_outage(self):
+        cases = [("HTTP 503", "server_error", ("status",), {"status": 503}, ()),
+                 ("HTTP 500", "server_error", ("status",), {"status": 500}, ()),
+                 ("HTTP 429", "rate_limited", ("429",), {"retry_after": 0}, ()),
+                 ("connection closed", "network", ("close",), {}, ()),
+                 ("connection reset", "network", ("reset",), {}, ()),
+                 ("garbage", "malformed_response", ("garbage",), {}, ()),
+                 ("stall", "timeout", ("stall",), {"seconds": 10}, ("-o", "timeout=1500ms"))]
+        for name, outcome, (kind,), kw, extra in cases:
+            with self.subTest(name):
+                SRV.clear_faults()
+                self.make_due()
+                SRV.fault(self.PATH, kind, count=-1, **kw)
+                before = self.froomle_requests()
+                p = self.run_helper("-p", "froomle", "-o", "retries=1", *extra, "get")
+                self.assertServedStale(p, outcome)
+                self.assertGreater(self.froomle_requests(), before)
+                self.assertEqual(self.entry()["renewal"]["failures"], 1)
+                # The next call, within the backoff, does not ask again.
+                before = self.froomle_requests()
+                p = self.run_helper("-p", "froomle", *extra, "get")
+                self.assertServedStale(p, outcome)
+                self.assertEqual(self.froomle_requests(), before)
+        # The provider is back and the backoff over: a new token, no warning,
+        # and the note is gone.
+        SRV.clear_faults()
+        entry = self.entry()
+        entry["renewal"]["after"] = entry["renewal"]["failed_at"]
+        harness.write_file(self.path, json.dumps(entry))
+        p = self.ok("-p", "froomle", "get")
+        self.assertEqual(p.stderr, "")
+        self.assertNotEqual(p.stdout.strip(), self.first)
+        self.assertNotIn("renewal", self.entry())
+
+    def test_served_while_the_server_is_down(self):
+        """The identity provider's port closed (connection refused): a TCP
+        relay in front of the test server, stopped after the first token."""
+        relay = Relay(SRV.port)
+        try:
+            conf = harness.write_file(os.path.join(self.dir, "relay.conf"), config_text().replace(
+                SRV.url(self.PATH), f"https://127.0.0.1:{relay.port}{self.PATH}"))
+            env = dict(self.env, PAM_OAUTH_CONFIG=conf)
+            os.remove(self.path)
+            self.first = self.ok("-p", "froomle", env=env).stdout.strip()
+        finally:
+            relay.stop()
+        self.make_due()
+        p = self.run_helper("-p", "froomle", "-o", "retries=0", env=env)
+        self.assertServedStale(p, "network")
+        self.assertIn("127.0.0.1:%d" % relay.port, p.stderr)
+
+    def test_status_shows_the_failed_renewal(self):
+        self.make_due()
+        SRV.fault(self.PATH, "status", count=-1, status=503)
+        self.ok("-p", "froomle", "-o", "retries=0", "get")
+        p = self.ok("-p", "froomle", "status")
+        self.assertIn("token:          refresh-due", p.stdout)
+        self.assertRegex(p.stdout, r"renewal:        failed 1 time\(s\), last at \d{4}-.* UTC: "
+                         r"server_error: token endpoint answered HTTP 503")
+        self.assertIn("next attempt after", p.stdout)
+        doc = json.loads(self.ok("-p", "froomle", "status", "--format", "json").stdout)
+        self.assertEqual(doc["renewal"]["outcome"], "server_error")
+        self.assertEqual(doc["renewal"]["failures"], 1)
+
+    def test_a_rejection_is_not_served_stale(self):
+        self.make_due()
+        SRV.client("froomle-client", secret="rotated-secret")
+        p = self.run_helper("-p", "froomle", "get")
+        self.assertEqual((p.returncode, p.stdout), (3, ""), p.stderr)
+        self.assertIn("invalid_client", p.stderr)
+
+    def test_an_expired_token_is_not_served(self):
+        now = int(time.time())
+        self.make_due(obtained_at=now - 86400, expires_at=now - 1)
+        SRV.fault(self.PATH, "status", count=-1, status=503)
+        p = self.run_helper("-p", "froomle", "-o", "retries=0", "get")
+        self.assertEqual((p.returncode, p.stdout), (4, ""), p.stderr)
+        # During the backoff the next caller fails at once, without a request.
+        before = self.froomle_requests()
+        t = time.monotonic()
+        p = self.run_helper("-p", "froomle", "get")
+        self.assertEqual((p.returncode, p.stdout), (4, ""), p.stderr)
+        self.assertIn("not tried again before", p.stderr)
+        self.assertEqual(self.froomle_requests(), before)
+        self.assertLess(time.monotonic() - t, 2)
+        # oauth-token refresh always asks.
+        p = self.run_helper("-p", "froomle", "-o", "retries=0", "refresh")
+        self.assertEqual(p.returncode, 4, p.stderr)
+        self.assertEqual(self.froomle_requests(), before + 1)
+
+    def test_many_callers_during_a_stall_wait_once(self):
+        """20 callers while the provider stalls: one waits for the timeout
+        (1.5 s) while the others get the cached token at once; none waits
+        for the lock, and at most one request is made."""
+        self.make_due()
+        SRV.fault(self.PATH, "stall", count=-1, seconds=10)
+        before = self.froomle_requests()
+        t = time.monotonic()
+        procs = [subprocess.Popen([HELPER, "-p", "froomle", "-o", "timeout=1500ms", "-o",
+                                   "retries=0", "get"], env=self.env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE) for _ in range(20)]
+        results = [(p.wait(timeout=60), p.stdout.read().decode(), p.stderr.read().decode())
+                   for p in procs]
+        for p in procs:
+            p.stdout.close()
+            p.stderr.close()
+        elapsed = time.monotonic() - t
+        self.assertEqual([r[0] for r in results], [0] * 20, [r[2] for r in results])
+        self.assertEqual({r[1] for r in results}, {self.first + "\n"})
+        self.assertLessEqual(self.froomle_requests() - before, 1)
+        self.assertLess(elapsed, 1.5 + 3, results)
+        sys.stderr.write(f"\n# 20 callers during a stall: {elapsed:.2f} s, "
+                         f"{self.froomle_requests() - before} request(s)\n")
+
+
 class Status(HelperTestCase):
     def test_status_without_a_token(self):
         p = self.ok("status")
@@ -507,6 +712,18 @@ class Login(HelperTestCase):
         self.ok("-p", "fluent", "refresh")
         self.assertNotEqual(self.token("-p", "fluent"), first)
         self.assertEqual(SRV.stats()["by_grant"], {"password": 1, "refresh_token": 1})
+
+    def test_rejected_refresh_token_says_why(self):
+        """The server's error_description survives into the message
+        (issue 14.9)."""
+        self.assertEqual(self.login().returncode, 0)
+        with open(self.cache_file("fluent")) as f:
+            SRV.revoke(token=json.load(f)["refresh_token"])
+        p = self.run_helper("-p", "fluent", "refresh")
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn("the refresh token was rejected (token endpoint answered HTTP 400: "
+                      "invalid_grant: Invalid refresh token); run 'oauth-token login'", p.stderr)
+        self.assertIn("refresh token:  none", self.ok("-p", "fluent", "status").stdout)
 
     def test_password_with_special_characters(self):
         p = self.login("carol")
@@ -663,6 +880,23 @@ class ExitCodes(HelperTestCase):
         SRV.fault("/generic/token", "429", count=-1, retry_after=0)
         self.assertExit(4, [])
 
+    def test_rate_limited_says_when_and_whose_quota(self):
+        """A 429 says when to try again, and for a profile with a monthly
+        budget (Wave: 1000 tokens a month) that it is the vendor's quota
+        (issue 14.9)."""
+        when = int(time.time()) + 12 * 86400
+        SRV.fault("/wave/oauth/token", "429", count=-1,
+                  headers={"Retry-After": email.utils.formatdate(when, usegmt=True)})
+        p = self.assertExit(4, ["-p", "wave", "-o", "retries=0"], "oauth-token: wave: ",
+                            "HTTP 429", "try again after " +
+                            time.strftime("%Y-%m-%d %H:%M", time.gmtime(when)),
+                            "monthly quota for client wave-client is probably used up",
+                            "budget = 2")
+        SRV.clear_faults()
+        SRV.fault("/generic/token", "429", count=-1, retry_after=30)
+        p = self.assertExit(4, ["-o", "retries=0"], "the server asks to wait 30 s")
+        self.assertNotIn("quota", p.stderr)
+
     def test_budget_5(self):
         self.ok("-p", "wave", "refresh")
         self.ok("-p", "wave", "refresh")
@@ -711,6 +945,27 @@ class ExitCodes(HelperTestCase):
             self.assertRegex(p.stdout, rf"\n  {code}  ")
         p = self.ok("--version")
         self.assertRegex(p.stdout, r"^oauth-token \(pam-oauth\) \d+\.\d+\.\d+\n$")
+
+    def test_help_shows_the_files_read(self):
+        """--help lists the configuration files this invocation reads; the
+        default build reads /etc/pam-oauth, like the man pages say (issue
+        14.9)."""
+        env = {k: v for k, v in self.env.items() if k != "PAM_OAUTH_CONFIG"}
+        env["XDG_CONFIG_HOME"] = os.path.join(self.dir, "xdg")
+        p = self.ok("--help", env=env)
+        files = p.stdout.split("\nConfiguration files, in the order read (from the "
+                               "built-in search list):\n")[1].split("\n\n")[0]
+        self.assertEqual(files.splitlines()[0].split(" (")[0], "  /etc/pam-oauth/pam-oauth.conf")
+        self.assertEqual(files.splitlines()[1],
+                         "  " + os.path.join(self.dir, "xdg", "pam-oauth", "pam-oauth.conf")
+                         + " (missing: skipped)")
+        p = self.ok("--help")
+        self.assertIn("(from $PAM_OAUTH_CONFIG):\n  %s\n" % self.config, p.stdout)
+        p = self.ok("-c", self.config, "-c", "/nonexistent.conf", "--help")
+        self.assertIn("(from -c):\n  %s\n  /nonexistent.conf (missing: an error)\n"
+                      % self.config, p.stdout)
+        with open(os.path.join(harness.REPO_ROOT, "man", "pam-oauth.conf.5")) as f:
+            self.assertIn(".I /etc/pam\\-oauth/pam\\-oauth.conf\nThe system file", f.read())
 
 
 class BadCache(HelperTestCase):
@@ -767,6 +1022,33 @@ class BadCache(HelperTestCase):
 
     def test_group_writable(self):
         self.check_refetch(lambda path: os.chmod(path, 0o660))
+
+    def forge_times(self, path, obtained, expires):
+        with open(path) as f:
+            entry = json.load(f)
+        entry.update(access_token="forged-token", obtained_at=obtained, expires_at=expires)
+        harness.write_file(path, json.dumps(entry))
+
+    def test_times_out_of_bounds(self):
+        """A forged or damaged entry is not served as fresh for ever
+        (issue 14.5): times outside sane bounds are refused with a warning
+        naming the file; a new token is fetched and the budget kept."""
+        now = int(time.time())
+        cases = [("expires_at -2^63", now - 10, -2**63),
+                 ("expires_at 2^62", now - 10, 2**62),
+                 ("expires_at 2^63-1", now - 10, 2**63 - 1),
+                 ("obtained_at 0", 0, now + 3600),
+                 ("obtained_at in a year", now + 366 * 86400, now + 367 * 86400),
+                 ("lifetime over 10 years", now - 10, now + 11 * 366 * 86400)]
+        for name, obtained, expires in cases:
+            with self.subTest(name):
+                SRV.reset()
+                if os.path.exists(self.cache_file()):
+                    os.remove(self.cache_file())
+                self.check_refetch(lambda path: self.forge_times(path, obtained, expires))
+                self.assertNotIn("forged-token", self.token())
+                p = self.ok("status", "--format", "json")
+                self.assertEqual(json.loads(p.stdout)["state"], "valid")
 
     def test_status_reads_a_corrupt_cache(self):
         self.token()

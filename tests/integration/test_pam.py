@@ -839,6 +839,23 @@ class TestSession(PamCase):
             self.assertNotLogged(r, e["refresh_token"])
         self.oauth_token_reads_it(conf, e["access_token"])
 
+    def test_refused_account_leaves_no_hand_off(self):
+        """store_token as root leaves the token's hand-off for a session in
+        another process (sshd's keyboard-interactive); an account check
+        that refuses the login removes it at once."""
+        svc, _ = self.svc(store_token=True, require_roles="admin", roles_claim="roles")
+        self.srv.client("test-client", secret="test-secret", roles_in_response=True)
+        mine = f"handoff.{self.user.uid}."
+        before = {n for n in os.listdir("/run/pam-oauth") if n.startswith(mine)} \
+            if os.path.isdir("/run/pam-oauth") else set()
+        r = self.run_pam(svc, self.user.name, ["authenticate", "acct_mgmt"],
+                         password="sess-pass")
+        self.assertFalse(r.ok, r)
+        self.assertLogged(r, r'role "admin" is not in "roles"')
+        self.assertLogged(r, r"the refused login's token hand-off \S+ was removed")
+        after = {n for n in os.listdir("/run/pam-oauth") if n.startswith(mine)}
+        self.assertEqual(after - before, set(), r)
+
     def oauth_token_reads_it(self, conf, token):
         helper = harness.staged_helper()   # the user may not reach the checkout
         if not os.access(helper, os.X_OK):

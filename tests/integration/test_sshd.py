@@ -261,6 +261,11 @@ class TestSshdLogin(unittest.TestCase):
                     else:
                         self.assertNotEqual(rc, 0, f"{name}: logged in\n{log}")
                         self.assertEqual(log.count(refused), before + 1, log)
+                        # The child wrote the token's hand-off at
+                        # authentication; the refusal removed it.
+                        left = [n for n in os.listdir("/run/pam-oauth")
+                                if n.startswith(f"handoff.{self.user.uid}.")]
+                        self.assertEqual(left, [], "a refused login's token was left")
         finally:
             self.write_conf()
 

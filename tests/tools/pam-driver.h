@@ -62,12 +62,16 @@ static int conv(int n, const struct pam_message **msg,
 }
 
 /* Read the password (the first line of standard input, without its
- * newline) into password (size n) and set up pc to answer with it. */
+ * newline) into password (size n) and set up pc to answer with it.
+ * Standard input is unbuffered from here on: no stdio buffer of ours
+ * keeps a copy of the password (a test looks for copies in the driver's
+ * memory, pam-loop -w and -S). */
 static void conv_init(struct pam_conv *pc, struct conv_data *d, char *password,
                       size_t n)
 {
     size_t len;
 
+    (void)setvbuf(stdin, NULL, _IONBF, 0);
     if (fgets(password, (int)n, stdin) == NULL)
         password[0] = '\0';
     len = strlen(password);

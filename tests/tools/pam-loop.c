@@ -2,7 +2,8 @@
  * pam-loop - run many PAM transactions in one process, for valgrind and
  * for memory growth checks of pam_oauth.so.
  *
- *   pam-loop [-n CYCLES] [-a] [-s] [-o OPS] [-e CODE] SERVICE USER < password
+ *   pam-loop [-n CYCLES] [-a] [-s] [-o OPS] [-e CODE] [-w] [-S] SERVICE USER
+ *            < password
  *
  * Each cycle is pam_start, pam_authenticate (the conversation answers
  * every echo-off prompt with the password read from standard input, first
@@ -16,8 +17,15 @@
  * and every 100th it prints "cycle N VmRSS K" (kB, from /proc/self/status).
  * Every pam_authenticate must return CODE (default 0, PAM_SUCCESS); the
  * exit status is 0 when all did, 1 otherwise, 2 on a usage error.
+ * The password is read without stdio buffering and cleansed after the last
+ * cycle, so that pam-loop itself keeps no copy.  So that a test can look at
+ * the memory the module left behind (gcore): with -S it then prints
+ * "paused PID" and waits for SIGUSR1 (sleeping, not stopped: gdb cannot
+ * attach to a stopped process); with -w it prints "waiting PID" and waits
+ * for the end of its standard input.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +53,7 @@ static long vm_rss_kb(void)
 static int usage(void)
 {
     fprintf(stderr, "usage: pam-loop [-n CYCLES] [-a] [-s] [-o OPS] [-e CODE] "
-                    "SERVICE USER < password\n"
+                    "[-w] [-S] SERVICE USER < password\n"
                     "  OPS: acct,estab,refresh,open,close,delete\n");
     return 2;
 }
@@ -53,7 +61,7 @@ static int usage(void)
 int main(int argc, char **argv)
 {
     long cycles = 1000, i, failures = 0;
-    int opt, expect = PAM_SUCCESS, nops = 0, k;
+    int opt, expect = PAM_SUCCESS, nops = 0, k, wait_end = 0, stop = 0;
     char password[1024], opsbuf[256] = "";
     const char *ops[MAX_OPS];
     struct conv_data data;
@@ -61,7 +69,7 @@ int main(int argc, char **argv)
     char *end;
     const char *add;
 
-    while ((opt = getopt(argc, argv, "n:aso:e:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:aso:e:wS")) != -1) {
         switch (opt) {
         case 'n':
             errno = 0;
@@ -85,6 +93,12 @@ int main(int argc, char **argv)
             expect = (int)strtol(optarg, &end, 10);
             if (*end != '\0')
                 return usage();
+            break;
+        case 'w':
+            wait_end = 1;
+            break;
+        case 'S':
+            stop = 1;
             break;
         default:
             return usage();
@@ -129,6 +143,25 @@ int main(int argc, char **argv)
         }
     }
     explicit_bzero(password, sizeof(password));
+    if (stop) {
+        sigset_t set, old;
+
+        sigemptyset(&set);
+        sigaddset(&set, SIGUSR1);
+        (void)sigprocmask(SIG_BLOCK, &set, &old);
+        printf("paused %ld\n", (long)getpid());
+        fflush(stdout);
+        while (sigwait(&set, &k) != 0 || k != SIGUSR1)
+            ;
+        (void)sigprocmask(SIG_SETMASK, &old, NULL);
+    }
     printf("done %ld cycles, %ld failures\n", cycles, failures);
+    if (wait_end) {
+        /* the conversation's copies are ours: freed and cleansed above */
+        printf("waiting %ld\n", (long)getpid());
+        fflush(stdout);
+        while (getchar() != EOF)
+            ;
+    }
     return failures == 0 ? 0 : 1;
 }

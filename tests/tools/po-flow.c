@@ -4,26 +4,41 @@
  *   po-flow -c CONFIG -p PROFILE [-d CACHE_DIR] [--force-new]
  *           [--ignore-budget] [--cache-only] [--clock-file F]
  *           [--login USER | --invalidate TOKEN_SHA256|any | --erase |
- *            --status | --simulate N_CALLS STEP_SECONDS]
+ *            --status | --simulate N_CALLS STEP_SECONDS
+ *            [--barrier FILE NPROCS [--slot S NSLOTS]]]
  *
  * Without an action it calls po_flow_get once.  It prints one JSON line on
  * stdout: {"outcome":..., "message":..., "access_token_sha256":...,
- * "expires_at":N, ...}; never a token.  --login reads the password from
+ * "expires_at":N, ..., "stale":B, "renewal":{...} when stale}; never a
+ * token.  --login reads the password from
  * the first line of stdin.  --clock-file names a file holding the fake
  * wall time in seconds, read again on every clock call.  --simulate calls
  * po_flow_get N times in this process, advancing a fake clock by STEP
- * seconds after each call, and prints {"calls":N,"errors":E,...}.  Log
- * lines go to stderr.  Exit status: 0 on success, 1 on a failure, 2 on a
+ * seconds after each call, and prints {"calls":N,"errors":E,"stale":S,...}.
+ * With --barrier, NPROCS such processes advance their clocks in lock step:
+ * after each call each waits until all NPROCS have made theirs (FILE, at
+ * least 8 bytes of zeros when they start, is shared memory; a wait over
+ * 60 s is an error), so their clocks never drift apart.  With --slot S N
+ * every call is a step of N rounds of the barrier and this process calls
+ * in round S: processes whose clocks are ahead call in a later round, so
+ * that no process reads a token obtained in its future.  Log lines go to
+ * stderr.  Exit status: 0 on success, 1 on a failure, 2 on a
  * usage error.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cache.h"
 #include "config.h"
@@ -37,6 +52,51 @@ typedef struct clock_state {
     int64_t fake;     /* --simulate: the current fake time      */
     int simulated;
 } clock_state;
+
+/* A barrier for processes sharing a mapping of two zeroed words: the
+ * number arrived and the generation. */
+typedef struct barrier {
+    uint32_t *words;
+    uint32_t n;
+} barrier;
+
+static int barrier_open(barrier *b, const char *path, long n)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    void *m;
+
+    if (fd == -1 || n < 1)
+        return -1;
+    m = mmap(NULL, 8, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        return -1;
+    b->words = m;
+    b->n = (uint32_t)n;
+    return 0;
+}
+
+/* Wait until all n processes have arrived; -1 after 60 s. */
+static int barrier_wait(barrier *b)
+{
+    uint32_t *count = &b->words[0], *gen = &b->words[1];
+    uint32_t g = __atomic_load_n(gen, __ATOMIC_SEQ_CST);
+    struct timespec ts = {1, 0};
+    int waited = 0;
+
+    if (__atomic_add_fetch(count, 1, __ATOMIC_SEQ_CST) == b->n) {
+        __atomic_store_n(count, 0, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(gen, 1, __ATOMIC_SEQ_CST);
+        (void)syscall(SYS_futex, gen, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+        return 0;
+    }
+    while (__atomic_load_n(gen, __ATOMIC_SEQ_CST) == g) {
+        if (waited++ >= 60)
+            return -1;
+        (void)syscall(SYS_futex, gen, FUTEX_WAIT, g, &ts, NULL, 0);
+    }
+    return 0;
+}
 
 static void log_stderr(void *ctx, int priority, const char *msg)
 {
@@ -120,6 +180,25 @@ static void add_token(json_object *o, const po_token *t)
     add_str(o, "extra", t->extra_json);
 }
 
+/* Whether the token was served stale, and why. */
+static void add_note(json_object *o, const po_flow_note *n)
+{
+    json_object *r;
+
+    json_object_object_add(o, "stale", json_object_new_boolean(n->stale));
+    if (!n->stale)
+        return;
+    r = json_object_new_object();
+    add_str(r, "outcome", po_rc_name(n->renewal.rc));
+    add_str(r, "message", n->renewal.msg);
+    json_object_object_add(r, "failed_at",
+                           json_object_new_int64(n->renewal.failed_at));
+    json_object_object_add(r, "after", json_object_new_int64(n->renewal.after));
+    json_object_object_add(r, "failures",
+                           json_object_new_int64(n->renewal.failures));
+    json_object_object_add(o, "renewal", r);
+}
+
 static void print_json(json_object *o)
 {
     printf("%s\n",
@@ -143,7 +222,8 @@ static int usage(void)
             "usage: po-flow -c CONFIG -p PROFILE [-d CACHE_DIR] [--force-new]\n"
             "         [--ignore-budget] [--cache-only] [--clock-file F]\n"
             "         [--login USER | --invalidate SHA256|any | --erase |\n"
-            "          --status | --simulate N_CALLS STEP_SECONDS]\n");
+            "          --status | --simulate N_CALLS STEP_SECONDS\n"
+            "          [--barrier FILE NPROCS [--slot S NSLOTS]]]\n");
     return 2;
 }
 
@@ -167,7 +247,9 @@ int main(int argc, char **argv)
     const char *config = NULL, *profile = NULL, *dir = NULL, *login = NULL;
     const char *inval = NULL;
     int erase = 0, status = 0, i, ret = 1;
-    long sim_calls = -1, sim_step = 0;
+    long sim_calls = -1, sim_step = 0, barrier_n = 0, slot = 0, slots = 1;
+    const char *barrier_file = NULL;
+    barrier bar = {NULL, 0};
     unsigned flags = 0;
     clock_state clk = {NULL, 0, 0};
     po_log log = {log_stderr, NULL, 0};
@@ -208,7 +290,15 @@ int main(int argc, char **argv)
             erase = 1;
         else if (strcmp(a, "--status") == 0)
             status = 1;
-        else if (strcmp(a, "--clock-file") == 0 && more)
+        else if (strcmp(a, "--barrier") == 0 && i + 2 < argc) {
+            barrier_file = argv[++i];
+            barrier_n = strtol(argv[++i], NULL, 10);
+        } else if (strcmp(a, "--slot") == 0 && i + 2 < argc) {
+            slot = strtol(argv[++i], NULL, 10);
+            slots = strtol(argv[++i], NULL, 10);
+            if (slots < 1 || slot < 0 || slot >= slots)
+                return usage();
+        } else if (strcmp(a, "--clock-file") == 0 && more)
             clk.file = argv[++i];
         else if (strcmp(a, "--simulate") == 0 && i + 2 < argc) {
             sim_calls = strtol(argv[++i], NULL, 10);
@@ -287,19 +377,33 @@ int main(int argc, char **argv)
         }
         po_cache_entry_free(&e);
     } else if (sim_calls >= 0) {
-        long n, errors = 0;
+        long n, errors = 0, stale = 0;
         char last[65] = "", h[65];
         long changes = 0;
+        po_flow_note note;
 
+        if (barrier_file != NULL &&
+            barrier_open(&bar, barrier_file, barrier_n) != 0) {
+            rc = po_fail(&err, PO_USAGE, "--barrier %s: %s", barrier_file,
+                         strerror(errno));
+            goto out;
+        }
         clk.fake = tool_clock(&clk);
         clk.simulated = 1;
         for (n = 0; n < sim_calls; n++) {
             po_err e1;
+            long r;
+            /* The rounds of the other slots first: their calls come
+             * before this one's (their clocks are behind it). */
+            for (r = 0; bar.words != NULL && r < slot; r++)
+                if (barrier_wait(&bar) != 0)
+                    goto barrier_failed;
             po_err_clear(&e1);
-            if (po_flow_get(&f, flags, &tok, &e1) != PO_OK) {
+            if (po_flow_get(&f, flags, &tok, &note, &e1) != PO_OK) {
                 errors++;
                 log_stderr(NULL, LOG_ERR, e1.msg);
             } else {
+                stale += note.stale;
                 sha256_hex(tok.access_token, h);
                 if (strcmp(h, last) != 0)
                     changes++;
@@ -307,18 +411,33 @@ int main(int argc, char **argv)
             }
             po_token_free(&tok);
             clk.fake += sim_step;
+            for (r = slot; bar.words != NULL && r < slots; r++)
+                if (barrier_wait(&bar) != 0)
+                    goto barrier_failed;
+        }
+        if (0) {
+        barrier_failed:
+            rc = po_fail(&err, PO_LOCKED,
+                         "--barrier: the other processes did not come "
+                         "within 60 s (call %ld)",
+                         n + 1);
+            goto out;
         }
         o = json_object_new_object();
         json_object_object_add(o, "calls", json_object_new_int64(sim_calls));
         json_object_object_add(o, "errors", json_object_new_int64(errors));
         json_object_object_add(o, "distinct_tokens",
                                json_object_new_int64(changes));
+        json_object_object_add(o, "stale", json_object_new_int64(stale));
         rc = errors == 0 ? PO_OK : PO_IO;
     } else {
-        rc = po_flow_get(&f, flags, &tok, &err);
+        po_flow_note note;
+        rc = po_flow_get(&f, flags, &tok, &note, &err);
         o = outcome(rc, &err);
-        if (rc == PO_OK)
+        if (rc == PO_OK) {
             add_token(o, &tok);
+            add_note(o, &note);
+        }
     }
 out:
     if (o == NULL)

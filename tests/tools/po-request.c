@@ -232,7 +232,7 @@ int main(int argc, char **argv)
     if ((rc = po_profile_load_secret(p, &log, &err)) != PO_OK)
         goto out;
     rc = po_oauth_token_request(p, &g, po_mono_ms() + (uint64_t)p->timeout_ms,
-                                (int64_t)time(NULL), &log, &tok, &err);
+                                0, (int64_t)time(NULL), &log, &tok, &err);
     if (rc == PO_OK) {
         if ((path = getenv("PO_ACCESS_TOKEN_OUT")) != NULL &&
             write_secret_file(path, tok.access_token) != 0)

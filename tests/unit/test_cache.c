@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -206,6 +207,10 @@ static void test_round_trip(void **state)
 
 /* The pure decoder and encoder: no file, text without a terminating NUL,
  * encode(decode(x)) == x for an encoded entry, and a bad text named. */
+/* The wall time the pure decoder is asked at: after sample_entry's
+ * obtained_at, before its expiry. */
+#define NOW 1700000100
+
 static void test_decode_encode(void **state)
 {
     fx *f = *state;
@@ -223,9 +228,9 @@ static void test_decode_encode(void **state)
     copy = malloc(b1.len);
     assert_non_null(copy);
     memcpy(copy, b1.data, b1.len);
-    assert_int_equal(
-        po_cache_entry_decode(copy, b1.len, &f->p, "mem", &f->log, &out, &err),
-        PO_OK);
+    assert_int_equal(po_cache_entry_decode(copy, b1.len, &f->p, "mem", NOW,
+                                           &f->log, &out, &err),
+                     PO_OK);
     free(copy);
     assert_string_equal(out.token.access_token, in.token.access_token);
     assert_string_equal(out.token.refresh_token, in.token.refresh_token);
@@ -235,7 +240,7 @@ static void test_decode_encode(void **state)
     assert_int_equal(po_cache_entry_encode(&f->p, &out, &b2), PO_OK);
     assert_int_equal(b2.len, b1.len);
     assert_memory_equal(b2.data, b1.data, b1.len);
-    assert_int_equal(po_cache_entry_decode(b2.data, b2.len, &f->p, "mem",
+    assert_int_equal(po_cache_entry_decode(b2.data, b2.len, &f->p, "mem", NOW,
                                            &f->log, &again, &err),
                      PO_OK);
     po_cache_entry_free(&again);
@@ -244,22 +249,22 @@ static void test_decode_encode(void **state)
     /* a bad text: PO_IO, the reason, an empty entry */
     assert_int_equal(
         po_cache_entry_decode("{\"version\":1,\"budget_count\":-1}", 31, &f->p,
-                              "mem", &f->log, &out, &err),
+                              "mem", NOW, &f->log, &out, &err),
         PO_IO);
     assert_non_null(strstr(err.msg, "budget_count"));
     assert_null(out.token.access_token);
     /* nothing but white space after the object: not a NUL either */
     assert_int_equal(po_cache_entry_decode("{\"version\":1}\n\0", 15, &f->p,
-                                           "mem", &f->log, &out, &err),
+                                           "mem", NOW, &f->log, &out, &err),
                      PO_IO);
     assert_non_null(strstr(err.msg, "data after the JSON object"));
     assert_int_equal(po_cache_entry_decode("{\"version\":1} \t\r\n", 17, &f->p,
-                                           "mem", &f->log, &out, &err),
+                                           "mem", NOW, &f->log, &out, &err),
                      PO_OK);
     po_cache_entry_free(&out);
     /* another client's token is dropped, its budget kept */
     assert_int_equal(po_str_replace(&f->p.client_id, "other"), PO_OK);
-    assert_int_equal(po_cache_entry_decode(b1.data, b1.len, &f->p, "mem",
+    assert_int_equal(po_cache_entry_decode(b1.data, b1.len, &f->p, "mem", NOW,
                                            &f->log, &out, &err),
                      PO_OK);
     assert_null(out.token.access_token);
@@ -424,7 +429,8 @@ typedef struct bad_case {
 
 #define GOOD                                                                   \
     "{\"version\":1,\"token_url\":\"https://auth.example.test/token\","        \
-    "\"client_id\":\"cid\",\"access_token\":\"AT\",\"expires_at\":9,"          \
+    "\"client_id\":\"cid\",\"access_token\":\"AT\","                           \
+    "\"obtained_at\":1700000000,\"expires_at\":1700003600,"                    \
     "\"budget_month\":\"2024-01\",\"budget_count\":2}"
 
 static const bad_case bad_cases[] = {
@@ -448,10 +454,17 @@ static const bad_case bad_cases[] = {
      "extra"},
     {"bad month", TEXT, "{\"version\":1,\"budget_month\":\"January\"}", 0600, 0,
      "budget_month"},
-    {"month not digits", TEXT, "{\"version\":1,\"budget_month\":\"20x4-01\"}",
-     0600, 0, "budget_month"},
     {"month 13", TEXT, "{\"version\":1,\"budget_month\":\"2024-13\"}", 0600, 0,
      "budget_month"},
+    {"month 00", TEXT, "{\"version\":1,\"budget_month\":\"2024-00\"}", 0600, 0,
+     "budget_month"},
+    {"month not digits", TEXT, "{\"version\":1,\"budget_month\":\"20x4-01\"}",
+     0600, 0, "budget_month"},
+    {"count too large", TEXT, "{\"version\":1,\"budget_count\":1000000001}",
+     0600, 0, "budget_count"},
+    {"count beyond int64", TEXT,
+     "{\"version\":1,\"budget_count\":99999999999999999999}", 0600, 0,
+     "budget_count"},
     {"negative count", TEXT, "{\"version\":1,\"budget_count\":-1}", 0600, 0,
      "budget_count"},
     {"trailing data", TEXT, GOOD " {}", 0600, 0, "after"},
@@ -559,6 +572,194 @@ static void test_unusable_files(void **state)
     }
     free(file);
     free(target);
+}
+
+/* Times a cache file may not make us believe (issue 14.5): the token is
+ * dropped with a warning naming the file, the budget counter is kept. */
+static void test_insane_times(void **state)
+{
+    static const int64_t now = 1750000000; /* 2025-06-15 */
+    static const struct {
+        const char *name;
+        const char *obtained, *expires; /* JSON numbers */
+        int used;                       /* whether the token is believed */
+        const char *reason;
+    } rows[] = {
+        {"sane", "1749999000", "1750003600", 1, NULL},
+        {"no obtained_at", NULL, "1750003600", 0, "before 2000"},
+        {"obtained in 1970", "0", "3600", 0, "before 2000"},
+        {"obtained 1999-12-31T23:59:59", "946684799", "946688399", 0,
+         "before 2000"},
+        {"obtained 2000-01-01", "946684800", "946688400", 1, NULL},
+        {"expires_at -2^63", "1749999000", "-9223372036854775808", 0,
+         "not between"},
+        {"expires_at 2^62", "1749999000", "4611686018427387904", 0,
+         "not between"},
+        {"expires_at 2^63-1", "1749999000", "9223372036854775807", 0,
+         "not between"},
+        {"obtained_at 2^63-1", "9223372036854775807", "9223372036854775807", 0,
+         "in the future"},
+        {"obtained_at -2^63", "-9223372036854775808", "1750003600", 0,
+         "before 2000"},
+        {"lifetime 0", "1749999000", "1749999000", 0, "not between"},
+        {"expired before obtained", "1749999000", "1749998000", 0,
+         "not between"},
+        {"lifetime 10 years", "1749999000", "2066223000", 1, NULL},
+        {"lifetime 10 years + 1 s", "1749999000", "2066223001", 0,
+         "not between"},
+        {"obtained 300 s ahead (skew)", "1750000300", "1750003900", 1, NULL},
+        {"obtained 301 s ahead", "1750000301", "1750003901", 0,
+         "in the future"},
+        {"obtained a year ahead", "1781536000", "1781539600", 0,
+         "in the future"},
+    };
+    fx *f = *state;
+    char *file = path_in(f, "prof.json");
+    char text[1024];
+    size_t i;
+
+    make_dir(f);
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        po_cache_entry e;
+        po_err err;
+        int n;
+
+        n = snprintf(text, sizeof(text),
+                     "{\"version\":1,\"token_url\":"
+                     "\"https://auth.example.test/token\",\"client_id\":"
+                     "\"cid\",\"access_token\":\"AT\",\"refresh_token\":"
+                     "\"RT\",\"username\":\"u\"%s%s%s%s,"
+                     "\"budget_month\":\"2025-06\",\"budget_count\":7}",
+                     rows[i].obtained ? ",\"obtained_at\":" : "",
+                     rows[i].obtained ? rows[i].obtained : "",
+                     rows[i].expires ? ",\"expires_at\":" : "",
+                     rows[i].expires ? rows[i].expires : "");
+        assert_true(n > 0 && (size_t)n < sizeof(text));
+        write_text(file, text, 0600);
+        memset(&f->cap, 0, sizeof(f->cap));
+        assert_int_equal(
+            po_cache_read_at(f->dir, &f->p, now, &f->log, &e, &err), PO_OK);
+        if (rows[i].used) {
+            if (e.token.access_token == NULL || f->cap.warnings != 0)
+                fail_msg("%s: refused (%s)", rows[i].name, f->cap.last);
+        } else {
+            if (e.token.access_token != NULL || e.token.refresh_token != NULL ||
+                e.username != NULL || f->cap.warnings != 1)
+                fail_msg("%s: token kept, %d warnings", rows[i].name,
+                         f->cap.warnings);
+            if (strstr(f->cap.last, file) == NULL ||
+                strstr(f->cap.last, rows[i].reason) == NULL ||
+                strstr(f->cap.last, "AT") != NULL)
+                fail_msg("%s: warning '%s'", rows[i].name, f->cap.last);
+        }
+        /* The budget counter survives either way. */
+        assert_string_equal(e.budget_month, "2025-06");
+        assert_int_equal(e.budget_count, 7);
+        po_cache_entry_free(&e);
+    }
+    /* An entry without a token: its times are not looked at. */
+    write_text(file,
+               "{\"version\":1,\"obtained_at\":-5,\"expires_at\":-9,"
+               "\"budget_month\":\"2025-06\",\"budget_count\":3}",
+               0600);
+    {
+        po_cache_entry e;
+        po_err err;
+        memset(&f->cap, 0, sizeof(f->cap));
+        assert_int_equal(
+            po_cache_read_at(f->dir, &f->p, now, &f->log, &e, &err), PO_OK);
+        assert_int_equal(f->cap.warnings, 0);
+        assert_int_equal(e.budget_count, 3);
+        po_cache_entry_free(&e);
+    }
+    free(file);
+}
+
+/* The note of a failed renewal (issue 14.8): written, read back, and
+ * dropped (the token kept) when it makes no sense. */
+static void test_renewal_note(void **state)
+{
+    static const int64_t now = 1750000000;
+    static const struct {
+        const char *note;
+        int kept;
+    } rows[] = {
+        {"{\"failed_at\":1749999990,\"after\":1750000010,\"failures\":2,"
+         "\"outcome\":\"timeout\",\"message\":\"m\"}",
+         1},
+        {"[]", 0},
+        {"{\"failed_at\":1749999990,\"after\":1749999989,\"failures\":2,"
+         "\"outcome\":\"timeout\"}",
+         0},
+        {"{\"failed_at\":1749999990,\"after\":1750099991,\"failures\":2,"
+         "\"outcome\":\"timeout\"}",
+         0},
+        {"{\"failed_at\":1760000000,\"after\":1760000010,\"failures\":2,"
+         "\"outcome\":\"timeout\"}",
+         0},
+        {"{\"failed_at\":5,\"after\":10,\"failures\":2,\"outcome\":"
+         "\"timeout\"}",
+         0},
+        {"{\"failed_at\":1749999990,\"after\":1750000010,\"failures\":0,"
+         "\"outcome\":\"timeout\"}",
+         0},
+        {"{\"failed_at\":1749999990,\"after\":1750000010,\"failures\":2,"
+         "\"outcome\":\"invalid_grant\"}",
+         0},
+        {"{\"failed_at\":\"x\",\"after\":1750000010,\"failures\":2,"
+         "\"outcome\":\"timeout\"}",
+         0},
+    };
+    fx *f = *state;
+    po_cache_entry in, out;
+    po_err err;
+    char *file = path_in(f, "prof.json"), text[1024];
+    size_t i;
+
+    make_dir(f);
+    sample_entry(&in);
+    in.renewal.failed_at = 1700000100;
+    in.renewal.after = 1700000120;
+    in.renewal.failures = 3;
+    in.renewal.rc = PO_SERVER_ERROR;
+    strcpy(in.renewal.msg, "token endpoint answered HTTP 503: \"quoted\"");
+    assert_int_equal(po_cache_write(f->dir, &f->p, &in, &err), PO_OK);
+    assert_int_equal(
+        po_cache_read_at(f->dir, &f->p, 1700000200, &f->log, &out, &err),
+        PO_OK);
+    assert_int_equal(f->cap.warnings, 0);
+    assert_int_equal(out.renewal.failed_at, 1700000100);
+    assert_int_equal(out.renewal.after, 1700000120);
+    assert_int_equal(out.renewal.failures, 3);
+    assert_int_equal(out.renewal.rc, PO_SERVER_ERROR);
+    assert_string_equal(out.renewal.msg, in.renewal.msg);
+    po_cache_entry_free(&out);
+    po_cache_entry_free(&in);
+
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        (void)snprintf(text, sizeof(text),
+                       "{\"version\":1,\"token_url\":"
+                       "\"https://auth.example.test/token\",\"client_id\":"
+                       "\"cid\",\"access_token\":\"AT\",\"obtained_at\":"
+                       "1749999000,\"expires_at\":1750003600,\"renewal\":%s}",
+                       rows[i].note);
+        write_text(file, text, 0600);
+        memset(&f->cap, 0, sizeof(f->cap));
+        assert_int_equal(
+            po_cache_read_at(f->dir, &f->p, now, &f->log, &out, &err), PO_OK);
+        assert_string_equal(out.token.access_token, "AT");
+        if (rows[i].kept != (out.renewal.failed_at != 0) ||
+            f->cap.warnings != !rows[i].kept)
+            fail_msg("row %zu: note %s, %d warnings", i,
+                     out.renewal.failed_at ? "kept" : "dropped",
+                     f->cap.warnings);
+        if (!rows[i].kept &&
+            (strstr(f->cap.last, file) == NULL ||
+             strstr(f->cap.last, "failed renewal is ignored") == NULL))
+            fail_msg("row %zu: warning '%s'", i, f->cap.last);
+        po_cache_entry_free(&out);
+    }
+    free(file);
 }
 
 /* ------------------------------------------------------------------ */
@@ -936,8 +1137,8 @@ static void test_store_as_nobody(void **state)
     t.access_token = strdup("AT-for-nobody");
     t.refresh_token = strdup("RT");
     t.token_type = strdup("bearer");
-    t.obtained_at = 100;
-    t.expires_at = 200;
+    t.obtained_at = (int64_t)time(NULL);
+    t.expires_at = t.obtained_at + 3600;
     assert_int_equal(
         po_cache_store_as(&f->p, &nobody, dir, &t, "nobody", NULL, &err),
         PO_OK);
@@ -1192,6 +1393,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stale_temp_removed_under_lock,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_unusable_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_insane_times, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renewal_note, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_dir_selection, setup,
                                         teardown),

@@ -2276,6 +2276,54 @@ static void test_man_page(void **state)
     free(path);
 }
 
+/* The entry of key in the KEYS section text (up to the next .TP),
+ * NUL-terminated in place of the next entry's newline; NULL if none. */
+static char *man_entry(char *keys, const char *key)
+{
+    char item[128], *s, *next;
+
+    (void)snprintf(item, sizeof(item), "\n.TP\n.B %s\n", key);
+    if ((s = strstr(keys, item)) == NULL)
+        return NULL;
+    s += strlen(item);
+    if ((next = strstr(s, "\n.TP\n")) != NULL)
+        *next = '\0';
+    return s;
+}
+
+/* allow_http is documented for every URL key it governs, and each of
+ * those says so (issue 14.9). */
+static void test_man_page_allow_http(void **state)
+{
+    static const char *const url_keys[] = {"token_url", "issuer", "jwks_uri",
+                                           "introspection_url"};
+    char *path = source_file("man/pam-oauth.conf.5");
+    char *text = read_all(path), *copy, *entry, want[64];
+    size_t i;
+
+    (void)state;
+    copy = strdup(text);
+    assert_non_null(copy);
+    entry = man_entry(copy, "allow_http");
+    assert_non_null(entry);
+    for (i = 0; i < sizeof(url_keys) / sizeof(url_keys[0]); i++) {
+        (void)snprintf(want, sizeof(want), ".B %s", url_keys[i]);
+        if (strstr(entry, want) == NULL &&
+            (snprintf(want, sizeof(want), ".BR %s", url_keys[i]),
+             strstr(entry, want) == NULL))
+            fail_msg("%s: allow_http does not name %s", path, url_keys[i]);
+    }
+    for (i = 0; i < sizeof(url_keys) / sizeof(url_keys[0]); i++) {
+        strcpy(copy, text);
+        entry = man_entry(copy, url_keys[i]);
+        if (entry == NULL || strstr(entry, "allow_http") == NULL)
+            fail_msg("%s: %s does not mention allow_http", path, url_keys[i]);
+    }
+    free(copy);
+    free(text);
+    free(path);
+}
+
 static void test_example_file(void **state)
 {
     static const char *const names[] = {
@@ -2366,6 +2414,7 @@ int main(void)
         cmocka_unit_test(test_load_secret_noop_and_errors),
         cmocka_unit_test(test_default_paths),
         cmocka_unit_test(test_man_page),
+        cmocka_unit_test(test_man_page_allow_http),
         cmocka_unit_test(test_example_file),
     };
 

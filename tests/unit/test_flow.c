@@ -49,6 +49,10 @@ static void test_margin(void **state)
         {0, 0, 3600, 0},       /* explicit 0                      */
         {60, 0, 3600, 60},     /* explicit                        */
         {900, 0, 600, 900},    /* explicit, larger than lifetime  */
+        /* lifetimes whose computation would overflow (issue 14.5) */
+        {-1, INT64_MIN, INT64_MAX, 300},
+        {-1, INT64_MAX, INT64_MIN, 5},
+        {-1, 1000, INT64_MIN, 5},
     };
     po_profile p;
     po_token t;
@@ -99,6 +103,17 @@ static void test_fresh(void **state)
         {-1, 7200, 1, 1, 0, 3600, 3300, 0},
         /* clock before obtained_at (clock stepped back) */
         {-1, 600, 1, 1, 1000, 4600, 900, 1},
+        /* times no sum may overflow on (issue 14.5): never fresh */
+        {-1, 0, 1, 1, 1000, INT64_MIN, 1000, 0},
+        {300, 0, 1, 1, 1000, INT64_MIN, 1000, 0},
+        /* obtained in the future: the cache decoder refuses such times,
+         * is_fresh itself must only not overflow */
+        {-1, 600, 1, 1, INT64_MAX, INT64_MAX, 1000, 1},
+        {-1, 600, 1, 1, INT64_MIN, 4600, 1000, 0},
+        {-1, 0, 1, 1, INT64_MIN, INT64_MAX, INT64_MAX, 0},
+        /* a huge expiry is fresh only until refresh_interval */
+        {-1, 600, 1, 1, 1000, INT64_MAX, 1599, 1},
+        {-1, 600, 1, 1, 1000, INT64_MAX, 1600, 0},
     };
     po_profile p;
     po_token t;
@@ -309,25 +324,26 @@ static void test_cache_only(void **state)
     struct stat st;
 
     /* Nothing cached: PO_NOT_FOUND, and no directory is created. */
-    assert_int_equal(po_flow_get(&x->f, PO_FLOW_CACHE_ONLY, &t, &err),
+    assert_int_equal(po_flow_get(&x->f, PO_FLOW_CACHE_ONLY, &t, NULL, &err),
                      PO_NOT_FOUND);
     assert_non_null(strstr(err.msg, "wave"));
     assert_int_equal(stat(x->dir, &st), -1);
     /* Fresh: returned. */
     put_entry(x, x->now - 100, 3600, NULL, NULL, 0);
-    assert_int_equal(po_flow_get(&x->f, PO_FLOW_CACHE_ONLY, &t, &err), PO_OK);
+    assert_int_equal(po_flow_get(&x->f, PO_FLOW_CACHE_ONLY, &t, NULL, &err),
+                     PO_OK);
     assert_string_equal(t.access_token, "AT-cached");
     assert_int_equal(t.expires_at, x->now + 3500);
     po_token_free(&t);
     /* Stale (inside the margin): PO_NOT_FOUND, not a request. */
     x->now += 3300;
-    assert_int_equal(po_flow_get(&x->f, PO_FLOW_CACHE_ONLY, &t, &err),
+    assert_int_equal(po_flow_get(&x->f, PO_FLOW_CACHE_ONLY, &t, NULL, &err),
                      PO_NOT_FOUND);
     assert_null(t.access_token);
     /* Contradictory flags. */
-    assert_int_equal(
-        po_flow_get(&x->f, PO_FLOW_CACHE_ONLY | PO_FLOW_FORCE_NEW, &t, &err),
-        PO_USAGE);
+    assert_int_equal(po_flow_get(&x->f, PO_FLOW_CACHE_ONLY | PO_FLOW_FORCE_NEW,
+                                 &t, NULL, &err),
+                     PO_USAGE);
     assert_int_equal(x->warnings, 0);
 }
 
@@ -342,7 +358,7 @@ static void test_fast_path_needs_no_lock(void **state)
     put_entry(x, x->now, 3600, NULL, NULL, 0);
     pid = hold_lock(x);
     t0 = po_mono_ms();
-    assert_int_equal(po_flow_get(&x->f, 0, &t, &err), PO_OK);
+    assert_int_equal(po_flow_get(&x->f, 0, &t, NULL, &err), PO_OK);
     assert_true(po_mono_ms() - t0 < 500);
     assert_string_equal(t.access_token, "AT-cached");
     po_token_free(&t);
@@ -362,7 +378,7 @@ static void test_lock_bounds(void **state)
     /* Bounded by lock_timeout_ms. */
     x->p.lock_timeout_ms = 300;
     t0 = po_mono_ms();
-    assert_int_equal(po_flow_get(&x->f, 0, &t, &err), PO_LOCKED);
+    assert_int_equal(po_flow_get(&x->f, 0, &t, NULL, &err), PO_LOCKED);
     dt = po_mono_ms() - t0;
     assert_true(dt >= 300 && dt < 1500);
     assert_non_null(strstr(err.msg, "wave.lock"));
@@ -371,14 +387,14 @@ static void test_lock_bounds(void **state)
     x->p.lock_timeout_ms = 10000;
     x->f.deadline_ms = po_mono_ms() + 300;
     t0 = po_mono_ms();
-    assert_int_equal(po_flow_get(&x->f, 0, &t, &err), PO_LOCKED);
+    assert_int_equal(po_flow_get(&x->f, 0, &t, NULL, &err), PO_LOCKED);
     dt = po_mono_ms() - t0;
     assert_true(dt < 1500);
     x->f.deadline_ms = 0;
     /* FORCE_NEW skips the fast path: it waits for the lock too. */
     x->p.lock_timeout_ms = 100;
     put_entry(x, x->now, 3600, NULL, NULL, 0);
-    assert_int_equal(po_flow_get(&x->f, PO_FLOW_FORCE_NEW, &t, &err),
+    assert_int_equal(po_flow_get(&x->f, PO_FLOW_FORCE_NEW, &t, NULL, &err),
                      PO_LOCKED);
     /* ... and invalidate, erase and login are under the lock as well. */
     {
@@ -402,7 +418,7 @@ static void test_budget_refused_before_request(void **state)
 
     /* Used up this month, token expired: refused, no request. */
     put_entry(x, x->now - 7200, 3600, NULL, "2024-02", 3);
-    assert_int_equal(po_flow_get(&x->f, 0, &t, &err), PO_BUDGET);
+    assert_int_equal(po_flow_get(&x->f, 0, &t, NULL, &err), PO_BUDGET);
     assert_string_equal(err.msg,
                         "monthly token budget of 3 requests for profile wave "
                         "is used up (resets on 2024-03-01); use --force to "
@@ -410,8 +426,8 @@ static void test_budget_refused_before_request(void **state)
     assert_null(t.access_token);
     /* The same with a refresh token cached, and with FORCE_NEW. */
     put_entry(x, x->now - 7200, 3600, "RT", "2024-02", 3);
-    assert_int_equal(po_flow_get(&x->f, 0, &t, &err), PO_BUDGET);
-    assert_int_equal(po_flow_get(&x->f, PO_FLOW_FORCE_NEW, &t, &err),
+    assert_int_equal(po_flow_get(&x->f, 0, &t, NULL, &err), PO_BUDGET);
+    assert_int_equal(po_flow_get(&x->f, PO_FLOW_FORCE_NEW, &t, NULL, &err),
                      PO_BUDGET);
     /* ... and for login. */
     assert_int_equal(po_flow_login(&x->f, "u", "pw", 0, &t, &err), PO_BUDGET);
@@ -424,11 +440,11 @@ static void test_budget_refused_before_request(void **state)
     /* Over budget in December: resets next year. */
     x->now = 1735000000; /* 2024-12-24 */
     put_entry(x, x->now - 7200, 3600, NULL, "2024-12", 5);
-    assert_int_equal(po_flow_get(&x->f, 0, &t, &err), PO_BUDGET);
+    assert_int_equal(po_flow_get(&x->f, 0, &t, NULL, &err), PO_BUDGET);
     assert_non_null(strstr(err.msg, "resets on 2025-01-01"));
     /* A fresh token is served whatever the budget. */
     put_entry(x, x->now, 3600, NULL, "2024-12", 5);
-    assert_int_equal(po_flow_get(&x->f, 0, &t, &err), PO_OK);
+    assert_int_equal(po_flow_get(&x->f, 0, &t, NULL, &err), PO_OK);
     po_token_free(&t);
 }
 
@@ -450,17 +466,17 @@ static void test_budget_ignore_and_rollover(void **state)
     put_entry(x, x->now - 7200, 3600, NULL, "2024-02", 3);
     /* --force passes the budget (and the unreachable server fails). */
     assert_request_attempted(
-        po_flow_get(&x->f, PO_FLOW_IGNORE_BUDGET, &t, &err));
+        po_flow_get(&x->f, PO_FLOW_IGNORE_BUDGET, &t, NULL, &err));
     get_entry(x, &e);
     assert_int_equal(e.budget_count, 3); /* did not reach a server */
     po_cache_entry_free(&e);
     /* A new month resets the counter: the request is attempted. */
     put_entry(x, x->now - 7200, 3600, NULL, "2024-01", 3);
-    assert_request_attempted(po_flow_get(&x->f, 0, &t, &err));
+    assert_request_attempted(po_flow_get(&x->f, 0, &t, NULL, &err));
     /* No budget: never refused. */
     x->p.budget = 0;
     put_entry(x, x->now - 7200, 3600, NULL, "2024-02", 5000);
-    assert_request_attempted(po_flow_get(&x->f, 0, &t, &err));
+    assert_request_attempted(po_flow_get(&x->f, 0, &t, NULL, &err));
 }
 
 static void test_password_grant_needs_login(void **state)
@@ -470,16 +486,16 @@ static void test_password_grant_needs_login(void **state)
     po_err err;
 
     x->p.grant = PO_GRANT_PASSWORD;
-    assert_int_equal(po_flow_get(&x->f, 0, &t, &err), PO_NOT_FOUND);
+    assert_int_equal(po_flow_get(&x->f, 0, &t, NULL, &err), PO_NOT_FOUND);
     assert_string_equal(err.msg, "no token cached for profile wave; run "
                                  "'oauth-token login'");
     /* Expired, no refresh token. */
     put_entry(x, x->now - 7200, 3600, NULL, NULL, 0);
-    assert_int_equal(po_flow_get(&x->f, 0, &t, &err), PO_NOT_FOUND);
+    assert_int_equal(po_flow_get(&x->f, 0, &t, NULL, &err), PO_NOT_FOUND);
     assert_non_null(strstr(err.msg, "oauth-token login"));
     /* The refresh_token primary grant as well. */
     x->p.grant = PO_GRANT_REFRESH_TOKEN;
-    assert_int_equal(po_flow_get(&x->f, 0, &t, &err), PO_NOT_FOUND);
+    assert_int_equal(po_flow_get(&x->f, 0, &t, NULL, &err), PO_NOT_FOUND);
     /* Login arguments. */
     assert_int_equal(po_flow_login(&x->f, "u", NULL, 0, &t, &err), PO_USAGE);
     assert_int_equal(
@@ -569,13 +585,175 @@ static void test_unusable_cache_warns_once(void **state)
     fputs("{\"version\":1,", fp);
     fclose(fp);
     x->p.budget = 0;
-    assert_request_attempted(po_flow_get(&x->f, 0, &t, &err));
+    assert_request_attempted(po_flow_get(&x->f, 0, &t, NULL, &err));
     assert_int_equal(x->ignored, 1);
     assert_non_null(strstr(x->last, "wave.json ignored: truncated JSON"));
-    /* Status warns too. */
+    /* The failed attempt was noted in a new entry (no more warning). */
+    get_entry(x, &e);
+    assert_int_equal(x->ignored, 1);
+    assert_true(e.renewal.failed_at != 0);
+    po_cache_entry_free(&e);
+    /* Status warns about a corrupt file too. */
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"version\":1,", fp);
+    fclose(fp);
     get_entry(x, &e);
     po_cache_entry_free(&e);
     assert_int_equal(x->ignored, 2);
+}
+
+/* ------------------------------------------------------------------ */
+/* a valid token through an outage (issue 14.8)                        */
+
+/* The identity provider is unreachable (127.0.0.1:1): a token due only by
+ * refresh_interval or the margin, still valid, is served stale with a
+ * note; the failure is noted in the cache with a backoff. */
+static void test_stale_but_valid(void **state)
+{
+    fx *x = *state;
+    po_flow_note note;
+    po_cache_entry e;
+    po_token t;
+    po_err err;
+    int64_t t0 = x->now;
+
+    x->p.budget = 0;
+    x->p.refresh_interval = 600; /* Froomle: every 10 min, 24 h tokens */
+    put_entry(x, t0 - 700, 86400, NULL, NULL, 0);
+    assert_int_equal(po_flow_get(&x->f, 0, &t, &note, &err), PO_OK);
+    assert_string_equal(t.access_token, "AT-cached");
+    assert_int_equal(note.stale, 1);
+    assert_int_equal(note.renewal.rc, PO_NETWORK);
+    assert_non_null(strstr(note.renewal.msg, "127.0.0.1:1"));
+    assert_int_equal(note.renewal.failed_at, t0);
+    assert_int_equal(note.renewal.after, t0 + 10);
+    po_token_free(&t);
+    get_entry(x, &e);
+    assert_int_equal(e.renewal.failures, 1);
+    assert_int_equal(e.renewal.after, t0 + 10);
+    assert_string_equal(e.token.access_token, "AT-cached");
+    po_cache_entry_free(&e);
+
+    /* Within the backoff: served at once, no new attempt. */
+    x->now = t0 + 9;
+    assert_int_equal(po_flow_get(&x->f, 0, &t, &note, &err), PO_OK);
+    assert_int_equal(note.stale, 1);
+    assert_int_equal(note.renewal.failed_at, t0);
+    po_token_free(&t);
+    get_entry(x, &e);
+    assert_int_equal(e.renewal.failures, 1);
+    po_cache_entry_free(&e);
+
+    /* After it: tried again, the wait doubles. */
+    x->now = t0 + 10;
+    assert_int_equal(po_flow_get(&x->f, 0, &t, &note, &err), PO_OK);
+    assert_int_equal(note.stale, 1);
+    assert_int_equal(note.renewal.failures, 2);
+    assert_int_equal(note.renewal.after, t0 + 10 + 20);
+    po_token_free(&t);
+
+    /* A note without a failure: the margin (auto, 300 s of a 24 h token)
+     * makes the token due as well. */
+    x->p.refresh_interval = 0;
+    put_entry(x, t0 - 86400 + 200, 86400, NULL, NULL, 0);
+    assert_int_equal(po_flow_get(&x->f, 0, &t, &note, &err), PO_OK);
+    assert_int_equal(note.stale, 1);
+    po_token_free(&t);
+
+    /* An explicit renewal (oauth-token refresh) ignores the backoff and
+     * fails: it asked for a new token. */
+    assert_int_equal(po_flow_get(&x->f, PO_FLOW_FORCE_NEW, &t, &note, &err),
+                     PO_NETWORK);
+    assert_int_equal(note.stale, 0);
+    assert_null(t.access_token);
+    get_entry(x, &e);
+    assert_int_equal(e.renewal.failures, 2);
+    po_cache_entry_free(&e);
+
+    /* Expired: no stale token, and within the backoff the noted failure
+     * comes back at once. */
+    x->now = t0 + 200;
+    assert_int_equal(po_flow_get(&x->f, 0, &t, &note, &err), PO_NETWORK);
+    get_entry(x, &e);
+    assert_int_equal(e.renewal.failures, 3);
+    assert_int_equal(e.renewal.after, t0 + 200 + 40);
+    po_cache_entry_free(&e);
+    assert_int_equal(po_flow_get(&x->f, 0, &t, &note, &err), PO_NETWORK);
+    assert_non_null(strstr(err.msg, "not tried again before"));
+    assert_int_equal(note.stale, 0);
+    get_entry(x, &e);
+    assert_int_equal(e.renewal.failures, 3); /* not attempted */
+    po_cache_entry_free(&e);
+}
+
+/* The backoff doubles up to 10 minutes. */
+static void test_stale_backoff_bounds(void **state)
+{
+    fx *x = *state;
+    po_flow_note note;
+    po_token t;
+    po_err err;
+    long i, want = 10;
+
+    x->p.budget = 0;
+    x->p.refresh_interval = 600;
+    put_entry(x, x->now - 700, 86400, NULL, NULL, 0);
+    for (i = 1; i <= 9; i++) {
+        assert_int_equal(po_flow_get(&x->f, 0, &t, &note, &err), PO_OK);
+        po_token_free(&t);
+        assert_int_equal(note.renewal.failures, i);
+        if (note.renewal.after - note.renewal.failed_at != want)
+            fail_msg("failure %ld: waits %lld s, want %ld", i,
+                     (long long)(note.renewal.after - note.renewal.failed_at),
+                     want);
+        want = want * 2 > 600 ? 600 : want * 2;
+        x->now = note.renewal.after;
+    }
+}
+
+/* Another process holds the lock (renewing): a due but valid token is
+ * served without waiting; an expired one waits as before. */
+static void test_stale_while_locked(void **state)
+{
+    fx *x = *state;
+    po_flow_note note;
+    po_token t;
+    po_err err;
+    pid_t pid;
+    uint64_t t0;
+
+    put_entry(x, x->now - 3500, 3600, NULL, NULL, 0); /* due: margin 300 */
+    pid = hold_lock(x);
+    t0 = po_mono_ms();
+    assert_int_equal(po_flow_get(&x->f, 0, &t, &note, &err), PO_OK);
+    assert_true(po_mono_ms() - t0 < 500);
+    assert_string_equal(t.access_token, "AT-cached");
+    assert_int_equal(note.stale, 0); /* nothing failed */
+    po_token_free(&t);
+    put_entry(x, x->now - 3600, 3600, NULL, NULL, 0); /* expired */
+    x->p.lock_timeout_ms = 200;
+    assert_int_equal(po_flow_get(&x->f, 0, &t, &note, &err), PO_LOCKED);
+    release(pid);
+}
+
+/* The monthly budget used up: a due but still valid token is served. */
+static void test_stale_when_budget_used_up(void **state)
+{
+    fx *x = *state;
+    po_flow_note note;
+    po_token t;
+    po_err err;
+
+    put_entry(x, x->now - 3500, 3600, NULL, "2024-02", 3);
+    assert_int_equal(po_flow_get(&x->f, 0, &t, &note, &err), PO_OK);
+    assert_int_equal(note.stale, 1);
+    assert_int_equal(note.renewal.rc, PO_BUDGET);
+    assert_non_null(strstr(note.renewal.msg, "budget"));
+    po_token_free(&t);
+    /* FORCE_NEW (oauth-token refresh) still fails. */
+    assert_int_equal(po_flow_get(&x->f, PO_FLOW_FORCE_NEW, &t, &note, &err),
+                     PO_BUDGET);
 }
 
 int main(void)
@@ -597,6 +775,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalidate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erase_and_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unusable_cache_warns_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stale_but_valid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_backoff_bounds, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stale_while_locked, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stale_when_budget_used_up, setup,
                                         teardown),
     };
 

@@ -338,7 +338,7 @@ static void do_request(server *s, uint64_t budget_ms, int retries,
 {
     char url[128];
     po_log log = {capture, &r->log, 1};
-    po_http_opts opts = {NULL, 2000, 0, retries, 1, &log, NULL, NULL, NULL};
+    po_http_opts opts = {NULL, 2000, 0, retries, 1, 0, &log, NULL, NULL, NULL};
     po_http_req req = {"POST",
                        url,
                        content_type,
@@ -736,7 +736,7 @@ static void test_connection_refused(void **state)
 
 static void test_deadline_and_usage(void **state)
 {
-    po_http_opts opts = {NULL, 1000, 0, 2, 1, NULL, NULL, NULL, NULL};
+    po_http_opts opts = {NULL, 1000, 0, 2, 1, 0, NULL, NULL, NULL, NULL};
     po_http_req req = {
         "POST", "http://127.0.0.1:9/t?secret=x", NULL, NULL, 0, NULL, NULL,
         NULL};

@@ -1188,7 +1188,7 @@ static void test_token_request_local_failures(void **state)
     free(p.token_url);
     p.token_url = dup("http://auth.example.test/token?client_secret=leak");
 
-    assert_int_equal(po_oauth_token_request(&p, &g, 1, NOW, &log, &t, &err),
+    assert_int_equal(po_oauth_token_request(&p, &g, 1, 0, NOW, &log, &t, &err),
                      PO_CONFIG);
     assert_string_equal(err.msg, "http://auth.example.test/token: http:// "
                                  "refused, use https:// (allow_http permits "
@@ -1199,7 +1199,7 @@ static void test_token_request_local_failures(void **state)
     free(p.token_url);
     p.token_url = dup("https://auth.example.test/token");
     g.password = NULL;
-    assert_int_equal(po_oauth_token_request(&p, &g, 1, NOW, &log, &t, &err),
+    assert_int_equal(po_oauth_token_request(&p, &g, 1, 0, NOW, &log, &t, &err),
                      PO_CONFIG);
 
     assert_true(cap.n > 0);
