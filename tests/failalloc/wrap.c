@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 void *__real_malloc(size_t n);
@@ -40,28 +41,37 @@ WRAPPER int __wrap___vasprintf_chk(char **out, int flag, const char *fmt,
                                    va_list ap);
 WRAPPER int __wrap___asprintf_chk(char **out, int flag, const char *fmt, ...);
 
-static long armed;    /* 1 while counting                        */
-static long fail_at;  /* the allocation to fail, 0 = none        */
-static long count;    /* allocations counted since arming        */
-static long injected; /* whether fail_at was reached             */
+/* The state lives in a MAP_SHARED page, so that a child the module forks
+ * (pam_oauth writes a user's token from a child that dropped to the user)
+ * counts in the same walk: its allocations are walked too, and a failure
+ * it had is one the parent reports as injected. */
+typedef struct fa_state {
+    long armed;    /* 1 while counting                        */
+    long fail_at;  /* the allocation to fail, 0 = none        */
+    long count;    /* allocations counted since arming        */
+    long injected; /* whether fail_at was reached             */
+} fa_state;
+
+static fa_state private_state;
+static fa_state *st = &private_state;
 
 void po_failalloc_arm(long n)
 {
-    __atomic_store_n(&count, 0, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&injected, 0, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&fail_at, n, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&armed, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&st->count, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&st->injected, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&st->fail_at, n, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&st->armed, 1, __ATOMIC_SEQ_CST);
 }
 
 long po_failalloc_disarm(void)
 {
-    __atomic_store_n(&armed, 0, __ATOMIC_SEQ_CST);
-    return __atomic_load_n(&count, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&st->armed, 0, __ATOMIC_SEQ_CST);
+    return __atomic_load_n(&st->count, __ATOMIC_SEQ_CST);
 }
 
 int po_failalloc_injected(void)
 {
-    return __atomic_load_n(&injected, __ATOMIC_SEQ_CST) != 0;
+    return __atomic_load_n(&st->injected, __ATOMIC_SEQ_CST) != 0;
 }
 
 /* Whether this allocation is the one to fail. */
@@ -69,12 +79,12 @@ static int fail_now(void)
 {
     long n;
 
-    if (!__atomic_load_n(&armed, __ATOMIC_SEQ_CST))
+    if (!__atomic_load_n(&st->armed, __ATOMIC_SEQ_CST))
         return 0;
-    n = __atomic_add_fetch(&count, 1, __ATOMIC_SEQ_CST);
-    if (n != __atomic_load_n(&fail_at, __ATOMIC_SEQ_CST))
+    n = __atomic_add_fetch(&st->count, 1, __ATOMIC_SEQ_CST);
+    if (n != __atomic_load_n(&st->fail_at, __ATOMIC_SEQ_CST))
         return 0;
-    __atomic_store_n(&injected, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&st->injected, 1, __ATOMIC_SEQ_CST);
     errno = ENOMEM;
     return 1;
 }
@@ -176,6 +186,7 @@ static void crashed(int sig)
 __attribute__((constructor)) static void from_environment(void)
 {
     const char *v = getenv("PO_FAILALLOC");
+    void *shared;
 #ifndef __SANITIZE_ADDRESS__
     static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
     void *warm[1];
@@ -187,6 +198,10 @@ __attribute__((constructor)) static void from_environment(void)
 #else
     (void)crashed;
 #endif
+    shared = mmap(NULL, sizeof(fa_state), PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared != MAP_FAILED)
+        st = shared; /* zeroed: not armed */
     if (v != NULL && *v != '\0')
         po_failalloc_arm(strtol(v, NULL, 10));
 }
@@ -200,9 +215,9 @@ __attribute__((destructor)) static void report(void)
         return;
     n = snprintf(line, sizeof(line),
                  "failalloc: %ld allocations, failure injected at %s%ld\n",
-                 __atomic_load_n(&count, __ATOMIC_SEQ_CST),
+                 __atomic_load_n(&st->count, __ATOMIC_SEQ_CST),
                  po_failalloc_injected() ? "" : "none, armed ",
-                 __atomic_load_n(&fail_at, __ATOMIC_SEQ_CST));
+                 __atomic_load_n(&st->fail_at, __ATOMIC_SEQ_CST));
     if (n > 0)
         (void)!write(2, line, (size_t)n);
 }
