@@ -14,8 +14,9 @@ any of those paths; in the plain build the outcomes are checked and leaks
 are left to that build (valgrind over thousands of logins would take an
 hour).
 
-Crashes or leaks inside json-c or OpenSSL (theirs, not ours) fail the test
-too and name the library: they are listed, not hidden.
+Crashes or leaks inside json-c, OpenSSL or libcurl (theirs, not ours; libcurl
+allocates through http.c's allocator, so its allocations are walked too) are
+listed with the library and their N, not hidden and not failed.
 """
 import json
 import os
@@ -98,7 +99,7 @@ def symbolize(report):
 
 def owner(report):
     """Whose code a crash or leak report's innermost frame is in: "ours",
-    "json-c", "OpenSSL" or "libc/unknown".  Frames of the handler, the
+    "json-c", "OpenSSL", "libcurl" or "libc/unknown".  Frames of the handler, the
     wrappers and libc are skipped (strlen(NULL) is its caller's fault)."""
     for func, where in symbolize(report):
         if func in ("crashed", "raise", "abort") or "/tests/failalloc/wrap.c" in where \
@@ -113,6 +114,10 @@ def owner(report):
             return "json-c"
         if func.startswith(OPENSSL) or "libcrypto" in where or "openssl" in where:
             return "OpenSSL"
+        if "libcurl" in where or "libssl" in where:
+            # libcurl allocates through http.c's cleansing allocator
+            # (curl_global_init_mem), so its allocations are walked too
+            return "libcurl"
         return "libc/unknown"
     return "libc/unknown"
 
