@@ -56,6 +56,10 @@ DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS))
 JSON_LIBS  := $(shell $(PKG_CONFIG) --libs json-c)
 CRYPTO_LIBS:= $(shell $(PKG_CONFIG) --libs libcrypto)
 PAM_LIBS   := $(shell $(PKG_CONFIG) --libs pam)
+# libargon2 (offline verifiers, common/offline.c) goes into the PAM module
+# and the test programs only: oauth-token never links it.
+ARGON2_CFLAGS := $(shell $(PKG_CONFIG) --cflags libargon2)
+ARGON2_LIBS   := $(shell $(PKG_CONFIG) --libs libargon2)
 
 WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wpointer-arith -Wstrict-prototypes \
         -Wmissing-prototypes -Wwrite-strings -Wvla -Wcast-qual -Wundef \
@@ -67,7 +71,7 @@ endif
 CFLAGS  ?= $(OPTFLAGS)
 ALL_CFLAGS = -std=gnu11 -fPIC -fstack-protector-strong -fvisibility=hidden \
              $(WARN) $(SANFLAGS) $(CPPFLAGS) $(CFLAGS) -Icommon $(DEP_CFLAGS) \
-             -DPO_VERSION='"$(VERSION)"' -DPO_SYSCONFDIR='"$(SYSCONFDIR)"' -MMD -MP
+             $(ARGON2_CFLAGS) -DPO_VERSION='"$(VERSION)"' -DPO_SYSCONFDIR='"$(SYSCONFDIR)"' -MMD -MP
 ALL_LDFLAGS = -Wl,-z,relro,-z,now -Wl,--as-needed $(SANFLAGS) $(LDFLAGS)
 
 COMMON_SRC := $(wildcard common/*.c)
@@ -105,7 +109,7 @@ $(LIBCORE): $(COMMON_OBJ)
 $(MODULE): $(PAM_OBJ) $(LIBCORE) pam_oauth/pam_oauth.map
 	$(CC) -shared -o $@ $(PAM_OBJ) $(LIBCORE) $(ALL_LDFLAGS) \
 	  -Wl,--version-script=pam_oauth/pam_oauth.map -Wl,-z,defs \
-	  $(JSON_LIBS) $(CRYPTO_LIBS) $(PAM_LIBS) -ldl -lpthread
+	  $(JSON_LIBS) $(CRYPTO_LIBS) $(ARGON2_LIBS) $(PAM_LIBS) -ldl -lpthread
 
 $(HELPER): $(HELPER_OBJ) $(LIBCORE)
 	$(CC) -o $@ $(HELPER_OBJ) $(LIBCORE) $(ALL_LDFLAGS) -pie \
@@ -118,13 +122,17 @@ $(GITHELPER) $(DOCKERHELPER): $(HELPER)
 $(B)/tests/unit/%: tests/unit/%.c $(LIBCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBCORE) $(ALL_LDFLAGS) \
-	  $(shell $(PKG_CONFIG) --libs cmocka) $(JSON_LIBS) $(CRYPTO_LIBS) -ldl -lpthread
+	  $(shell $(PKG_CONFIG) --libs cmocka) $(JSON_LIBS) $(CRYPTO_LIBS) \
+	  $(ARGON2_LIBS) -ldl -lpthread
 
-# Test tools (a PAM loop driver, the month simulator, ...).
+# Test tools (a PAM loop driver, the month simulator, ...).  po-offline
+# compares with yescrypt, through libcrypt.
+$(B)/tests/tools/po-offline: TOOL_EXTRA_LIBS := -lcrypt
 $(B)/tests/tools/%: tests/tools/%.c $(LIBCORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBCORE) $(ALL_LDFLAGS) \
-	  $(JSON_LIBS) $(CRYPTO_LIBS) $(PAM_LIBS) -ldl -lpthread
+	  $(JSON_LIBS) $(CRYPTO_LIBS) $(ARGON2_LIBS) $(PAM_LIBS) $(TOOL_EXTRA_LIBS) \
+	  -ldl -lpthread
 
 # Allocation failure (tests/failalloc/): the module, the helper and the
 # walk driver linked so that every allocation call of the core, pam_oauth,

@@ -3,7 +3,6 @@
 #define _GNU_SOURCE /* asprintf */
 #include "cache.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -13,18 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "files.h"
+#include "jsonsec.h"
 #include "proc.h"
 #include "secret.h"
 #include "util.h"
 
 #define CACHE_VERSION 1
-#define TMP_SUFFIX_LEN 6 /* NAME.json.XXXXXX */
 /* A child writing a user's cache gets the lock bound plus this long for
  * the directory, the read, the write and the fsyncs. */
 #define CHILD_IO_MS 10000L
@@ -375,38 +374,6 @@ po_rc po_cache_ensure_dir(const char *dir, po_err *err)
 /* ------------------------------------------------------------------ */
 /* reading                                                             */
 
-/* Overwrite every string in the tree v, in place, before it is freed:
- * json-c keeps its own copies of the token strings. */
-static void cleanse_tree(json_object *v)
-{
-    size_t i, n;
-
-    switch (json_object_get_type(v)) {
-    case json_type_string: {
-        const char *s = json_object_get_string(v);
-        int len = json_object_get_string_len(v);
-        if (s != NULL && len > 0)
-            po_cleanse((void *)(uintptr_t)s, (size_t)len);
-        break;
-    }
-    case json_type_object: {
-        json_object_object_foreach(v, key, child)
-        {
-            (void)key;
-            cleanse_tree(child);
-        }
-        break;
-    }
-    case json_type_array:
-        n = json_object_array_length(v);
-        for (i = 0; i < n; i++)
-            cleanse_tree(json_object_array_get_idx(v, i));
-        break;
-    default:
-        break;
-    }
-}
-
 /* Optional string member key of o into *dst (NULL when absent or null).
  * PO_IO with the reason when it has another type. */
 static po_rc get_str(json_object *o, const char *key, char **dst, po_err *err)
@@ -632,54 +599,38 @@ out:
     return rc;
 }
 
-/* Read and check the file; on PO_IO, err holds the reason it is unusable
- * (the caller logs it); a missing file is PO_NOT_FOUND. */
-static po_rc load_file(const char *path, uid_t uid, char **out, size_t *len,
-                       po_err *err)
+/* Read and check p's entry file in dir (po_file_read_at: no link, owned by
+ * uid, 0600, capped); on PO_IO, err holds the reason it is unusable (the
+ * caller logs it); a missing file or directory is PO_NOT_FOUND. */
+static po_rc load_file(const char *dir, const po_profile *p, uid_t uid,
+                       char **out, size_t *len, po_err *err)
 {
     po_rc rc = PO_OK;
-    struct stat st;
-    int fd = -1, e;
+    char *d = NULL, *name = NULL;
+    int dfd = -1;
 
     *out = NULL;
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd == -1) {
-        e = errno;
-        if (e == ENOENT)
-            rc = po_fail(err, PO_NOT_FOUND, "no file");
-        else if (e == ELOOP)
-            rc = po_fail(err, PO_IO, "it is a symbolic link");
-        else
-            rc = po_fail(err, PO_IO, "cannot open it: %s", strerror(e));
+    *len = 0;
+    /* without trailing slashes, which would make O_NOFOLLOW follow a link */
+    if ((rc = dir_copy(dir, &d, err)) != PO_OK)
+        goto out;
+    if ((dfd = open(d, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) ==
+        -1) {
+        rc = errno == ENOENT
+                 ? po_fail(err, PO_NOT_FOUND, "no file")
+                 : po_fail(err, PO_IO, "cannot open its directory: %s",
+                           strerror(errno));
         goto out;
     }
-    if (fstat(fd, &st) == -1) {
-        rc = po_fail(err, PO_IO, "cannot stat it: %s", strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = po_fail(err, PO_IO, "not a regular file");
-        goto out;
-    }
-    if (st.st_uid != uid) {
-        rc = po_fail(err, PO_IO, "owned by uid %lu, not %lu",
-                     (unsigned long)st.st_uid, (unsigned long)uid);
-        goto out;
-    }
-    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        rc = po_fail(err, PO_IO,
-                     "mode %04o gives group or others access (must be 0600)",
-                     (unsigned)(st.st_mode & 07777));
-        goto out;
-    }
-    if (st.st_size > PO_CACHE_FILE_MAX) {
-        rc = po_fail(err, PO_IO, "larger than %d bytes", PO_CACHE_FILE_MAX);
-        goto out;
-    }
-    rc = po_read_fd(fd, (size_t)st.st_size, 1, out, len, err);
+    if ((name = po_concat3(p->name, ".json", "")) == NULL)
+        rc = po_fail(err, PO_NOMEM, "out of memory");
+    else
+        rc = po_file_read_at(dfd, name, uid, PO_CACHE_FILE_MAX, out, len, err);
 out:
-    if (fd != -1)
-        close(fd);
+    if (dfd != -1)
+        close(dfd);
+    free(name);
+    free(d);
     return rc;
 }
 
@@ -688,14 +639,11 @@ static po_rc parse_entry(const char *text, size_t len, const po_profile *p,
                          const char *path, int64_t now, const po_log *log,
                          po_cache_entry *e, po_err *err)
 {
-    po_rc rc = PO_OK;
-    json_tokener *tok = NULL;
     json_object *o = NULL;
-    enum json_tokener_error jerr;
-    size_t end;
-    int i;
+    po_err why;
+    po_rc rc = PO_OK;
 
-    memset(e, 0, sizeof(*e));
+    po_err_clear(&why);
     if (len == 0) {
         rc = po_fail(err, PO_IO, "empty file");
         goto out;
@@ -704,48 +652,13 @@ static po_rc parse_entry(const char *text, size_t len, const po_profile *p,
         rc = po_fail(err, PO_IO, "larger than %d bytes", PO_CACHE_FILE_MAX);
         goto out;
     }
-    if ((tok = json_tokener_new_ex(16)) == NULL) {
-        rc = po_fail(err, PO_NOMEM, "out of memory");
+    if ((rc = po_json_parse_secret(text, len, 16, &o, &why)) != PO_OK) {
+        rc = po_fail(err, rc == PO_NOMEM ? PO_NOMEM : PO_IO, "%s", why.msg);
         goto out;
-    }
-    po_oom_reset();
-    o = json_tokener_parse_ex(tok, text, (int)len);
-    jerr = json_tokener_get_error(tok);
-    if (po_out_of_memory()) {
-        rc = po_fail(err, PO_NOMEM, "out of memory");
-        goto out;
-    }
-    if (o == NULL || jerr != json_tokener_success) {
-        if (jerr == json_tokener_continue)
-            rc = po_fail(err, PO_IO, "truncated JSON");
-        else
-            rc = po_fail(err, PO_IO, "invalid JSON: %s",
-                         json_tokener_error_desc(jerr));
-        goto out;
-    }
-    for (end = json_tokener_get_parse_end(tok); end < len; end++) {
-        if (text[end] == '\0' || strchr(" \t\r\n", text[end]) == NULL) {
-            rc = po_fail(err, PO_IO, "data after the JSON object");
-            goto out;
-        }
     }
     rc = decode_entry(o, p, path, now, log, e, err);
 out:
-    if (o != NULL) {
-        cleanse_tree(o);
-        json_object_put(o);
-    }
-    if (tok != NULL) {
-        /* After a failed parse the partial tree is still on the tokener's
-         * stack (json-c 0.16 frees it in json_tokener_free); and the
-         * tokener accumulates every string it parses in pb. */
-        for (i = 0; i <= tok->depth && i < tok->max_depth; i++)
-            if (tok->stack[i].current != NULL)
-                cleanse_tree(tok->stack[i].current);
-        if (tok->pb != NULL && tok->pb->buf != NULL && tok->pb->size > 0)
-            po_cleanse(tok->pb->buf, (size_t)tok->pb->size);
-        json_tokener_free(tok);
-    }
+    po_json_put_secret(o);
     if (rc != PO_OK)
         po_cache_entry_free(e);
     return rc;
@@ -772,7 +685,7 @@ static po_rc cache_read_uid_at(const char *dir, const po_profile *p, uid_t uid,
     po_err_clear(&why);
     if ((rc = po_cache_file(dir, p, &path, err)) != PO_OK)
         goto out;
-    rc = load_file(path, uid, &text, &len, &why);
+    rc = load_file(dir, p, uid, &text, &len, &why);
     if (rc == PO_OK)
         rc = parse_entry(text, len, p, path, now, log, out, &why);
     if (rc == PO_NOT_FOUND) {
@@ -815,17 +728,6 @@ po_rc po_cache_read(const char *dir, const po_profile *p, const po_log *log,
 /* ------------------------------------------------------------------ */
 /* writing                                                             */
 
-static po_rc put_str(po_buf *b, const char *key, const char *val)
-{
-    po_rc rc;
-
-    if ((rc = po_buf_printf(b, ",\"%s\":", key)) != PO_OK)
-        return rc;
-    if (val == NULL)
-        return po_buf_puts(b, "null");
-    return po_json_quote(b, val);
-}
-
 /* The extra members, re-serialised by json-c so that a malformed text can
  * never corrupt the file; "null" when there is none or it is not an
  * object. */
@@ -860,8 +762,8 @@ static po_rc put_renewal(po_buf *b, const po_renewal *r)
                             ",\"renewal\":{\"failed_at\":%" PRId64
                             ",\"after\":%" PRId64 ",\"failures\":%ld",
                             r->failed_at, r->after, r->failures)) ||
-        (rc = put_str(b, "outcome", po_rc_name(r->rc))) ||
-        (rc = put_str(b, "message", r->msg)))
+        (rc = po_json_member(b, "outcome", po_rc_name(r->rc))) ||
+        (rc = po_json_member(b, "message", r->msg)))
         return rc;
     return po_buf_puts(b, "}");
 }
@@ -874,23 +776,23 @@ static po_rc encode_entry(const po_profile *p, const po_cache_entry *e,
     po_rc rc;
 
     if ((rc = po_buf_printf(b, "{\"version\":%d", CACHE_VERSION)) ||
-        (rc = put_str(b, "profile", p->name)) ||
-        (rc = put_str(b, "token_url", p->token_url)) ||
-        (rc = put_str(b, "client_id", p->client_id)) ||
-        (rc = put_str(b, "username", e->username)) ||
-        (rc = put_str(b, "access_token", t->access_token)) ||
-        (rc = put_str(b, "token_type", t->token_type)) ||
-        (rc = put_str(b, "refresh_token", t->refresh_token)) ||
-        (rc = put_str(b, "scope", t->scope)) ||
-        (rc = put_str(b, "id_token", t->id_token)) ||
+        (rc = po_json_member(b, "profile", p->name)) ||
+        (rc = po_json_member(b, "token_url", p->token_url)) ||
+        (rc = po_json_member(b, "client_id", p->client_id)) ||
+        (rc = po_json_member(b, "username", e->username)) ||
+        (rc = po_json_member(b, "access_token", t->access_token)) ||
+        (rc = po_json_member(b, "token_type", t->token_type)) ||
+        (rc = po_json_member(b, "refresh_token", t->refresh_token)) ||
+        (rc = po_json_member(b, "scope", t->scope)) ||
+        (rc = po_json_member(b, "id_token", t->id_token)) ||
         (rc = po_buf_printf(b,
                             ",\"obtained_at\":%" PRId64
                             ",\"expires_at\":%" PRId64 ",\"has_expires_in\":%s",
                             t->obtained_at, t->expires_at,
                             t->has_expires_in ? "true" : "false")) ||
         (rc = put_extra(b, t->extra_json)) ||
-        (rc = put_str(b, "budget_month",
-                      e->budget_month[0] ? e->budget_month : NULL)) ||
+        (rc = po_json_member(b, "budget_month",
+                             e->budget_month[0] ? e->budget_month : NULL)) ||
         (rc = po_buf_printf(b, ",\"budget_count\":%ld",
                             e->budget_count < 0 ? 0 : e->budget_count)) ||
         (rc = put_renewal(b, &e->renewal)) || (rc = po_buf_puts(b, "}\n")))
@@ -904,87 +806,25 @@ po_rc po_cache_entry_encode(const po_profile *p, const po_cache_entry *e,
     return encode_entry(p, e, out);
 }
 
-/* name.XXXXXX with a random suffix, into out (size n). */
-static void temp_name(const char *name, char *out, size_t n)
-{
-    static const char alnum[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    unsigned char r[TMP_SUFFIX_LEN];
-    char sfx[TMP_SUFFIX_LEN + 1];
-    size_t i;
-
-    if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
-        uint64_t x = po_mono_ms() ^ ((uint64_t)getpid() << 20) ^
-                     (uint64_t)(uintptr_t)out;
-        for (i = 0; i < sizeof(r); i++, x = x * 6364136223846793005u + 1)
-            r[i] = (unsigned char)(x >> 56);
-    }
-    for (i = 0; i < TMP_SUFFIX_LEN; i++)
-        sfx[i] = alnum[r[i] % (sizeof(alnum) - 1)];
-    sfx[TMP_SUFFIX_LEN] = '\0';
-    (void)snprintf(out, n, "%s.%s", name, sfx);
-}
-
-/* Replace dir/name with data: a temporary file in the same directory
- * (O_EXCL, 0600), fsync, rename, fsync of the directory.  On failure the
- * temporary file is removed and the old file is left as it was. */
+/* Replace dir/name with data (po_file_replace_at: a temporary file
+ * NAME.XXXXXX, fsync, rename, fsync of the directory). */
 static po_rc write_atomic(const char *dir, const char *name, const char *data,
                           size_t len, po_err *err)
 {
     po_rc rc = PO_OK;
-    char tmp[PO_PROFILE_NAME_MAX + 32];
-    int dfd = -1, fd = -1, tries, created = 0;
+    char *tmp = NULL;
+    int dfd;
 
     dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dfd == -1) {
-        rc = po_fail(err, PO_IO, "cannot open cache directory %s: %s", dir,
-                     strerror(errno));
-        goto out;
-    }
-    for (tries = 0; tries < 100; tries++) {
-        temp_name(name, tmp, sizeof(tmp));
-        fd = openat(dfd, tmp,
-                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd != -1 || errno != EEXIST)
-            break;
-    }
-    if (fd == -1) {
-        rc = po_fail(err, PO_IO, "cannot create a temporary file in %s: %s",
-                     dir, strerror(errno));
-        goto out;
-    }
-    created = 1;
-    if (fchmod(fd, 0600) == -1 || po_write_all(fd, data, len) == -1 ||
-        fsync(fd) == -1) {
-        rc = po_fail(err, PO_IO, "cannot write token cache %s/%s: %s", dir,
-                     name, strerror(errno));
-        goto out;
-    }
-    if (close(fd) == -1) {
-        fd = -1;
-        rc = po_fail(err, PO_IO, "cannot write token cache %s/%s: %s", dir,
-                     name, strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    if (renameat(dfd, tmp, dfd, name) == -1) {
-        rc = po_fail(err, PO_IO, "cannot rename %s/%s to %s: %s", dir, tmp,
-                     name, strerror(errno));
-        goto out;
-    }
-    created = 0;
-    if (fsync(dfd) == -1 && errno != EINVAL) {
-        rc = po_fail(err, PO_IO, "cannot sync cache directory %s: %s", dir,
-                     strerror(errno));
-        goto out;
-    }
-out:
-    if (fd != -1)
-        close(fd);
-    if (created)
-        (void)unlinkat(dfd, tmp, 0);
-    if (dfd != -1)
-        close(dfd);
+    if (dfd == -1)
+        return po_fail(err, PO_IO, "cannot open cache directory %s: %s", dir,
+                       strerror(errno));
+    if ((tmp = po_concat3(name, ".", "")) == NULL)
+        rc = po_fail(err, PO_NOMEM, "out of memory");
+    else
+        rc = po_file_replace_at(dfd, dir, name, tmp, data, len, err);
+    free(tmp);
+    close(dfd);
     return rc;
 }
 
@@ -1037,95 +877,49 @@ out:
 /* ------------------------------------------------------------------ */
 /* the lock                                                            */
 
-/* Under the lock no writer is active, so temporary files of p's entry
- * that are still there were left by a writer that was killed: remove
- * them. */
-static void remove_stale_temps(const char *dir, const po_profile *p)
-{
-    DIR *d;
-    struct dirent *de;
-    size_t nl = strlen(p->name), i;
-    int dfd;
-
-    if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) ==
-        -1)
-        return;
-    if ((d = fdopendir(dfd)) == NULL) {
-        close(dfd);
-        return;
-    }
-    while ((de = readdir(d)) != NULL) {
-        const char *n = de->d_name;
-        if (strncmp(n, p->name, nl) != 0 || strncmp(n + nl, ".json.", 6) != 0 ||
-            strlen(n + nl + 6) != TMP_SUFFIX_LEN)
-            continue;
-        for (i = 0; i < TMP_SUFFIX_LEN; i++)
-            if (!((n[nl + 6 + i] >= 'A' && n[nl + 6 + i] <= 'Z') ||
-                  (n[nl + 6 + i] >= 'a' && n[nl + 6 + i] <= 'z') ||
-                  (n[nl + 6 + i] >= '0' && n[nl + 6 + i] <= '9')))
-                break;
-        if (i == TMP_SUFFIX_LEN)
-            (void)unlinkat(dirfd(d), n, 0);
-    }
-    closedir(d);
-}
-
 po_rc po_cache_lock(const char *dir, const po_profile *p, long timeout_ms,
                     po_lock *out, po_err *err)
 {
     po_rc rc = PO_OK;
-    char *path = NULL;
-    struct stat st;
-    uint64_t start, now, step = 2, left;
-    int fd = -1;
+    char *d = NULL, *lock = NULL, *tmp = NULL;
+    po_flock lk = {-1};
+    int dfd = -1;
 
     out->fd = -1;
     if ((rc = check_name(p, err)) != PO_OK ||
-        (rc = join(dir, p->name, ".lock", &path, err)) != PO_OK)
+        (rc = dir_copy(dir, &d, err)) != PO_OK)
         goto out;
-    fd = open(path,
-              O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
-              0600);
-    if (fd == -1) {
-        rc =
-            po_fail(err, PO_IO, "cannot open token cache lock %s: %s", path,
-                    errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+    if ((lock = po_concat3(p->name, ".lock", "")) == NULL ||
+        (tmp = po_concat3(p->name, ".json.", "")) == NULL) {
+        rc = po_fail(err, PO_NOMEM, "out of memory");
         goto out;
     }
-    if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-        rc = po_fail(err, PO_IO, "token cache lock %s is not a regular file",
-                     path);
+    dfd = open(d, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd == -1) {
+        rc = po_fail(err, PO_IO, "cannot open token cache lock %s/%s: %s", d,
+                     lock, strerror(errno));
         goto out;
     }
-    start = po_mono_ms();
-    for (;;) {
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-            break;
-        if (errno != EWOULDBLOCK && errno != EINTR) {
-            rc = po_fail(err, PO_IO, "cannot lock %s: %s", path,
-                         strerror(errno));
-            goto out;
-        }
-        now = po_mono_ms();
-        if (timeout_ms <= 0 || now - start >= (uint64_t)timeout_ms) {
-            rc = po_fail(err, PO_LOCKED,
-                         "token cache lock %s is held by another process for "
-                         "more than %ld ms (a stopped or hung oauth-token?)",
-                         path, timeout_ms < 0 ? 0 : timeout_ms);
-            goto out;
-        }
-        left = (uint64_t)timeout_ms - (now - start);
-        po_sleep_ms(step < left ? step : left);
-        if (step < 50)
-            step = step * 2 > 50 ? 50 : step * 2;
+    rc = po_file_lock_at(dfd, d, lock, timeout_ms, &lk, err);
+    if (rc == PO_LOCKED) {
+        rc = po_fail(err, PO_LOCKED,
+                     "token cache lock %s/%s is held by another process for "
+                     "more than %ld ms (a stopped or hung oauth-token?)",
+                     d, lock, timeout_ms < 0 ? 0 : timeout_ms);
+        goto out;
     }
-    out->fd = fd;
-    fd = -1;
-    remove_stale_temps(dir, p);
+    if (rc != PO_OK)
+        goto out;
+    /* Under the lock no writer is active: temporary files of p's entry
+     * still there were left by a writer that was killed. */
+    po_file_remove_temps_at(dfd, tmp);
+    out->fd = lk.fd;
 out:
-    if (fd != -1)
-        close(fd);
-    free(path);
+    if (dfd != -1)
+        close(dfd);
+    free(d);
+    free(lock);
+    free(tmp);
     return rc;
 }
 

@@ -33,6 +33,8 @@
  * (default ~/.config/pam-oauth/pam-oauth.conf). */
 #define PO_SYSTEM_CONFIG PO_SYSCONFDIR "/pam-oauth/pam-oauth.conf"
 #define PO_USER_CONFIG_REL "pam-oauth/pam-oauth.conf"
+/* Where pam_oauth keeps the offline verifiers (key offline_dir). */
+#define PO_OFFLINE_DIR_DEFAULT "/var/lib/pam-oauth/offline"
 
 #define PO_PROFILE_NAME_MAX 64
 #define PO_CONFIG_FILE_MAX (256 * 1024) /* bytes                         */
@@ -198,6 +200,12 @@ typedef struct po_profile {
     po_shared_fallback shared_cache_fallback; /* default local           */
     long shared_cache_timeout_ms; /* bound on each store call; 5000  */
 
+    /* offline login (offline.h; pam_oauth only) */
+    int offline_login;         /* bool: keep a verifier of the password  */
+    long offline_lifetime;     /* s after the last online login; 7 days  */
+    long offline_max_failures; /* wrong offline passwords before offline
+                                  login is refused until an online one  */
+    char *offline_dir;         /* root-only directory of the verifiers   */
     /* where each key was set ("file:line", "PAM argument ..."), indexed
      * like po_options(); NULL entries (or a NULL array) for defaults.
      * Read with po_profile_origin(). */

@@ -110,6 +110,15 @@ po_rc po_form_encode(po_buf *out, const char *s)
     return rc;
 }
 
+po_rc po_json_member(po_buf *out, const char *key, const char *val)
+{
+    po_rc rc;
+
+    if ((rc = po_buf_printf(out, ",\"%s\":", key)) != PO_OK)
+        return rc;
+    return val == NULL ? po_buf_puts(out, "null") : po_json_quote(out, val);
+}
+
 po_rc po_json_quote(po_buf *out, const char *s)
 {
     static const char hex[] = "0123456789abcdef";

@@ -82,6 +82,11 @@ po_rc po_form_encode(po_buf *out, const char *s);
  * '"', '\\' and control characters; bytes >= 0x80 pass through. */
 po_rc po_json_quote(po_buf *out, const char *s);
 
+/* Append to out one more member of a JSON object being written:
+ * ,"key":VALUE where VALUE is val quoted (po_json_quote), or null when val
+ * is NULL.  key is written as it is (a literal of the caller's). */
+po_rc po_json_member(po_buf *out, const char *key, const char *val);
+
 /* The Authorization header value for client_secret_basic (RFC 6749
  * 2.3.1): "Basic " base64(form(id) ":" form(secret)), into *out (a secret
  * the caller frees with po_secret_free).  A NULL secret counts as "". */

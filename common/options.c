@@ -127,6 +127,17 @@ static const char *const fallback_values[] = {"local", "fail", NULL};
       "(none: it answers neither)")                                            \
     X("minimum_uid", PO_OPT_LONG, minimum_uid, "1000", PO_FOR_PAM, NULL, 0,    \
       2147483647L, "users with a lower uid are ignored by the PAM module")     \
+    X("offline_dir", PO_OPT_STRING, offline_dir, PO_OFFLINE_DIR_DEFAULT,       \
+      PO_FOR_PAM, NULL, 0, 0,                                                  \
+      "root-only directory of the offline verifiers (offline_login)")          \
+    X("offline_lifetime", PO_OPT_DURATION, offline_lifetime, "7d", PO_FOR_PAM, \
+      NULL, 60, 31536000L,                                                     \
+      "how long after the last online login offline login works")              \
+    X("offline_login", PO_OPT_BOOL, offline_login, "no", PO_FOR_PAM, NULL, 0,  \
+      1, "log in with the last good password while the IdP is unavailable")    \
+    X("offline_max_failures", PO_OPT_LONG, offline_max_failures, "5",          \
+      PO_FOR_PAM, NULL, 1, 1000,                                               \
+      "wrong offline passwords before offline login waits for an online one")  \
     X("password_fallback", PO_OPT_ENUM, password_fallback, "none", PO_FOR_PAM, \
       password_fallback_values, 0, 0,                                          \
       "when the IdP wants more than a password: none or device (login)")       \

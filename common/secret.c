@@ -27,16 +27,24 @@ void po_secret_clear(char **sp)
     *sp = NULL;
 }
 
+int po_mem_equal(const void *a, const void *b, size_t n)
+{
+    const unsigned char *x = a, *y = b;
+    volatile unsigned char diff = 0;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        diff |= (unsigned char)(x[i] ^ y[i]);
+    return diff == 0;
+}
+
 int po_secret_equal(const char *a, const char *b)
 {
-    size_t la = strlen(a), lb = strlen(b), i;
-    volatile unsigned char diff = 0;
+    size_t la = strlen(a), lb = strlen(b);
 
     if (la != lb)
         return 0;
-    for (i = 0; i < la; i++)
-        diff |= (unsigned char)(a[i] ^ b[i]);
-    return diff == 0;
+    return po_mem_equal(a, b, la);
 }
 
 char *po_strdup(const char *s)

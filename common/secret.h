@@ -25,6 +25,10 @@ void po_secret_clear(char **sp);
  * their lengths (for tokens). */
 int po_secret_equal(const char *a, const char *b);
 
+/* Whether the n bytes at a and b are equal, compared in time that depends
+ * only on n (for hashes and MACs). */
+int po_mem_equal(const void *a, const void *b, size_t n);
+
 /* strdup that returns NULL for a NULL argument or when out of memory. */
 char *po_strdup(const char *s);
 

@@ -514,8 +514,42 @@ po_rc po_cfg_validate(const po_profile *p, po_cfg_reporter *r, po_err *err)
         goto out;
     if ((rc = check_shared_cache(p, label, r, err)) != PO_OK)
         goto out;
+    if (p->offline_dir != NULL && p->offline_dir[0] != '/' &&
+        (rc = po_cfg_problem(r, err,
+                             "%s: key 'offline_dir': must be an absolute path "
+                             "(root's own directory of the offline "
+                             "verifiers)",
+                             label)) != PO_OK)
+        goto out;
 out:
     return rc;
+}
+
+/* pam_oauth's rules for offline login: it keeps a verifier of the
+ * password, so it needs a login that has one. */
+static po_rc check_offline_pam(const po_profile *p, const char *label,
+                               po_cfg_reporter *r, po_err *err)
+{
+    const po_option *opts;
+    const char *go, *gname = "?";
+    char where[320];
+    size_t i, n;
+
+    if (!p->offline_login || p->grant == PO_GRANT_PASSWORD)
+        return PO_OK;
+    opts = po_options(&n);
+    for (i = 0; i < n; i++)
+        if (strcmp(opts[i].name, "grant") == 0 && opts[i].enum_values != NULL)
+            gname = opts[i].enum_values[p->grant];
+    origin_prefix(p, "offline_login", where, sizeof(where));
+    go = po_profile_origin(p, "grant");
+    return po_cfg_problem(
+        r, err,
+        "%skey 'offline_login': %s: offline login checks the password of "
+        "the last password login, but grant is %s%s%s (a device login has "
+        "no password); set grant = password or offline_login = no",
+        where, label, gname, go != NULL ? ", set at " : " (the default)",
+        go != NULL ? go : "");
 }
 
 po_rc po_cfg_validate_pam(const po_profile *p, po_cfg_reporter *r, po_err *err)
@@ -526,7 +560,9 @@ po_rc po_cfg_validate_pam(const po_profile *p, po_cfg_reporter *r, po_err *err)
     if ((rc = po_cfg_validate(p, r, err)) != PO_OK)
         return rc;
     po_cfg_profile_label(p, label, sizeof(label));
-    return check_device_pam(p, label, r, err);
+    if ((rc = check_device_pam(p, label, r, err)) != PO_OK)
+        return rc;
+    return check_offline_pam(p, label, r, err);
 }
 
 po_rc po_profile_validate(const po_profile *p, po_err *err)

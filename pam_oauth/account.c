@@ -24,6 +24,13 @@
 
 #define DEFAULT_ROLES_CLAIM "Roles"
 
+const char *po_pam_roles_claim(const po_profile *p)
+{
+    return p->roles_claim != NULL && p->roles_claim[0] != '\0'
+               ? p->roles_claim
+               : DEFAULT_ROLES_CLAIM;
+}
+
 /* roles_source = response: the members of the token response beside the
  * tokens, which came over the TLS connection to the token endpoint. */
 static po_rc response_claims(const po_pam_state *st, const char *path,
@@ -55,6 +62,8 @@ static po_rc token_claims(const po_pam_state *st, const char *path,
 static po_rc roles_claim(const po_pam_state *st, po_roles_source source,
                          const char *path, po_strlist *out, po_err *err)
 {
+    if (st->offline) /* what the last online login stored */
+        return po_pam_offline_roles(st, source, path, out, err);
     return source == PO_ROLES_TOKEN ? token_claims(st, path, out, err)
                                     : response_claims(st, path, out, err);
 }
@@ -75,23 +84,24 @@ static int all_present(const po_strlist *required, const po_strlist *have,
     return 1;
 }
 
-/* The granted scopes into have, and what they came from into *from. */
-static po_rc granted_scopes(const po_pam_state *st, po_strlist *have,
-                            const char **from, po_err *err)
+po_rc po_pam_login_scopes(const char *response_scope,
+                          const char *verified_claims,
+                          const char *requested_scope, po_strlist *have,
+                          const char **from, po_err *err)
 {
     po_rc rc;
 
-    if (st->token.scope != NULL) {
+    if (response_scope != NULL) {
         *from = "the token response's scope";
-        return po_strlist_split(st->token.scope, have);
+        return po_strlist_split(response_scope, have);
     }
-    if (st->verified_claims != NULL) {
+    if (verified_claims != NULL) {
         *from = "the verified token's scope claim";
-        rc = po_claim_strings(st->verified_claims, "verified token", "scope",
-                              have, err);
+        rc = po_claim_strings(verified_claims, "verified token", "scope", have,
+                              err);
         if (rc == PO_NOT_FOUND) {
             *from = "the verified token's scp claim";
-            rc = po_claim_strings(st->verified_claims, "verified token", "scp",
+            rc = po_claim_strings(verified_claims, "verified token", "scp",
                                   have, err);
         }
         if (rc == PO_NOT_FOUND)
@@ -101,7 +111,24 @@ static po_rc granted_scopes(const po_pam_state *st, po_strlist *have,
         return rc;
     }
     *from = "the requested scope (the response has none)";
-    return po_strlist_split(st->requested_scope, have);
+    return po_strlist_split(requested_scope, have);
+}
+
+/* The granted scopes into have, and what they came from into *from. */
+static po_rc granted_scopes(const po_pam_state *st, po_strlist *have,
+                            const char **from, po_err *err)
+{
+    if (st->offline) {
+        /* what po_pam_offline_store kept from the last online login */
+        *from = "the scope stored at the last online login";
+        if (st->offline_grants.scope == NULL)
+            return po_fail(err, PO_NOT_FOUND,
+                           "offline login: the last online login stored no "
+                           "scope; an online login is needed");
+        return po_strlist_split(st->offline_grants.scope, have);
+    }
+    return po_pam_login_scopes(st->token.scope, st->verified_claims,
+                               st->requested_scope, have, from, err);
 }
 
 static int check_scope(const po_pam_args *args, const po_pam_state *st,
@@ -163,8 +190,6 @@ static int check_roles(const po_pam_args *args, const po_pam_state *st,
     po_rc rc;
 
     po_err_clear(&err);
-    if (claim == NULL || claim[0] == '\0')
-        claim = DEFAULT_ROLES_CLAIM;
     if (po_strlist_split(require, &req) != PO_OK) {
         po_logf(&args->log, LOG_CRIT, "out of memory");
         pamret = PAM_BUF_ERR;
@@ -219,7 +244,7 @@ int po_pam_acct_mgmt(po_pam_args *args)
             PAM_SUCCESS)
         goto out;
     if (p->require_roles != NULL && p->require_roles[0] != '\0' &&
-        (pamret = check_roles(args, st, p->require_roles, p->roles_claim,
+        (pamret = check_roles(args, st, p->require_roles, po_pam_roles_claim(p),
                               p->roles_source, shown)) != PAM_SUCCESS)
         goto out;
     po_logf(&args->log, LOG_DEBUG, "account checks passed for user %s", shown);

@@ -33,6 +33,15 @@
  * from the next module.  With password_fallback = device a password grant
  * refused for wanting more than a password goes on there.  Either way the
  * token is verified and bound to the user before the login is accepted.
+ *
+ * With offline_login (offline.c), a password login that the identity
+ * provider accepted (token verified and bound) stores a verifier of the
+ * password; when the identity provider is unavailable, a local user's
+ * password is checked against it instead.  Never for a nonexistent user
+ * (the decoy above, then the cost of one offline check, so an outage does
+ * not tell accounts apart either), never for a device login (there is no
+ * password), never after a rejection: invalid_grant, or the identity
+ * provider wanting more than the password, removes the verifier.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -366,10 +375,12 @@ out:
     return pamret;
 }
 
-/* Keep what the later calls need on the handle; takes *tok and *claims. */
+/* Keep what the later calls need on the handle; takes *tok, *claims and
+ * (an offline login's, or NULL) *grants. */
 static int keep_state(const po_pam_args *args, const char *user,
                       const char *local, const char *idp_user, uid_t uid,
-                      gid_t gid, const char *home, po_token *tok, char **claims)
+                      gid_t gid, const char *home, po_token *tok, char **claims,
+                      po_offline_grants *grants)
 {
     po_pam_state *st = calloc(1, sizeof(*st));
 
@@ -381,6 +392,11 @@ static int keep_state(const po_pam_args *args, const char *user,
     memset(tok, 0, sizeof(*tok));
     st->verified_claims = *claims;
     *claims = NULL;
+    if (grants != NULL) {
+        st->offline = 1;
+        st->offline_grants = *grants;
+        memset(grants, 0, sizeof(*grants));
+    }
     if ((st->user = strdup(user)) == NULL ||
         (st->local_name = strdup(local)) == NULL ||
         (st->idp_user = strdup(idp_user)) == NULL ||
@@ -463,6 +479,7 @@ int po_pam_authenticate(po_pam_args *args)
     po_profile *p;
     po_token tok;
     po_grant_input g;
+    po_offline_grants grants;
     po_oauth_error oe;
     po_err err;
     uid_t uid = 0;
@@ -474,6 +491,7 @@ int po_pam_authenticate(po_pam_args *args)
     po_rc rc;
 
     memset(&tok, 0, sizeof(tok));
+    memset(&grants, 0, sizeof(grants));
     po_err_clear(&err);
     /* A new authentication on this handle forgets the previous one. */
     po_pam_state_clear(args->pamh);
@@ -566,6 +584,9 @@ int po_pam_authenticate(po_pam_args *args)
     if (!known) {
         po_secret_clear(&password);
         pamret = decoy_request(args, shown, deadline);
+        /* a local user's offline check costs as much (offline.c) */
+        if (pamret == PAM_AUTHINFO_UNAVAIL)
+            po_pam_offline_decoy(args);
         goto out;
     }
 
@@ -577,7 +598,12 @@ int po_pam_authenticate(po_pam_args *args)
     /* http flags 0: inside the host process libcurl is bound at once */
     rc = po_oauth_request(p, &g, deadline, 0, (int64_t)time(NULL), &args->log,
                           &tok, &oe, &err);
-    po_secret_clear(&password);
+    /* kept only for offline login: a new verifier after a success, the
+     * check when the identity provider is unavailable */
+    if (!p->offline_login || (rc != PO_OK && !po_rc_unavailable(rc)))
+        po_secret_clear(&password);
+    if (rc == PO_INVALID_GRANT || rc == PO_INTERACTION_REQUIRED)
+        po_pam_offline_forget(args, idp_user, rc, what);
     if (rc != PO_OK && po_pam_device_fallback(args, rc, &oe, what)) {
         /* more than a password is needed: the device grant, same login */
         if ((pamret = po_pam_device_login(args, what, 1, &tok)) != PAM_SUCCESS)
@@ -586,6 +612,11 @@ int po_pam_authenticate(po_pam_args *args)
         deadline = po_mono_ms() + (uint64_t)timeout_ms;
     } else if (rc != PO_OK) {
         pamret = po_pam_map_rc(args, rc, &err, what);
+        pamret = po_pam_offline_fallback(args, rc, pamret, idp_user, password,
+                                         what, &grants);
+        if (pamret == PAM_SUCCESS)
+            pamret = keep_state(args, user, local, idp_user, uid, gid, home,
+                                &tok, &claims, &grants);
         goto out;
     }
 verify:
@@ -616,8 +647,11 @@ verify:
         pamret = PAM_USER_UNKNOWN;
         goto out;
     }
+    if (!device && p->offline_login) /* the password alone was accepted */
+        po_pam_offline_store(args, idp_user, password, &tok, claims, what);
+    po_secret_clear(&password);
     if ((pamret = keep_state(args, user, local, idp_user, uid, gid, home, &tok,
-                             &claims)) != PAM_SUCCESS)
+                             &claims, NULL)) != PAM_SUCCESS)
         goto out;
     po_pam_handoff_put(args, po_pam_state_get(args->pamh));
     po_logf(&args->log, LOG_INFO,
@@ -627,6 +661,7 @@ verify:
 out:
     po_secret_clear(&password);
     po_token_free(&tok);
+    po_offline_grants_free(&grants);
     free(claims);
     free(idp_user);
     free(local);

@@ -31,6 +31,7 @@ void po_pam_state_free(po_pam_state *st)
     free(st->home);
     free(st->cache_dir);
     free(st->verified_claims);
+    po_offline_grants_free(&st->offline_grants);
     po_cleanse(st, sizeof(*st));
     free(st);
 }

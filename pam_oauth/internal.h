@@ -24,6 +24,7 @@
 #include "config.h"
 #include "err.h"
 #include "oauth.h"
+#include "offline.h"
 #include "proc.h"
 
 #define PO_PAM_DATA "pam_oauth:state" /* pam_set_data key                */
@@ -70,6 +71,9 @@ typedef struct po_pam_state {
                               (the token's or introspection's), or NULL
                               when the profile does not verify: the only
                               claims the account checks may read */
+    int offline;           /* authenticated offline (offline.c): no token;
+                              the account checks read offline_grants   */
+    po_offline_grants offline_grants;
 } po_pam_state;
 
 #pragma GCC visibility push(hidden)
@@ -161,6 +165,43 @@ int po_pam_map_rc(const po_pam_args *args, po_rc rc, const po_err *err,
 int po_pam_map_user(const po_pam_args *args, const char *fmt, const char *user,
                     char **out);
 
+/* offline.c ---------------------------------------------------------- */
+
+/* With offline_login, after the online login of idp_user succeeded (and
+ * its token was verified when the profile verifies): store a verifier of
+ * password with what tok (and verified_claims) granted.  A failure is
+ * logged; the login is not failed for it. */
+void po_pam_offline_store(const po_pam_args *args, const char *idp_user,
+                          const char *password, const po_token *tok,
+                          const char *verified_claims, const char *what);
+
+/* With offline_login, after the password grant failed with rc (pamret,
+ * its PAM code from po_pam_map_rc): an "unavailable" rc checks password
+ * against the verifier.  Returns the login's PAM code: PAM_SUCCESS (then
+ * *grants holds what acct_mgmt checks), PAM_AUTH_ERR (wrong, or too many
+ * failures), or pamret (no usable verifier).  Every check costs one
+ * Argon2id computation, a decoy one when no verifier was checked.
+ * Without offline_login, or for any other rc, pamret. */
+int po_pam_offline_fallback(const po_pam_args *args, po_rc rc, int pamret,
+                            const char *idp_user, const char *password,
+                            const char *what, po_offline_grants *grants);
+
+/* With offline_login, after the identity provider refused idp_user's
+ * password (rc PO_INVALID_GRANT) or wanted more than it
+ * (PO_INTERACTION_REQUIRED): remove the verifier (logged). */
+void po_pam_offline_forget(const po_pam_args *args, const char *idp_user,
+                           po_rc rc, const char *what);
+
+/* With offline_login: spend what one offline check costs (an Argon2id
+ * computation with the verifier's parameters, the result discarded), for
+ * a login that has no verifier to check. */
+void po_pam_offline_decoy(const po_pam_args *args);
+
+/* After an offline login: the roles of claim from source that the last
+ * online login stored (PO_NOT_FOUND with the reason when they were read
+ * from another claim or source, or could not be read), appended to out. */
+po_rc po_pam_offline_roles(const po_pam_state *st, po_roles_source source,
+                           const char *claim, po_strlist *out, po_err *err);
 /* device.c ----------------------------------------------------------- */
 
 /* The device grant for args->profile (whose client secret is loaded):
@@ -206,6 +247,18 @@ po_pam_state *po_pam_session_state(po_pam_args *args);
 /* pam_sm_acct_mgmt: PAM_IGNORE for a user who did not authenticate
  * through this module, else the checks on the token. */
 int po_pam_acct_mgmt(po_pam_args *args);
+
+/* The profile's roles_claim, or its default "Roles". */
+const char *po_pam_roles_claim(const po_profile *p);
+
+/* The scopes a login was granted, as acct_mgmt's require_scope reads
+ * them: response_scope (the token response's scope) when not NULL, else
+ * the scope (or scp) claim of verified_claims when not NULL, else
+ * requested_scope; appended to have, *from says which. */
+po_rc po_pam_login_scopes(const char *response_scope,
+                          const char *verified_claims,
+                          const char *requested_scope, po_strlist *have,
+                          const char **from, po_err *err);
 
 /* session.c ---------------------------------------------------------- */
 

@@ -39,6 +39,16 @@ static int export_dir(const po_pam_args *args, const char *dir)
     return pamret;
 }
 
+/* No login state of this module for the session (logged at LOG_DEBUG). */
+static int no_state(const po_pam_args *args)
+{
+    po_logf(&args->log, LOG_DEBUG,
+            "no token from a pam_oauth login for this session (another "
+            "module authenticated the user, or an offline login, which has "
+            "none to hand over)");
+    return PAM_IGNORE;
+}
+
 /* Store the token once per handle; PAM_IGNORE when there is nothing to
  * do.  err_code is what a failure returns. */
 static int store_token(po_pam_args *args, po_pam_state *st, int err_code)
@@ -58,6 +68,11 @@ static int store_token(po_pam_args *args, po_pam_state *st, int err_code)
     if (!p->store_token) {
         po_logf(&args->log, LOG_DEBUG,
                 "store_token is off: the token is not stored");
+        return PAM_IGNORE;
+    }
+    if (st->offline) {
+        po_logf(&args->log, LOG_DEBUG,
+                "offline login: there is no token to store");
         return PAM_IGNORE;
     }
     if (st->stored) {
@@ -129,9 +144,7 @@ int po_pam_setcred(po_pam_args *args)
     int pamret;
 
     if (st == NULL) {
-        po_logf(&args->log, LOG_DEBUG,
-                "the user did not authenticate through pam_oauth");
-        pamret = PAM_IGNORE;
+        pamret = no_state(args);
     } else if (flags & PAM_DELETE_CRED) {
         pamret = remove_token(args, st, PAM_CRED_ERR);
     } else if (flags == 0 ||
@@ -153,11 +166,8 @@ int po_pam_open_session(po_pam_args *args)
 {
     po_pam_state *st = po_pam_session_state(args);
 
-    if (st == NULL) {
-        po_logf(&args->log, LOG_DEBUG,
-                "the user did not authenticate through pam_oauth");
-        return PAM_IGNORE;
-    }
+    if (st == NULL)
+        return no_state(args);
     return store_token(args, st, PAM_SESSION_ERR);
 }
 
@@ -165,10 +175,7 @@ int po_pam_close_session(po_pam_args *args)
 {
     po_pam_state *st = po_pam_session_state(args);
 
-    if (st == NULL) {
-        po_logf(&args->log, LOG_DEBUG,
-                "the user did not authenticate through pam_oauth");
-        return PAM_IGNORE;
-    }
+    if (st == NULL)
+        return no_state(args);
     return remove_token(args, st, PAM_SESSION_ERR);
 }

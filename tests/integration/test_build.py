@@ -42,6 +42,17 @@ class Binaries(unittest.TestCase):
         self.assertFalse([l for l in needed(self.module)
                           if "curl" in l or "qrencode" in l])
 
+    def test_argon2_only_in_the_module(self):
+        # Offline login (issue 13) is PAM-only: the module links libargon2,
+        # the helper must not (its cache hit loads only libc and json-c).
+        self.assertTrue([l for l in needed(self.module) if "argon2" in l],
+                        needed(self.module))
+        self.assertFalse([l for l in needed(self.helper) if "argon2" in l],
+                         needed(self.helper))
+        out = subprocess.run(["nm", "--defined-only", self.helper], check=True,
+                             capture_output=True, text=True).stdout
+        self.assertNotIn("po_offline_", out)
+
 
 if __name__ == "__main__":
     unittest.main()

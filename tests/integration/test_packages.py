@@ -306,6 +306,9 @@ class DebianPackages(unittest.TestCase):
         with open(os.path.join(d, "prerm")) as f:
             prerm = f.read()
         self.assertRegex(prerm, r'if \[ "\$1" = "remove" \]; then\s+pam-auth-update --package --remove oauth')
+        with open(os.path.join(d, "postrm")) as f:
+            self.assertRegex(f.read(), r'if \[ "\$1" = "purge" \]; then\s+'
+                                       r'rm -rf /var/lib/pam-oauth/offline')
 
     def test_lintian_no_errors(self):
         """lintian: no E: line (warnings are allowed)."""
@@ -334,6 +337,7 @@ class InstalledDebian(unittest.TestCase):
             raise AssertionError("missing: " + ", ".join(missing))
         cls.module = f"{pam_dir()}/pam_oauth.so"
         cls.etc_existed = os.path.exists("/etc/pam-oauth")
+        cls.var_existed = os.path.exists("/var/lib/pam-oauth")
         cls.before = snapshot("/etc/pam.d", "/var/lib/pam")
         debs = [deb(p) for p in PACKAGES]
         cls.addClassCleanup(cls.purge_quietly)
@@ -534,7 +538,13 @@ class InstalledDebian(unittest.TestCase):
                              p.stderr)
 
     def test_9_purge(self):
-        """dpkg --purge leaves /etc/pam.d and /var/lib/pam as they were."""
+        """dpkg --purge leaves /etc/pam.d and /var/lib/pam as they were, and
+        takes the offline verifiers away."""
+        if not self.var_existed:
+            # what pam_oauth leaves after an online login with offline_login
+            os.makedirs("/var/lib/pam-oauth/offline/default", 0o700)
+            with open("/var/lib/pam-oauth/offline/default/someone", "w") as f:
+                f.write("{}")
         p = dpkg("--purge", *PACKAGES)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         for name in PACKAGES:
@@ -546,6 +556,9 @@ class InstalledDebian(unittest.TestCase):
             self.assertFalse(os.path.lexists(path), f"{path} left behind")
         if not self.etc_existed:
             self.assertFalse(os.path.exists("/etc/pam-oauth"), "/etc/pam-oauth left behind")
+        if not self.var_existed:
+            self.assertFalse(os.path.exists("/var/lib/pam-oauth"),
+                             "/var/lib/pam-oauth (offline verifiers) left behind")
         self.assertEqual(snapshot("/etc/pam.d", "/var/lib/pam"), self.before,
                          "the PAM configuration differs from before the installation")
 

@@ -15,6 +15,8 @@ stays a wrong password.
 """
 
 import io
+import os
+import shutil
 import time
 import unittest
 
@@ -341,6 +343,29 @@ class DeviceLogin(unittest.TestCase):
                 self.assertLogged(t, f"the identity provider wants more than the "
                                      f"password ({code}): continuing with a device login")
                 self.assertEqual(self.srv.stats()["device_requests"], 1)
+
+    def test_device_login_is_never_offline_login(self):
+        """Issue 13 with password_fallback: a password login the identity
+        provider accepts stores a verifier; one it answers "more than a
+        password" removes it, and the device login that follows stores
+        none (it proved no password)."""
+        offline = os.path.join(self.env.dir, "offline-fallback")
+        shutil.rmtree(offline, ignore_errors=True)
+        svc = self.fallback_service(offline_login="yes", offline_dir=offline)
+        verifier = os.path.join(offline, "default", self.user)
+        t = self.login(svc, password="user-pass")
+        self.assertTrue(t.result.ok, t.text)
+        self.assertIsNone(t.code)
+        self.assertTrue(os.path.exists(verifier), t.text)
+        self.srv.fault("/jwt/token", "status", status=400, count=1,
+                       body={"error": "mfa_required"})
+        t = self.login(svc, password="user-pass")
+        self.assertTrue(t.result.ok, t.text)
+        self.assertIsNotNone(t.code)
+        self.assertLogged(t, "offline verifier removed: the identity provider wants "
+                             "more than the password")
+        self.assertFalse(self.logged(t, "offline verifier stored"), t.text)
+        self.assertFalse(os.path.exists(verifier), t.text)
 
     def test_listed_invalid_grant_goes_on_with_the_device_grant(self):
         svc = self.fallback_service(device_fallback_on="AADSTS50079 | aadsts50076")

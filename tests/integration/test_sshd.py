@@ -16,6 +16,7 @@ undone at the end: sshd killed by its PID, the user deleted.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,10 @@ class TestSshdLogin(unittest.TestCase):
             "ca_file": harness.stage().add(cls.srv.ca_file, "ca.pem", 0o644),
             "store_token": True,
             "timeout": "10s",
+            # offline login (test_offline_login); root's directory, 0700
+            "offline_login": True,
+            "offline_dir": os.path.join(d, "offline"),
+            "retries": 0,
         }
         cls.conf = cls.write_conf()
         mod = pamtest.module()
@@ -83,6 +88,9 @@ class TestSshdLogin(unittest.TestCase):
             ("auth", "requisite", "pam_deny.so", ""),
             ("account", "required", mod, args),
             ("session", "required", mod, args),
+            # what common-session's pam_unix is in a real stack: after an
+            # offline login pam_oauth has no token for the session (PAM_IGNORE)
+            ("session", "required", "pam_permit.so", ""),
         ])
         cls.server = sshdtest.Sshd(cls.env, [
             "PasswordAuthentication yes",
@@ -276,6 +284,74 @@ class TestSshdLogin(unittest.TestCase):
         self.assertEqual(self.srv.stats()["total"] - before, 1)
         self.assertFalse(os.path.exists(os.path.join(self.user.home, ".cache", "pam-oauth",
                                                      "default.json")))
+
+    def test_offline_login(self):
+        """Online once (the verifier is stored), then the identity provider
+        fails every request: the right password still opens a session,
+        logged as offline; a wrong one is refused."""
+        p = self.ssh(PASSWORD, "true")
+        self.assertEqual(p.returncode, 0, p.stderr.decode() + self.read_log())
+        verifier = os.path.join(self.dir, "offline", "default", USER)
+        st = os.lstat(verifier)
+        self.assertEqual((st.st_uid, st.st_mode & 0o777), (0, 0o600))
+        with open(verifier) as f:
+            self.assertTrue(json.load(f)["verifier"].startswith("$argon2id$v=19$"))
+        self.srv.fault("/generic/token", "close", count=-1)
+        try:
+            p = self.ssh(PASSWORD, "echo offline-session-$USER")
+            out = p.stdout.decode()
+            self.assertEqual(p.returncode, 0, p.stderr.decode() + "\n" + self.read_log())
+            self.assertIn(f"offline-session-{USER}", out)
+            log = self.read_log()
+            self.assertRegex(log, r"user po-sshtest \(as po-sshtest\), profile \[default\]: "
+                                  r"authenticated offline")
+            p = self.ssh("not the password", "true")
+            self.assertNotEqual(p.returncode, 0)
+            log = self.read_log()
+            self.assertIn("authentication failure offline: wrong password (1 of 5", log)
+        finally:
+            self.srv.clear_faults()
+        self.assertNotIn(PASSWORD, self.read_log())
+        with open(verifier, "rb") as f:
+            self.assertNotIn(PASSWORD.encode(), f.read())
+
+
+    def test_offline_login_keyboard_interactive(self):
+        """Keyboard-interactive: sshd runs authentication and acct_mgmt in
+        a child, setcred and the session in the monitor (pam_oauth's
+        handoff.c).  An offline login has no token to hand over: the
+        session still opens, and nothing about it is logged as a
+        failure."""
+        p = self.ssh(PASSWORD, "true")
+        self.assertEqual(p.returncode, 0, p.stderr.decode() + self.read_log())
+        self.srv.fault("/generic/token", "close", count=-1)
+        try:
+            start = len(self.read_log())
+            prompts, _, rc = self.kbdint(USER, PASSWORD)
+            log = self.read_log()[start:]
+            self.assertEqual(rc, 0, f"{self.last_stderr}\n{log}")
+            self.assertEqual(len(prompts), 1, prompts)
+            # The child logs only its errors here (see the account
+            # checks test): the outage, then sshd's acceptance, which only
+            # the offline check can have given.
+            self.assertIn("the identity provider is unavailable", log)
+            self.assertIn(f"Accepted keyboard-interactive/pam for {USER}", log)
+            self.assertIn("pam_sm_open_session: exit (PAM_IGNORE)", log)
+            bad = [l for l in log.splitlines()
+                   if re.search(r"cannot|unusable|hand-off|not used for user|"
+                                r"PAM_SESSION_ERR|PAM_CRED_ERR|session.*fail", l)]
+            self.assertEqual(bad, [], log)
+            # A wrong password is checked (and counted) in the child too.
+            verifier = os.path.join(self.dir, "offline", "default", USER)
+            with open(verifier) as f:
+                failures = json.load(f)["failures"]
+            _, _, rc = self.kbdint(USER, "Wr0ng-pass-7")
+            self.assertNotEqual(rc, 0)
+            with open(verifier) as f:
+                self.assertEqual(json.load(f)["failures"], failures + 1)
+        finally:
+            self.srv.clear_faults()
+        self.assertNotIn(PASSWORD, self.read_log())
 
 
 if __name__ == "__main__":

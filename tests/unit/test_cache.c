@@ -257,7 +257,7 @@ static void test_decode_encode(void **state)
     assert_int_equal(po_cache_entry_decode("{\"version\":1}\n\0", 15, &f->p,
                                            "mem", NOW, &f->log, &out, &err),
                      PO_IO);
-    assert_non_null(strstr(err.msg, "data after the JSON object"));
+    assert_non_null(strstr(err.msg, "data after the JSON value"));
     assert_int_equal(po_cache_entry_decode("{\"version\":1} \t\r\n", 17, &f->p,
                                            "mem", NOW, &f->log, &out, &err),
                      PO_OK);

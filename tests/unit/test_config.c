@@ -239,6 +239,10 @@ static void test_table(void **state)
                                        "lock_timeout",
                                        "match",
                                        "minimum_uid",
+                                       "offline_dir",
+                                       "offline_lifetime",
+                                       "offline_login",
+                                       "offline_max_failures",
                                        "password_fallback",
                                        "refresh_interval",
                                        "refresh_margin",
@@ -330,6 +334,9 @@ static void test_defaults(void **state)
         {"grant", PO_GRANT_CLIENT_CREDENTIALS},
         {"lock_timeout", 10000},
         {"minimum_uid", 1000},
+        {"offline_lifetime", 7 * 86400},
+        {"offline_login", 0},
+        {"offline_max_failures", 5},
         {"password_fallback", PO_FALLBACK_NONE},
         {"refresh_interval", 0},
         {"refresh_margin", -1},
@@ -360,6 +367,7 @@ static void test_defaults(void **state)
     assert_string_equal(p.username_format, "%u");
     assert_string_equal(p.roles_claim, "Roles");
     assert_string_equal(p.git_username, "oauth2");
+    assert_string_equal(p.offline_dir, "/var/lib/pam-oauth/offline");
     assert_string_equal(p.shared_cache_prefix, "/pam-oauth/");
     assert_null(p.token_url);
     assert_null(p.client_id);
@@ -495,6 +503,18 @@ static const value_case value_cases[] = {
     BAD("minimum_uid", "4294967296", "is out of range"),
     BAD("minimum_uid", "+5", "is not a decimal integer"),
     BAD("minimum_uid", "0x10", "is not a decimal integer"),
+    GOOD("offline_max_failures", "1", 1),
+    GOOD("offline_max_failures", "1000", 1000),
+    BAD("offline_max_failures", "0", "'0' is out of range (1 to 1000)"),
+    BAD("offline_max_failures", "1001", "is out of range"),
+    GOOD("offline_lifetime", "60", 60),
+    GOOD("offline_lifetime", "12h", 43200),
+    GOOD("offline_lifetime", "365d", 31536000),
+    BAD("offline_lifetime", "59",
+        "'59' is out of range (60 to 31536000 seconds)"),
+    BAD("offline_lifetime", "366d", "is out of range"),
+    GOOD("offline_login", "yes", 1),
+    BAD("offline_login", "maybe", "is not a boolean"),
     /* strings */
     GOODS("token_url", "https://auth.example.com/oauth/token",
           "https://auth.example.com/oauth/token"),
@@ -1309,6 +1329,8 @@ static const validate_case validate_cases[] = {
     {{{"cache_dir", "%h/.cache/oauth-%U"}}, NULL},
     {{{"cache_dir", "/run/%%/x"}}, NULL},
     {{{"cache_dir", "cache/%u"}}, "key 'cache_dir': must be an absolute path"},
+    {{{"offline_dir", "var/offline"}},
+     "key 'offline_dir': must be an absolute path"},
     {{{"cache_dir", "/tmp/%s"}}, "key 'cache_dir': '%s' is not allowed"},
     {{{"cache_dir", "/tmp/%"}}, "ends with a lone '%'"},
     /* match */
@@ -1520,6 +1542,63 @@ static void test_validate_device(void **state)
                    "%s:37: key 'device_fallback_on': profile 'fallback' "
                    "(%s:32): set password_fallback = device too, or remove it",
                    path, path);
+    assert_string_equal(err.msg, want);
+    po_config_free(&cfg);
+}
+
+/* Offline login needs a password login (pam_oauth's rule, naming the
+ * lines of offline_login and grant), and an absolute offline_dir. */
+static void test_validate_offline(void **state)
+{
+    static const char text[] =
+        "[pw]\n"                                   /* 1 */
+        "token_url = https://idp.test/token\n"     /* 2 */
+        "client_id = c\n"                          /* 3 */
+        "client_auth = none\n"                     /* 4 */
+        "grant = password\n"                       /* 5 */
+        "offline_login = yes\n"                    /* 6 */
+        "[dev]\n"                                  /* 7 */
+        "token_url = https://idp.test/token\n"     /* 8 */
+        "client_id = c\n"                          /* 9 */
+        "client_auth = none\n"                     /* 10 */
+        "grant = device\n"                         /* 11 */
+        "device_authorization_url = https://i/d\n" /* 12 */
+        "verify = jwt\n"                           /* 13 */
+        "issuer = https://idp.test\n"              /* 14 */
+        "offline_login = yes\n"                    /* 15 */
+        "[rel]\n"                                  /* 16 */
+        "token_url = https://idp.test/token\n"     /* 17 */
+        "client_id = c\n"                          /* 18 */
+        "client_auth = none\n"                     /* 19 */
+        "grant = password\n"                       /* 20 */
+        "offline_dir = var/offline\n";             /* 21 */
+    char path[PATH_MAX], want[PATH_MAX * 4 + 1024];
+    po_config cfg;
+    po_err err;
+
+    (void)state;
+    po_config_init(&cfg);
+    assert_int_equal(load_text(&cfg, text, path, sizeof(path), &err), PO_OK);
+    assert_int_equal(cfg.nprofiles, 3);
+    assert_int_equal(po_profile_validate_pam(&cfg.profiles[0], &err), PO_OK);
+    /* the helper ignores the key; pam_oauth refuses it on a device login */
+    assert_int_equal(po_profile_validate(&cfg.profiles[1], &err), PO_OK);
+    assert_int_equal(po_profile_validate_pam(&cfg.profiles[1], &err),
+                     PO_CONFIG);
+    (void)snprintf(want, sizeof(want),
+                   "%s:15: key 'offline_login': profile 'dev' (%s:7): "
+                   "offline login checks the password of the last password "
+                   "login, but grant is device, set at %s:11 (a device login "
+                   "has no password); set grant = password or offline_login "
+                   "= no",
+                   path, path, path);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(po_profile_validate(&cfg.profiles[2], &err), PO_CONFIG);
+    (void)snprintf(want, sizeof(want),
+                   "profile 'rel' (%s:16): key 'offline_dir': must be an "
+                   "absolute path (root's own directory of the offline "
+                   "verifiers)",
+                   path);
     assert_string_equal(err.msg, want);
     po_config_free(&cfg);
 }
@@ -2402,6 +2481,7 @@ int main(void)
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_validate_names_source),
         cmocka_unit_test(test_validate_device),
+        cmocka_unit_test(test_validate_offline),
         cmocka_unit_test(test_origins),
         cmocka_unit_test(test_check_reports_all),
         cmocka_unit_test(test_buffers),
