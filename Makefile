@@ -155,7 +155,7 @@ $(FA_B)/pam_oauth.so: $(PAM_OBJ) $(LIBCORE) pam_oauth/pam_oauth.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $(PAM_OBJ) $(LIBCORE) $(ALL_LDFLAGS) $(FA_WRAP) \
 	  -Wl,--exclude-libs,ALL -Wl,--version-script=pam_oauth/pam_oauth.map \
-	  $(FA_JSON_A) $(FA_CRYPTO_A) $(PAM_LIBS) -ldl -lpthread
+	  $(FA_JSON_A) $(FA_CRYPTO_A) $(ARGON2_LIBS) $(PAM_LIBS) -ldl -lpthread
 
 $(FA_B)/oauth-token: $(HELPER_OBJ) $(LIBCORE) $(FA_B)/wrap.o
 	$(CC) -o $@ $(HELPER_OBJ) $(FA_B)/wrap.o $(LIBCORE) $(ALL_LDFLAGS) -pie \
