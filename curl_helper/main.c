@@ -506,9 +506,9 @@ static po_rc parse_args(ot_ctx *c, int argc, char **argv, const char *implied,
     o->configs = calloc((size_t)argc, sizeof(*o->configs));
     o->overrides = calloc((size_t)argc, sizeof(*o->overrides));
     o->args = calloc((size_t)argc, sizeof(*o->args));
+    o->args_owned = 1; /* main frees it, also when a calloc failed */
     if (o->configs == NULL || o->overrides == NULL || o->args == NULL)
         return po_fail(err, PO_NOMEM, "out of memory");
-    o->args_owned = 1;
     if (implied != NULL)
         o->command = implied;
     for (i = 1; i < argc; i++) {
