@@ -7,6 +7,13 @@
 #                        (configuration: SYSCONFDIR, default /etc)
 #   make bench           benchmarks (not tests)
 #   make demo            an end-to-end demonstration on 127.0.0.1
+#   make fuzz            the libFuzzer targets of tests/fuzz/ (clang), in build/fuzz
+#   make fuzz-run FUZZ_SECONDS=N   run each target N seconds, print its figures
+#   make fuzz-merge      add new coverage (seeds, fuzz-run finds) to the corpus
+#
+# make check also runs each fuzz target once over its committed corpus:
+# built with libFuzzer when $(FUZZ_CC) can (FUZZ=auto, the default), else
+# with $(CC) and tests/fuzz/standalone.c; FUZZ=0 skips it.
 #
 # WERROR=0 turns warnings back into warnings (default: fatal).
 
@@ -81,6 +88,7 @@ HELPER_SRC := $(wildcard curl_helper/*.c)
 REFRESH_SRC := $(wildcard session_refresh/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 
 COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/%.o)
 PAM_OBJ    := $(PAM_SRC:%.c=$(B)/%.o)
@@ -96,7 +104,8 @@ REFRESHER := $(B)/session_refresh/session-refresh
 UNIT_BIN := $(UNIT_SRC:%.c=$(B)/%)
 TOOL_BIN := $(TOOL_SRC:%.c=$(B)/%)
 
-.PHONY: all check check-run unit-tests test-tools install uninstall clean bench demo demo-run deps format
+.PHONY: all check check-run unit-tests test-tools install uninstall clean bench demo demo-run deps format \
+        fuzz fuzz-run fuzz-merge fuzz-regression
 all: $(MODULE) $(HELPER) $(GITHELPER) $(DOCKERHELPER) $(REFRESHER)
 
 $(B)/%.o: %.c
@@ -140,8 +149,113 @@ $(B)/tests/tools/%: tests/tools/%.c $(LIBCORE)
 	  $(JSON_LIBS) $(CRYPTO_LIBS) $(ARGON2_LIBS) $(PAM_LIBS) $(TOOL_EXTRA_LIBS) \
 	  -ldl -lpthread
 
+# Allocation failure (tests/failalloc/): the module, the helper and the
+# walk driver linked so that every allocation call of the core, pam_oauth,
+# the helper, json-c and libcrypto (the last two linked statically for it)
+# goes through wrap.c, which fails the Nth (failalloc.h).  Test builds
+# only: nothing here is installed.
+FA_B      := $(B)/tests/failalloc
+FA_WRAP   := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup \
+             -Wl,--wrap=asprintf,--wrap=vasprintf,--wrap=__asprintf_chk,--wrap=__vasprintf_chk
+FA_JSON_A  = $(shell $(PKG_CONFIG) --variable=libdir json-c)/libjson-c.a
+FA_CRYPTO_A = $(shell $(PKG_CONFIG) --variable=libdir libcrypto)/libcrypto.a
+FA_BIN    := $(FA_B)/pam_oauth.so $(FA_B)/oauth-token $(FA_B)/pam-failwalk
+
+$(FA_B)/wrap.o: tests/failalloc/wrap.c tests/failalloc/failalloc.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The module leaves __wrap_* to the program that loads it (pam-failwalk).
+$(FA_B)/pam_oauth.so: $(PAM_OBJ) $(LIBCORE) pam_oauth/pam_oauth.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $(PAM_OBJ) $(LIBCORE) $(ALL_LDFLAGS) $(FA_WRAP) \
+	  -Wl,--exclude-libs,ALL -Wl,--version-script=pam_oauth/pam_oauth.map \
+	  $(FA_JSON_A) $(FA_CRYPTO_A) $(ARGON2_LIBS) $(PAM_LIBS) -ldl -lpthread
+
+$(FA_B)/oauth-token: $(HELPER_OBJ) $(LIBCORE) $(FA_B)/wrap.o
+	$(CC) -o $@ $(HELPER_OBJ) $(FA_B)/wrap.o $(LIBCORE) $(ALL_LDFLAGS) -pie \
+	  $(FA_WRAP) $(FA_JSON_A) -ldl -lpthread
+
+$(FA_B)/pam-failwalk: tests/failalloc/pam-failwalk.c $(FA_B)/wrap.o
+	$(CC) $(ALL_CFLAGS) -Itests/tools -Itests/failalloc -o $@ $< $(FA_B)/wrap.o \
+	  $(ALL_LDFLAGS) $(FA_WRAP) -rdynamic $(PAM_LIBS)
+
 unit-tests: $(UNIT_BIN)
-test-tools: $(TOOL_BIN)
+test-tools: $(TOOL_BIN) $(FA_BIN)
+
+# ------------------------------------------------------------------ fuzzing
+# tests/fuzz/fuzz_NAME.c: one libFuzzer target each (see tests/fuzz/fuzz.h).
+# make fuzz builds them with clang -fsanitize=fuzzer,address,undefined into
+# build/fuzz, over the core compiled the same way (-fsanitize=fuzzer-no-link
+# for coverage).  fuzz_git includes curl_helper/git.c and links the rest of
+# the helper, its main renamed.
+FUZZ_CC      ?= clang
+FUZZ         ?= auto
+FUZZ_SECONDS ?= 60
+FUZZ_B       := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS   = -std=gnu11 -fPIC -O1 -g $(FUZZ_SAN) $(WARN) $(CPPFLAGS) -Icommon -Itests/fuzz \
+                $(DEP_CFLAGS) -DPO_VERSION='"$(VERSION)"' -DPO_SYSCONFDIR='"$(SYSCONFDIR)"' -MMD -MP
+FUZZ_LIBS     = $(JSON_LIBS) $(CRYPTO_LIBS) -ldl -lpthread
+FUZZ_NAMES   := $(notdir $(FUZZ_SRC:.c=))
+FUZZ_HELPER  := $(filter-out main git,$(notdir $(HELPER_SRC:.c=)))
+FUZZ_BIN     := $(FUZZ_NAMES:%=$(FUZZ_B)/%)
+FUZZ_CORE    := $(COMMON_SRC:%.c=$(FUZZ_B)/%.o)
+FUZZ_HOBJ    := $(FUZZ_HELPER:%=$(FUZZ_B)/curl_helper/%.o) $(FUZZ_B)/curl_helper/main-nomain.o
+# the same targets without libFuzzer, for make check (standalone.c's main)
+FUZZ_SA_BIN  := $(FUZZ_NAMES:%=$(B)/tests/fuzz/%)
+FUZZ_SA_HOBJ := $(FUZZ_HELPER:%=$(B)/curl_helper/%.o) $(B)/tests/fuzz/main-nomain.o
+
+# libfuzzer when $(FUZZ_CC) links a -fsanitize=fuzzer program, else standalone
+FUZZ_PROBE = $(shell printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' | \
+               $(FUZZ_CC) -x c -fsanitize=fuzzer,address,undefined -o /dev/null - >/dev/null 2>&1 && echo libfuzzer || echo standalone)
+FUZZ_ENGINE = $(if $(filter 0 no none,$(FUZZ)),none,$(if $(filter auto,$(FUZZ)),$(FUZZ_PROBE),$(FUZZ)))
+
+$(FUZZ_B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_B)/curl_helper/main-nomain.o: curl_helper/main.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -Dmain=ot_main -Wno-missing-prototypes -c -o $@ $<
+
+$(FUZZ_B)/libpoauth.a: $(FUZZ_CORE)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(FUZZ_B)/fuzz_git: $(FUZZ_HOBJ)
+$(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_B)/libpoauth.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+	  $(if $(filter fuzz_git,$(notdir $@)),$(FUZZ_HOBJ)) $(FUZZ_B)/libpoauth.a $(FUZZ_LIBS)
+
+$(B)/tests/fuzz/main-nomain.o: curl_helper/main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Dmain=ot_main -Wno-missing-prototypes -c -o $@ $<
+
+$(B)/tests/fuzz/fuzz_git: $(FUZZ_SA_HOBJ)
+$(B)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/standalone.c $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/standalone.c \
+	  $(if $(filter fuzz_git,$(notdir $@)),$(FUZZ_SA_HOBJ)) $(LIBCORE) $(ALL_LDFLAGS) $(FUZZ_LIBS)
+
+fuzz: $(FUZZ_BIN)
+
+# FUZZ_TARGETS="fuzz_config fuzz_jwt" limits fuzz-run and fuzz-merge.
+fuzz-run: fuzz
+	@tests/fuzz/run --build $(FUZZ_B) --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-merge: fuzz
+	@tests/fuzz/make-seeds $(FUZZ_B)/seeds >/dev/null
+	@tests/fuzz/run --build $(FUZZ_B) --merge $(FUZZ_TARGETS)
+
+# The binaries the corpus regression of make check runs, for FUZZ_ENGINE.
+fuzz-regression:
+	@case "$(FUZZ_ENGINE)" in \
+	libfuzzer) $(MAKE) --no-print-directory $(FUZZ_BIN) ;; \
+	standalone) $(MAKE) --no-print-directory $(FUZZ_SA_BIN) ;; \
+	none) ;; \
+	*) echo "FUZZ=$(FUZZ): use auto, libfuzzer, standalone or 0" >&2; exit 2 ;; \
+	esac
 
 # check and demo first make sure the Debian packages are there (installing
 # them as root), then re-run make so that pkg-config sees them.
@@ -150,8 +264,12 @@ check:
 	@$(MAKE) --no-print-directory check-run
 
 check-run: all unit-tests test-tools
+	@engine=$(FUZZ_ENGINE); \
+	$(MAKE) --no-print-directory fuzz-regression FUZZ_ENGINE=$$engine && \
+	case $$engine in libfuzzer) dir=$(abspath $(FUZZ_B)) ;; *) dir=$(abspath $(B))/tests/fuzz ;; esac && \
+	echo "PO_BUILD_DIR=$(abspath $(B)) PO_FUZZ_ENGINE=$$engine python3 tests/run-tests $(TESTS)" && \
 	PO_BUILD_DIR=$(abspath $(B)) PO_SANITIZE=$(SANITIZE) CC=$(CC) \
-	  python3 tests/run-tests $(TESTS)
+	  PO_FUZZ_ENGINE=$$engine PO_FUZZ_DIR=$$dir python3 tests/run-tests $(TESTS)
 
 bench: all
 	@bench/run
@@ -214,7 +332,8 @@ uninstall:
 	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LIBEXECDIR)/pam-oauth 2>/dev/null
 
 format:
-	clang-format -i common/*.[ch] pam_oauth/*.[ch] curl_helper/*.[ch] session_refresh/*.c tests/unit/*.c tests/tools/*.c
+	clang-format -i common/*.[ch] pam_oauth/*.[ch] curl_helper/*.[ch] session_refresh/*.c \
+	  tests/unit/*.c tests/tools/*.[ch] tests/fuzz/*.[ch] tests/failalloc/*.[ch]
 
 clean:
 	rm -rf build common/*.o common/*.d common/*.a pam_oauth/*.o pam_oauth/*.d \
@@ -223,7 +342,12 @@ clean:
 	  curl_helper/docker-credential-oauth-token tests/unit/*.d \
 	  session_refresh/*.o session_refresh/*.d session_refresh/session-refresh \
 	  'systemd/oauth-token-refresh@.service' systemd/pam-oauth.tmpfiles \
-	  $(UNIT_SRC:%.c=%) $(TOOL_SRC:%.c=%) tests/tools/*.d
+	  $(UNIT_SRC:%.c=%) $(TOOL_SRC:%.c=%) tests/tools/*.d \
+	  $(FUZZ_SRC:%.c=%) tests/fuzz/*.d tests/fuzz/*.o \
+	  tests/failalloc/pam_oauth.so tests/failalloc/oauth-token \
+	  tests/failalloc/pam-failwalk tests/failalloc/*.o tests/failalloc/*.d
 
 -include $(COMMON_OBJ:.o=.d) $(PAM_OBJ:.o=.d) $(HELPER_OBJ:.o=.d) $(REFRESH_OBJ:.o=.d) \
-  $(UNIT_BIN:=.d) $(TOOL_BIN:=.d)
+  $(UNIT_BIN:=.d) $(TOOL_BIN:=.d) $(FUZZ_CORE:.o=.d) $(FUZZ_HOBJ:.o=.d) \
+  $(FUZZ_BIN:=.d) $(FUZZ_SA_BIN:=.d) $(B)/tests/fuzz/main-nomain.d \
+  $(FA_B)/wrap.d $(FA_B)/pam-failwalk.d

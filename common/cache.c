@@ -159,6 +159,10 @@ static po_rc expand_dir(const char *tmpl, const char *user, uid_t uid,
                          tmpl, s[1] ? s[1] : ' ');
             goto out;
         }
+        if (rc == PO_NOMEM) {
+            rc = po_fail(err, rc, "cache_dir '%s': out of memory", tmpl);
+            goto out;
+        }
         if (rc != PO_OK) {
             rc = po_fail(err, rc, "cache_dir '%s': expansion too long", tmpl);
             goto out;
@@ -409,18 +413,6 @@ static int same_str(const char *a, const char *b)
 }
 
 /* "YYYY-MM" with a month 01..12. */
-static int month_ok(const char *m)
-{
-    size_t i;
-
-    if (strlen(m) != 7 || m[4] != '-')
-        return 0;
-    for (i = 0; i < 7; i++)
-        if (i != 4 && (m[i] < '0' || m[i] > '9'))
-            return 0;
-    return (m[5] == '0' && m[6] >= '1') || (m[5] == '1' && m[6] <= '2');
-}
-
 /* Why the token's times in t cannot be believed at wall time now, into
  * why (size n); 0 when they can.  No arithmetic here can overflow:
  * obtained_at is bounded before anything is added to it. */
@@ -543,7 +535,7 @@ static po_rc decode_entry(json_object *o, const po_profile *p, const char *path,
     }
     e->budget_count = (long)n;
     if (month != NULL) {
-        if (!month_ok(month)) {
+        if (!po_is_month(month, strlen(month))) {
             rc = po_fail(err, PO_IO, "\"budget_month\" is not YYYY-MM");
             goto out;
         }

@@ -116,21 +116,31 @@ po_rc po_cache_read_at(const char *dir, const po_profile *p, int64_t now,
 po_rc po_cache_read(const char *dir, const po_profile *p, const po_log *log,
                     po_cache_entry *out, po_err *err);
 
-/* The entry as the JSON text of a cache file, appended to out (a secret
- * buffer: it holds the tokens).  PO_TOO_LARGE at out's cap, PO_NOMEM.
- * Pure (the shared store seals the same text). */
-po_rc po_cache_entry_encode(const po_profile *p, const po_cache_entry *e,
-                            po_buf *out);
-
-/* Parse len bytes of a cache file's JSON into *out, as po_cache_read_at
- * does at wall time now (what names the source in messages and log lines:
- * a path, a store key).  PO_IO with the reason when it is not a usable
- * entry (the caller decides what to say); a token for another token_url
- * or client_id is dropped with an info line, one whose times are not sane
- * (see po_cache_read_at) with a warning.  Pure apart from those lines. */
+/* Decode len bytes of a cache entry's JSON text (need not be
+ * NUL-terminated) into *out, as po_cache_read_at does after reading the
+ * file at wall time now (the shared store after opening a sealed value):
+ * one JSON object with nothing but white space after it, of the layout
+ * above, version 1, each member of its type, budget_month "YYYY-MM",
+ * budget_count within 0..10^9.  what names the source in messages and log
+ * lines (a path, a store key).  A token for another token_url/client_id
+ * than p's is dropped with an info line (the budget counter is kept), one
+ * whose times are not sane (see po_cache_read_at) with a warning.  PO_IO
+ * with the reason in err when the text is not a usable entry (out is then
+ * empty; the caller decides what to say), PO_NOMEM.  Every copy json-c
+ * made of the text is cleansed.  Pure apart from those lines. */
 po_rc po_cache_entry_decode(const char *text, size_t len, const po_profile *p,
                             const char *what, int64_t now, const po_log *log,
                             po_cache_entry *out, po_err *err);
+
+/* Append entry e of profile p as the JSON text of a cache file (one line)
+ * to out, which should be a secret po_buf (it holds the tokens):
+ * PO_TOO_LARGE at its cap, PO_NOMEM.  extra_json is re-serialised by
+ * json-c, or null when it is not a JSON object, so that no text can
+ * corrupt the file.  po_cache_entry_decode(po_cache_entry_encode(e)) gives
+ * e back, for p's token_url and client_id.  Pure (the shared store seals
+ * the same text). */
+po_rc po_cache_entry_encode(const po_profile *p, const po_cache_entry *e,
+                            po_buf *out);
 
 /* Write profile p's entry atomically (temp file 0600, fsync, rename, fsync
  * of the directory).  username may be NULL. */

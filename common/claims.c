@@ -137,7 +137,12 @@ po_rc po_claim_strings(const char *text, const char *source, const char *path,
         rc = po_fail(err, PO_NOMEM, "out of memory");
         goto out;
     }
+    po_oom_reset();
     root = json_tokener_parse_ex(tok, text, (int)strlen(text));
+    if (po_out_of_memory()) {
+        rc = po_fail(err, PO_NOMEM, "%s: out of memory", source);
+        goto out;
+    }
     if (root == NULL || !json_object_is_type(root, json_type_object)) {
         rc = po_fail(err, PO_MALFORMED_RESPONSE,
                      "%s: the extra members are not a JSON object", source);

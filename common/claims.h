@@ -38,7 +38,7 @@ struct json_object *po_json_path(struct json_object *obj, const char *path);
  * the claims set in messages ("token response").  PO_NOT_FOUND when json
  * is empty or has no such claim, PO_MALFORMED_RESPONSE when json is not an
  * object or the claim has another type, PO_CONFIG for an empty or over-long
- * path.  On failure out is left empty. */
+ * path, PO_NOMEM.  On failure out is left empty. */
 po_rc po_claim_strings(const char *json, const char *source, const char *path,
                        po_strlist *out, po_err *err);
 

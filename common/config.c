@@ -164,9 +164,9 @@ static po_rc unquote(char *v, const char *where, const char *key, po_err *err)
     for (;;) {
         if (*r == '\0')
             return po_fail(err, PO_CONFIG,
-                           "%s: key '%s': unterminated quoted value (no "
+                           "%s: key '%.64s': unterminated quoted value (no "
                            "closing '\"')",
-                           where, key);
+                           where, po_cfg_shown(key));
         if (*r == '"')
             break;
         if (*r == '\\') {
@@ -175,9 +175,9 @@ static po_rc unquote(char *v, const char *where, const char *key, po_err *err)
                 continue; /* reported as unterminated */
             if (*r != '"' && *r != '\\')
                 return po_fail(err, PO_CONFIG,
-                               "%s: key '%s': in a quoted value a backslash "
-                               "must be followed by '\"' or '\\'",
-                               where, key);
+                               "%s: key '%.64s': in a quoted value a "
+                               "backslash must be followed by '\"' or '\\'",
+                               where, po_cfg_shown(key));
         }
         *w++ = *r++;
     }
@@ -185,8 +185,8 @@ static po_rc unquote(char *v, const char *where, const char *key, po_err *err)
         ;
     if (*r != '\0')
         return po_fail(err, PO_CONFIG,
-                       "%s: key '%s': text after the closing quote", where,
-                       key);
+                       "%s: key '%.64s': text after the closing quote", where,
+                       po_cfg_shown(key));
     *w = '\0';
     return PO_OK;
 }
@@ -211,7 +211,7 @@ static po_rc parse_header(parser *ps, char *s, const char *where, po_err *err)
         return po_fail(err, PO_CONFIG,
                        "%s: bad profile name '%.64s': use 1 to %d of A-Z a-z "
                        "0-9 _ . - not starting with '.'",
-                       where, name, PO_PROFILE_NAME_MAX);
+                       where, po_cfg_shown(name), PO_PROFILE_NAME_MAX);
     if ((found = po_config_find(ps->cfg, name)) != NULL) {
         idx = (size_t)(found - ps->cfg->profiles);
     } else {
@@ -297,17 +297,82 @@ out:
     return rc;
 }
 
+/* Parse buf (len bytes, NUL-terminated, modified in place), the contents
+ * of the file name of mode mode, into cfg: through a copy of cfg that
+ * replaces it on success, so that on error cfg keeps what it had. */
+static po_rc load_text(po_config *cfg, const char *name, mode_t mode, char *buf,
+                       size_t len, po_err *err)
+{
+    po_rc rc = PO_OK;
+    po_config tmp;
+    parser ps;
+
+    po_config_init(&tmp);
+    if ((rc = config_copy(&tmp, cfg, err)) != PO_OK)
+        goto out;
+    ps = (parser){name, mode, &tmp, NULL, -1, 0};
+    if ((rc = parse_text(&ps, buf, len, err)) != PO_OK)
+        goto out;
+    po_config_free(cfg);
+    *cfg = tmp;
+    po_config_init(&tmp);
+out:
+    po_config_free(&tmp);
+    return rc;
+}
+
+/* A NUL-terminated private copy of text for the parser, which writes into
+ * it; the caller cleanses and frees it (len + 1 bytes). */
+static po_rc text_copy(const char *name, const char *text, size_t len,
+                       char **out, po_err *err)
+{
+    if ((*out = malloc(len + 1)) == NULL)
+        return po_fail(err, PO_NOMEM, "%s: out of memory", name);
+    if (len > 0)
+        memcpy(*out, text, len);
+    (*out)[len] = '\0';
+    return PO_OK;
+}
+
+static void text_free(char *buf, size_t len)
+{
+    if (buf != NULL) {
+        po_cleanse(buf, len);
+        free(buf);
+    }
+}
+
+po_rc po_config_load_buffer(po_config *cfg, const char *name, mode_t mode,
+                            const char *text, size_t len, po_err *err)
+{
+    po_rc rc = PO_OK;
+    char *buf = NULL;
+
+    if (cfg == NULL || name == NULL || (text == NULL && len > 0)) {
+        rc = po_fail(err, PO_USAGE, "no configuration, name or text");
+        goto out;
+    }
+    if (len > PO_CONFIG_FILE_MAX) {
+        rc = po_fail(err, PO_TOO_LARGE, "%s: larger than %d bytes", name,
+                     PO_CONFIG_FILE_MAX);
+        goto out;
+    }
+    if ((rc = text_copy(name, text, len, &buf, err)) != PO_OK)
+        goto out;
+    rc = load_text(cfg, name, mode, buf, len, err);
+out:
+    text_free(buf, len + 1);
+    return rc;
+}
+
 po_rc po_config_load_file(po_config *cfg, const char *path, unsigned flags,
                           po_err *err)
 {
     po_rc rc = PO_OK;
-    po_config tmp;
     struct stat st;
-    parser ps;
     char *buf = NULL;
     size_t len = 0;
 
-    po_config_init(&tmp);
     if (cfg == NULL || path == NULL) {
         rc = po_fail(err, PO_USAGE, "no configuration or no path");
         goto out;
@@ -318,22 +383,72 @@ po_rc po_config_load_file(po_config *cfg, const char *path, unsigned flags,
         rc = PO_OK;
         goto out;
     }
-    if (rc != PO_OK || (rc = check_owner(path, &st, flags, err)) != PO_OK ||
-        (rc = config_copy(&tmp, cfg, err)) != PO_OK)
+    if (rc != PO_OK || (rc = check_owner(path, &st, flags, err)) != PO_OK)
         goto out;
-    ps = (parser){path, st.st_mode, &tmp, NULL, -1, 0};
+    rc = load_text(cfg, path, st.st_mode, buf, len, err);
+out:
+    text_free(buf, len);
+    return rc;
+}
+
+/* The reporting part of po_config_check and po_config_check_buffer:
+ * parse buf (as load_text) into a scratch configuration, then validate
+ * every profile (as pam_oauth does with PO_CFG_PAM_RULES in flags), each
+ * problem through rep. */
+static po_rc check_text(const char *name, mode_t mode, unsigned flags,
+                        char *buf, size_t len, po_cfg_reporter *rep,
+                        po_err *err)
+{
+    po_rc rc = PO_OK;
+    po_config cfg;
+    parser ps;
+    size_t i;
+
+    po_config_init(&cfg);
+    ps = (parser){name, mode, &cfg, rep, -1, 0};
     if ((rc = parse_text(&ps, buf, len, err)) != PO_OK)
         goto out;
-    po_config_free(cfg);
-    *cfg = tmp;
-    po_config_init(&tmp);
+    for (i = 0; i < cfg.nprofiles; i++)
+        if ((rc = (flags & PO_CFG_PAM_RULES)
+                      ? po_cfg_validate_pam(&cfg.profiles[i], rep, err)
+                      : po_cfg_validate(&cfg.profiles[i], rep, err)) != PO_OK)
+            goto out;
 out:
-    po_config_free(&tmp);
-    if (buf != NULL) {
-        po_cleanse(buf, len);
-        free(buf);
-    }
+    po_config_free(&cfg);
     return rc;
+}
+
+po_rc po_config_check_buffer(const char *name, mode_t mode, unsigned flags,
+                             const char *text, size_t len, po_diag_fn diag,
+                             void *ctx)
+{
+    po_rc rc = PO_OK;
+    po_cfg_reporter rep = {diag, ctx, PO_OK};
+    po_err err;
+    char *buf = NULL;
+
+    po_err_clear(&err);
+    if (name == NULL || (text == NULL && len > 0)) {
+        rc = po_cfg_report(&rep, po_fail(&err, PO_USAGE, "no name or text"),
+                           &err);
+        goto out;
+    }
+    if (len > PO_CONFIG_FILE_MAX) {
+        rc = po_cfg_report(&rep,
+                           po_fail(&err, PO_TOO_LARGE,
+                                   "%s: larger than %d bytes", name,
+                                   PO_CONFIG_FILE_MAX),
+                           &err);
+        goto out;
+    }
+    if ((rc = text_copy(name, text, len, &buf, &err)) != PO_OK)
+        goto out;
+    rc = check_text(name, mode, flags, buf, len, &rep, &err);
+out:
+    if (rc == PO_NOMEM && diag != NULL)
+        diag(ctx, err.msg);
+    text_free(buf, len + 1);
+    return rc != PO_OK ? rc : rep.first;
 }
 
 po_rc po_config_check(const char *path, unsigned flags, po_diag_fn diag,
@@ -341,14 +456,11 @@ po_rc po_config_check(const char *path, unsigned flags, po_diag_fn diag,
 {
     po_rc rc = PO_OK;
     po_cfg_reporter rep = {diag, ctx, PO_OK};
-    po_config cfg;
     struct stat st;
-    parser ps;
     po_err err;
     char *buf = NULL;
-    size_t len = 0, i;
+    size_t len = 0;
 
-    po_config_init(&cfg);
     po_err_clear(&err);
     if (path == NULL) {
         rc = po_cfg_report(&rep, po_fail(&err, PO_USAGE, "no path"), &err);
@@ -366,22 +478,11 @@ po_rc po_config_check(const char *path, unsigned flags, po_diag_fn diag,
     if ((rc = po_cfg_report(&rep, check_owner(path, &st, flags, &err), &err)) !=
         PO_OK)
         goto out;
-    ps = (parser){path, st.st_mode, &cfg, &rep, -1, 0};
-    if ((rc = parse_text(&ps, buf, len, &err)) != PO_OK)
-        goto out;
-    for (i = 0; i < cfg.nprofiles; i++)
-        if ((rc = (flags & PO_CFG_PAM_RULES)
-                      ? po_cfg_validate_pam(&cfg.profiles[i], &rep, &err)
-                      : po_cfg_validate(&cfg.profiles[i], &rep, &err)) != PO_OK)
-            goto out;
+    rc = check_text(path, st.st_mode, flags, buf, len, &rep, &err);
 out:
     if (rc == PO_NOMEM && diag != NULL)
         diag(ctx, err.msg);
-    po_config_free(&cfg);
-    if (buf != NULL) {
-        po_cleanse(buf, len);
-        free(buf);
-    }
+    text_free(buf, len);
     return rc != PO_OK ? rc : rep.first;
 }
 

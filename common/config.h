@@ -274,11 +274,26 @@ void po_config_init(po_config *cfg);
 po_rc po_config_load_file(po_config *cfg, const char *path, unsigned flags,
                           po_err *err);
 
+/* Parse len bytes of configuration text (need not be NUL-terminated) into
+ * cfg, as po_config_load_file does with a file's contents: name stands for
+ * the file in messages (name:line) and mode is the file's st_mode, for the
+ * client_secret rule.  Text over PO_CONFIG_FILE_MAX is PO_TOO_LARGE.  On
+ * error cfg keeps what it had before.  No file system access. */
+po_rc po_config_load_buffer(po_config *cfg, const char *name, mode_t mode,
+                            const char *text, size_t len, po_err *err);
+
 /* Check a file: like po_config_load_file followed by po_profile_validate on
  * each profile, but reports every problem through diag instead of stopping
  * at the first.  Returns PO_OK only when there is none. */
 po_rc po_config_check(const char *path, unsigned flags, po_diag_fn diag,
                       void *ctx);
+
+/* po_config_check on len bytes of text standing for the file name of mode
+ * mode (see po_config_load_buffer); of flags only PO_CFG_PAM_RULES counts
+ * (the others are about the file).  No file system access. */
+po_rc po_config_check_buffer(const char *name, mode_t mode, unsigned flags,
+                             const char *text, size_t len, po_diag_fn diag,
+                             void *ctx);
 
 /* The default search list, malloc'd, NULL-terminated: the system file,
  * then the user file (omitted when AT_SECURE or include_user is 0).  Free

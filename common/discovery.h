@@ -13,6 +13,7 @@
 #ifndef PO_DISCOVERY_H
 #define PO_DISCOVERY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -29,6 +30,18 @@
  * PO_JWT_WRONG_ISSUER; no such member PO_NOT_FOUND, one whose URL is
  * refused PO_MALFORMED_RESPONSE.  Messages name the document's URL
  * (without its query) and the member. */
+/* Read len bytes of text (need not be NUL-terminated) as a discovery
+ * document, as po_discovery_url does after its GET: a JSON object (of at
+ * most 256 KiB) whose "issuer" is exactly issuer and whose member is a URL
+ * passing po_http_check_url with allow_http; *url receives a malloc'd copy
+ * of it.  where names the document in messages (its URL, redacted).
+ * PO_JWT_WRONG_ISSUER, PO_NOT_FOUND (no such member),
+ * PO_MALFORMED_RESPONSE (not an object, too large, a URL refused),
+ * PO_NOMEM; *url is NULL on failure.  No network, no state. */
+po_rc po_discovery_parse(const char *text, size_t len, const char *issuer,
+                         const char *member, int allow_http, const char *where,
+                         char **url, po_err *err);
+
 po_rc po_discovery_url(const po_http_opts *opts, const char *issuer,
                        const char *member, char **url, po_err *err);
 

@@ -1,6 +1,7 @@
 /* err.c - result names, error recording and the logging sink. */
 #include "err.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -118,6 +119,16 @@ void po_safe_text(const char *s, char *out, size_t n)
         i += 3;
     }
     out[i] = '\0';
+}
+
+void po_oom_reset(void)
+{
+    errno = 0;
+}
+
+int po_out_of_memory(void)
+{
+    return errno == ENOMEM;
 }
 
 void po_err_clear(po_err *err)

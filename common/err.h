@@ -123,6 +123,18 @@ void po_err_append(po_err *err, const char *fmt, ...) PO_PRINTF(2, 3);
  * For names that come from untrusted input (a kid, an algorithm). */
 void po_safe_text(const char *s, char *out, size_t n); /* n >= 4 */
 
+/* Running out of memory inside json-c (0.16) or OpenSSL comes back as the
+ * failure bad input gives (not JSON, an invalid key, a bad signature);
+ * malloc sets errno to ENOMEM.  Call po_oom_reset() before such a call and,
+ * when it fails (or json-c returns less than it was given),
+ * po_out_of_memory() tells whether an allocation failed meanwhile: report
+ * PO_NOMEM then, not a verdict on the input.  Best effort: json-c clears
+ * errno itself when it parses a number, so a member it dropped before a
+ * number goes unnoticed (the checks that follow still refuse what is
+ * missing). */
+void po_oom_reset(void);
+int po_out_of_memory(void);
+
 /* Clear err to PO_OK with an empty message. */
 void po_err_clear(po_err *err);
 

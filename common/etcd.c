@@ -63,6 +63,8 @@ static po_rc parse_object(const char *body, size_t n, const char *what,
         rc = po_fail(err, PO_NOMEM, "out of memory");
         goto out;
     }
+    /* etcd writes strict JSON: no comments */
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
     o = json_tokener_parse_ex(tok, body, (int)n);
     jerr = json_tokener_get_error(tok);
     if (o == NULL || jerr != json_tokener_success) {
@@ -73,7 +75,7 @@ static po_rc parse_object(const char *body, size_t n, const char *what,
         goto out;
     }
     for (end = json_tokener_get_parse_end(tok); end < n; end++)
-        if (strchr(" \t\r\n", body[end]) == NULL) {
+        if (body[end] == '\0' || strchr(" \t\r\n", body[end]) == NULL) {
             rc = po_fail(err, PO_MALFORMED_RESPONSE,
                          "%s: data after the JSON object", what);
             goto out;

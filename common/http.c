@@ -577,8 +577,9 @@ static int parse_http_date(const char *s, size_t n, time_t *out)
     return 0;
 }
 
-/* Retry-After: delta-seconds or an HTTP-date; -1 when unusable. */
-static long parse_retry_after(const char *v, size_t n)
+/* Retry-After: delta-seconds or an HTTP-date (relative to now); -1 when
+ * unusable. */
+static long parse_retry_after(const char *v, size_t n, int64_t now)
 {
     long secs = 0;
     size_t i;
@@ -597,27 +598,26 @@ static long parse_retry_after(const char *v, size_t n)
     }
     if (parse_http_date(v, n, &when) != 0)
         return -1;
-    when -= time(NULL);
+    when -= (time_t)now;
     if (when < 0)
         return 0;
     return when < RETRY_AFTER_MAX ? (long)when : RETRY_AFTER_MAX;
 }
 
-static size_t header_cb(char *data, size_t size, size_t nitems, void *ud)
+void po_http_header(po_http_resp *resp, const char *data, size_t n, int64_t now)
 {
-    xfer *x = ud;
-    size_t n = size * nitems, name_len;
+    size_t name_len;
     const char *colon, *v, *end;
 
     /* A new status line (after a 1xx, say): forget earlier headers. */
     if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-        x->resp->content_type[0] = '\0';
-        x->resp->cache_control[0] = '\0';
-        x->resp->retry_after = -1;
-        return n;
+        resp->content_type[0] = '\0';
+        resp->cache_control[0] = '\0';
+        resp->retry_after = -1;
+        return;
     }
     if ((colon = memchr(data, ':', n)) == NULL)
-        return n;
+        return;
     name_len = (size_t)(colon - data);
     v = colon + 1;
     end = data + n;
@@ -628,19 +628,27 @@ static size_t header_cb(char *data, size_t size, size_t nitems, void *ud)
         end--;
     if (name_len == 12 && strncasecmp(data, "Content-Type", 12) == 0) {
         size_t len = (size_t)(end - v);
-        if (len >= sizeof(x->resp->content_type))
-            len = sizeof(x->resp->content_type) - 1;
-        memcpy(x->resp->content_type, v, len);
-        x->resp->content_type[len] = '\0';
+        if (len >= sizeof(resp->content_type))
+            len = sizeof(resp->content_type) - 1;
+        memcpy(resp->content_type, v, len);
+        resp->content_type[len] = '\0';
     } else if (name_len == 11 && strncasecmp(data, "Retry-After", 11) == 0) {
-        x->resp->retry_after = parse_retry_after(v, (size_t)(end - v));
+        resp->retry_after = parse_retry_after(v, (size_t)(end - v), now);
     } else if (name_len == 13 && strncasecmp(data, "Cache-Control", 13) == 0) {
         size_t len = (size_t)(end - v);
-        if (len >= sizeof(x->resp->cache_control))
-            len = sizeof(x->resp->cache_control) - 1;
-        memcpy(x->resp->cache_control, v, len);
-        x->resp->cache_control[len] = '\0';
+        if (len >= sizeof(resp->cache_control))
+            len = sizeof(resp->cache_control) - 1;
+        memcpy(resp->cache_control, v, len);
+        resp->cache_control[len] = '\0';
     }
+}
+
+static size_t header_cb(char *data, size_t size, size_t nitems, void *ud)
+{
+    xfer *x = ud;
+    size_t n = size * nitems;
+
+    po_http_header(x->resp, data, n, (int64_t)time(NULL));
     return n;
 }
 

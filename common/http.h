@@ -109,6 +109,15 @@ po_rc po_http_check_url(const char *url, int allow_http, po_err *err);
  * messages and logs. */
 void po_http_redact_url(const char *url, char *out, size_t n);
 
+/* Record one response header line as it came from the server (n bytes,
+ * CRLF included or not, no NUL needed) in resp: Content-Type and
+ * Cache-Control (truncated to their fields), Retry-After (delta-seconds,
+ * or an IMF-fixdate taken relative to now, the wall clock; capped; -1 when
+ * unusable).  A status line ("HTTP/...") clears them all: the headers of
+ * an interim 1xx response do not count.  Other lines are ignored. */
+void po_http_header(po_http_resp *resp, const char *line, size_t n,
+                    int64_t now);
+
 /* Make the request, retrying connection failures, HTTP 5xx and 429 with
  * exponential backoff and Retry-After, all within opts->deadline_ms.
  * PO_OK means an HTTP response was received (any status: the caller

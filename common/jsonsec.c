@@ -78,8 +78,14 @@ po_rc po_json_parse_secret(const char *text, size_t len, int depth,
         goto out;
     }
     printbuf_reset(tok->pb);
+    po_oom_reset();
     o = json_tokener_parse_ex(tok, text, (int)len);
     jerr = json_tokener_get_error(tok);
+    if (po_out_of_memory()) {
+        /* json-c calls that the text's fault, or drops a member */
+        rc = po_fail(err, PO_NOMEM, "out of memory");
+        goto out;
+    }
     if (jerr != json_tokener_success) {
         rc = jerr == json_tokener_continue
                  ? po_fail(err, PO_MALFORMED_RESPONSE, "truncated JSON")

@@ -136,17 +136,30 @@ static po_rc pkey_fromdata(const char *name, OSSL_PARAM *params,
         rc = po_fail(err, PO_NOMEM, "cannot create a %s key", name);
         goto out;
     }
+    po_oom_reset();
     if (EVP_PKEY_fromdata(ctx, out, EVP_PKEY_PUBLIC_KEY, params) != 1 ||
         *out == NULL) {
-        rc = po_fail(err, PO_MALFORMED_RESPONSE,
-                     "JWK kid \"%s\": not a valid %s public key", kid, name);
+        rc = po_out_of_memory()
+                 ? po_fail(err, PO_NOMEM, "JWK kid \"%s\": out of memory", kid)
+                 : po_fail(err, PO_MALFORMED_RESPONSE,
+                           "JWK kid \"%s\": not a valid %s public key", kid,
+                           name);
         goto out;
     }
     if ((check = EVP_PKEY_CTX_new_from_pkey(NULL, *out, NULL)) == NULL ||
         EVP_PKEY_public_check(check) != 1) {
-        rc = po_fail(err, PO_MALFORMED_RESPONSE,
-                     "JWK kid \"%s\": the %s public key fails its checks", kid,
-                     name);
+        rc = po_out_of_memory()
+                 ? po_fail(err, PO_NOMEM, "JWK kid \"%s\": out of memory", kid)
+                 : po_fail(err, PO_MALFORMED_RESPONSE,
+                           "JWK kid \"%s\": the %s public key fails its "
+                           "checks",
+                           kid, name);
+        goto out;
+    }
+    if (po_out_of_memory()) {
+        /* OpenSSL carried on past a failed allocation: the key may be
+         * incomplete (a size of 0) */
+        rc = po_fail(err, PO_NOMEM, "JWK kid \"%s\": out of memory", kid);
         goto out;
     }
 out:
@@ -325,7 +338,12 @@ po_rc po_jwks_parse(const char *text, size_t len, po_jwks *out, size_t *skipped,
                      "key set: cannot parse");
         goto out;
     }
+    po_oom_reset();
     root = json_tokener_parse_ex(tok, text, (int)len);
+    if (po_out_of_memory()) {
+        rc = po_fail(err, PO_NOMEM, "key set: out of memory");
+        goto out;
+    }
     if (root == NULL || json_tokener_get_error(tok) != json_tokener_success ||
         !json_object_is_type(root, json_type_object) ||
         !json_object_object_get_ex(root, "keys", &arr) ||
@@ -585,7 +603,12 @@ static po_rc disk_read(const po_jwks_source *src, const char *path,
                 path, (unsigned long)st.st_uid);
         goto out;
     }
+    po_oom_reset();
     root = json_tokener_parse(text);
+    if (po_out_of_memory()) {
+        rc = po_fail(err, PO_NOMEM, "key cache %s: out of memory", path);
+        goto out;
+    }
     if (root == NULL || !json_object_is_type(root, json_type_object) ||
         get_i64(root, "version") != CACHE_VERSION) {
         po_logf(src->log, LOG_WARNING, "key cache %s ignored: corrupt", path);
@@ -839,9 +862,11 @@ static po_rc fetch(po_jwks_cache *c, const po_jwks_source *src, int64_t now,
     size_t skipped = 0;
     long ttl;
     po_rc rc;
+    po_err e;
 
     memset(&resp, 0, sizeof(resp));
     po_buf_init(&resp.body, PO_HTTP_BODY_MAX, 1);
+    po_err_clear(&e);
     if (url == NULL || url[0] == '\0') {
         if ((rc = discover(src, &discovered, err)) != PO_OK)
             goto out;
@@ -858,8 +883,8 @@ static po_rc fetch(po_jwks_cache *c, const po_jwks_source *src, int64_t now,
         goto out;
     }
     if ((rc = po_jwks_parse(resp.body.data != NULL ? resp.body.data : "",
-                            resp.body.len, ks, &skipped, err)) != PO_OK) {
-        rc = po_fail(err, rc, "%s: %s", show, err != NULL ? err->msg : "");
+                            resp.body.len, ks, &skipped, &e)) != PO_OK) {
+        rc = po_fail(err, rc, "%s: %s", show, e.msg);
         goto out;
     }
     ttl = po_jwks_max_age(resp_cache_control(&resp));

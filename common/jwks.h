@@ -83,7 +83,8 @@ void po_jwk_free(po_jwk *k);
 /* Parse a JWK Set document {"keys":[...]}: usable keys are kept (at most
  * PO_JWKS_KEYS_MAX), others skipped and counted in *skipped (may be NULL).
  * PO_MALFORMED_RESPONSE when the text is not a JSON object with a "keys"
- * array or a usable key is malformed. */
+ * array or a usable key is malformed; PO_NOMEM (json-c or OpenSSL ran out
+ * of memory: no key is skipped for that). */
 po_rc po_jwks_parse(const char *text, size_t len, po_jwks *out, size_t *skipped,
                     po_err *err);
 

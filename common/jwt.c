@@ -49,7 +49,12 @@ static po_rc parse_object(const unsigned char *text, size_t len,
         goto out;
     }
     json_tokener_set_flags(tok, flags);
+    po_oom_reset();
     obj = json_tokener_parse_ex(tok, (const char *)text, (int)len);
+    if (po_out_of_memory()) {
+        rc = po_fail(err, PO_NOMEM, "%s: out of memory", what);
+        goto out;
+    }
     if (obj == NULL || json_tokener_get_error(tok) != json_tokener_success ||
         json_tokener_get_parse_end(tok) != len) {
         rc = po_fail(err, PO_JWT_MALFORMED, "%s: bad JSON", what);
@@ -257,13 +262,17 @@ po_rc po_jwk_check_alg(const po_jwk *key, po_jwt_alg alg, po_err *err)
                        "%s",
                        kid, key->crv != NULL ? key->crv : "(none)", name,
                        po_jwt_alg_info(alg)->crv);
+    po_oom_reset();
     if (key->pkey == NULL ||
         !EVP_PKEY_is_a(key->pkey, po_jwt_alg_info(alg)->kty[0] == 'O'
                                       ? "ED25519"
-                                      : po_jwt_alg_info(alg)->kty))
+                                      : po_jwt_alg_info(alg)->kty)) {
+        if (po_out_of_memory())
+            return po_fail(err, PO_NOMEM, "out of memory");
         return po_fail(err, PO_JWT_ALG_REFUSED,
                        "key kid \"%s\" is not a %s key", kid,
                        po_jwt_alg_info(alg)->kty);
+    }
     return PO_OK;
 }
 
@@ -315,7 +324,7 @@ po_rc po_jwt_verify_sig(const po_jwt *j, const po_jwk *key, po_err *err)
     const unsigned char *sig = j->sig;
     size_t sig_len = j->sig_len;
     char kid[80];
-    int der_len = 0, ok;
+    int der_len = 0, ok, size;
     po_rc rc = PO_OK;
 
     if ((rc = po_jwk_check_alg(key, j->alg, err)) != PO_OK)
@@ -328,22 +337,32 @@ po_rc po_jwt_verify_sig(const po_jwt *j, const po_jwk *key, po_err *err)
             goto out;
         sig = der;
         sig_len = (size_t)der_len;
-    } else if (strcmp(po_jwt_alg_info(j->alg)->kty, "RSA") == 0 &&
-               sig_len != (size_t)EVP_PKEY_get_size(key->pkey)) {
-        rc = po_fail(err, PO_JWT_BAD_SIGNATURE,
-                     "token signature: %zu bytes, key kid \"%s\" makes %d",
-                     sig_len, kid, EVP_PKEY_get_size(key->pkey));
-        goto out;
+    } else if (strcmp(po_jwt_alg_info(j->alg)->kty, "RSA") == 0) {
+        po_oom_reset();
+        size = EVP_PKEY_get_size(key->pkey);
+        if (size <= 0 && po_out_of_memory()) {
+            rc = po_fail(err, PO_NOMEM, "out of memory");
+            goto out;
+        }
+        if (sig_len != (size_t)size) {
+            rc = po_fail(err, PO_JWT_BAD_SIGNATURE,
+                         "token signature: %zu bytes, key kid \"%s\" makes %d",
+                         sig_len, kid, size);
+            goto out;
+        }
     }
     if ((md = EVP_MD_CTX_new()) == NULL) {
         rc = po_fail(err, PO_NOMEM, "out of memory");
         goto out;
     }
+    po_oom_reset();
     if (EVP_DigestVerifyInit_ex(md, &pctx, po_jwt_alg_info(j->alg)->digest,
                                 NULL, NULL, key->pkey, NULL) != 1) {
-        rc = po_fail(err, PO_JWT_ALG_REFUSED,
-                     "key kid \"%s\" cannot verify %s signatures", kid,
-                     po_jwt_alg_name(j->alg));
+        rc = po_out_of_memory() ? po_fail(err, PO_NOMEM, "out of memory")
+                                : po_fail(err, PO_JWT_ALG_REFUSED,
+                                          "key kid \"%s\" cannot verify %s "
+                                          "signatures",
+                                          kid, po_jwt_alg_name(j->alg));
         goto out;
     }
     if (j->alg == PO_JWT_PS256) {
@@ -363,9 +382,14 @@ po_rc po_jwt_verify_sig(const po_jwt *j, const po_jwk *key, po_err *err)
             goto out;
         }
     }
+    po_oom_reset();
     ok = EVP_DigestVerify(md, sig, sig_len,
                           (const unsigned char *)j->signing_input,
                           j->signing_input_len);
+    if (ok != 1 && po_out_of_memory()) {
+        rc = po_fail(err, PO_NOMEM, "out of memory verifying the signature");
+        goto out;
+    }
     if (ok != 1) {
         rc = po_fail(err, PO_JWT_BAD_SIGNATURE,
                      "token signature does not verify with key kid \"%s\" "
@@ -409,6 +433,17 @@ static po_rc numeric_date(struct json_object *claims, const char *name,
     }
     *present = 1;
     return PO_OK;
+}
+
+/* a - b for a message, saturated: the claims are the sender's numbers,
+ * anywhere in int64_t. */
+static long long span(int64_t a, int64_t b)
+{
+    if (b < 0 && a > INT64_MAX + b)
+        return LLONG_MAX;
+    if (b > 0 && a < INT64_MIN + b)
+        return LLONG_MIN;
+    return (long long)(a - b);
 }
 
 static int aud_contains(struct json_object *aud, const char *want)
@@ -470,21 +505,21 @@ po_rc po_jwt_check_claims(struct json_object *claims, const po_jwt_policy *pol,
         return po_fail(err, PO_JWT_MISSING_CLAIM, "token has no \"exp\"");
     if (present && now - leeway >= t)
         return po_fail(err, PO_JWT_EXPIRED,
-                       "token expired %lld s ago (leeway %ld s)",
-                       (long long)(now - t), leeway);
+                       "token expired %lld s ago (leeway %ld s)", span(now, t),
+                       leeway);
     if ((rc = numeric_date(claims, "nbf", &t, &present, err)) != PO_OK)
         return rc;
     if (present && now + leeway < t)
         return po_fail(err, PO_JWT_NOT_YET_VALID,
                        "token not valid before %lld s from now (leeway %ld "
                        "s)",
-                       (long long)(t - now), leeway);
+                       span(t, now), leeway);
     if ((rc = numeric_date(claims, "iat", &t, &present, err)) != PO_OK)
         return rc;
     if (present && now + leeway < t)
         return po_fail(err, PO_JWT_NOT_YET_VALID,
                        "token issued %lld s in the future (leeway %ld s)",
-                       (long long)(t - now), leeway);
+                       span(t, now), leeway);
     return PO_OK;
 }
 
@@ -517,6 +552,8 @@ po_rc po_jwt_select_keys(const po_jwt *j, const po_jwks *keys,
         named++;
         if ((last = po_jwk_check_alg(k, j->alg, &e)) == PO_OK)
             out[(*n)++] = k;
+        else if (last == PO_NOMEM)
+            return po_fail(err, PO_NOMEM, "%s", e.msg);
     }
     if (*n > 0)
         return PO_OK;

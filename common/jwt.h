@@ -63,7 +63,8 @@ void po_jwt_free(po_jwt *j);
 
 /* Whether key can verify alg: kty (RSA, EC, OKP), crv (P-256 for ES256,
  * P-384 for ES384, Ed25519 for EdDSA), use ("sig" or absent) and the key's
- * own alg (absent or equal).  PO_OK or PO_JWT_ALG_REFUSED saying which. */
+ * own alg (absent or equal).  PO_OK or PO_JWT_ALG_REFUSED saying which;
+ * PO_NOMEM when OpenSSL ran out of memory answering. */
 po_rc po_jwk_check_alg(const struct po_jwk *key, po_jwt_alg alg, po_err *err);
 
 /* Verify j's signature with key (after po_jwk_check_alg).  ES256/ES384
@@ -100,7 +101,8 @@ po_rc po_jwt_check_claims(struct json_object *claims, const po_jwt_policy *pol,
  * kid, every key that can verify j's alg.  Each candidate must pass
  * po_jwk_check_alg.  PO_OK with *n keys put in out[0..max-1];
  * PO_JWT_UNKNOWN_KEY when no key has the kid (or none fits a kid-less
- * token); PO_JWT_ALG_REFUSED when the kid's key does not fit the alg. */
+ * token); PO_JWT_ALG_REFUSED when the kid's key does not fit the alg;
+ * PO_NOMEM. */
 po_rc po_jwt_select_keys(const po_jwt *j, const struct po_jwks *keys,
                          const struct po_jwk **out, size_t max, size_t *n,
                          po_err *err);

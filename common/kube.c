@@ -14,6 +14,7 @@ po_rc po_kube_api_version(const char *exec_info, const char **out, po_err *err)
     json_tokener *tok = NULL;
     json_object *root = NULL, *v;
     const char *version;
+    char shown[84];
     size_t len;
     po_rc rc = PO_OK;
 
@@ -54,11 +55,13 @@ po_rc po_kube_api_version(const char *exec_info, const char **out, po_err *err)
     } else if (strcmp(version, PO_KUBE_V1BETA1) == 0) {
         *out = PO_KUBE_V1BETA1;
     } else {
+        /* the kubeconfig's text: no control character reaches a terminal */
+        po_safe_text(version, shown, sizeof(shown));
         rc = po_fail(err, PO_USAGE,
-                     "KUBERNETES_EXEC_INFO: apiVersion '%.80s' is not "
+                     "KUBERNETES_EXEC_INFO: apiVersion '%s' is not "
                      "supported (use %s, or %s for kubectl before 1.22, in "
                      "the kubeconfig's exec entry)",
-                     version, PO_KUBE_V1, PO_KUBE_V1BETA1);
+                     shown, PO_KUBE_V1, PO_KUBE_V1BETA1);
     }
 out:
     if (root != NULL)

@@ -504,17 +504,21 @@ static void clean_text(char *out, size_t n, const char *s, size_t max)
     out[o] = '\0';
 }
 
+static void cleanse_tokens(json_object *root);
+
 /* Parse body as one JSON value (nothing but white space after it).
  * *out is NULL when the body is empty or not JSON.  The tokener's string
  * buffer is sized for the whole body before parsing, so that json-c never
  * reallocates (and frees uncleansed) a buffer that held part of a token,
- * and is cleansed before it is freed. */
+ * and is cleansed before it is freed.  PO_NOMEM when json-c ran out of
+ * memory (it would call the body not JSON, or drop members). */
 po_rc po_oauth_json(const char *body, size_t len, struct json_object **out,
                     int *valid)
 {
     struct json_tokener *tok;
     json_object *o;
     size_t end;
+    po_rc rc = PO_OK;
 
     *out = NULL;
     *valid = 0;
@@ -531,6 +535,7 @@ po_rc po_oauth_json(const char *body, size_t len, struct json_object **out,
         return PO_NOMEM;
     }
     printbuf_reset(tok->pb);
+    po_oom_reset();
     o = json_tokener_parse_ex(tok, body, (int)len);
     end = json_tokener_get_parse_end(tok);
     if (o == NULL && json_tokener_get_error(tok) == json_tokener_continue) {
@@ -540,7 +545,11 @@ po_rc po_oauth_json(const char *body, size_t len, struct json_object **out,
         end = len;
     }
     /* (a JSON null is a NULL object) */
-    if (json_tokener_get_error(tok) == json_tokener_success) {
+    if (po_out_of_memory()) {
+        /* json-c gave up or dropped part of the body: the body is not at
+         * fault */
+        rc = PO_NOMEM;
+    } else if (json_tokener_get_error(tok) == json_tokener_success) {
         while (end < len && strchr(" \t\r\n", body[end]) != NULL &&
                body[end] != '\0')
             end++;
@@ -549,11 +558,13 @@ po_rc po_oauth_json(const char *body, size_t len, struct json_object **out,
             *valid = 1;
         }
     }
-    if (!*valid && o != NULL)
+    if (!*valid && o != NULL) {
+        cleanse_tokens(o);
         json_object_put(o);
+    }
     po_cleanse(tok->pb->buf, (size_t)tok->pb->size);
     json_tokener_free(tok);
-    return PO_OK;
+    return rc;
 }
 
 static const char *const token_members[] = {

@@ -135,7 +135,8 @@ po_rc po_oauth_parse_error(const char *endpoint, long status, const char *body,
 /* Parse body as one JSON value with json-c, for answers that hold secrets:
  * json-c's string buffer is sized once and cleansed before it is freed.
  * *out is NULL (and *valid 0) when the body is empty, over
- * PO_HTTP_BODY_MAX or not exactly one JSON value.  PO_NOMEM. */
+ * PO_HTTP_BODY_MAX or not exactly one JSON value.  PO_NOMEM when json-c
+ * ran out of memory (it would call the body not JSON, or drop members). */
 struct json_object;
 po_rc po_oauth_json(const char *body, size_t len, struct json_object **out,
                     int *valid);

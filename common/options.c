@@ -746,7 +746,8 @@ po_rc po_profile_init(po_profile *p, const char *name, po_err *err)
         rc = po_fail(err, PO_CONFIG,
                      "bad profile name '%.64s': use 1 to %d of A-Z a-z 0-9 _ "
                      ". - not starting with '.'",
-                     name != NULL ? name : "", PO_PROFILE_NAME_MAX);
+                     name != NULL ? po_cfg_shown(name) : "",
+                     PO_PROFILE_NAME_MAX);
         goto out;
     }
     if ((p->name = po_strdup(name)) == NULL) {

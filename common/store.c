@@ -325,8 +325,8 @@ po_rc po_store_usage_decode(const char *text, size_t n, po_store_usage *out,
     }
     if (!json_object_object_get_ex(o, "month", &v) ||
         !json_object_is_type(v, json_type_string) ||
-        json_object_get_string_len(v) != 7 ||
-        (s = json_object_get_string(v))[4] != '-') {
+        !po_is_month(s = json_object_get_string(v),
+                     (size_t)json_object_get_string_len(v))) {
         rc = po_fail(err, PO_MALFORMED_RESPONSE,
                      "budget record: \"month\" is not YYYY-MM");
         goto out;

@@ -245,3 +245,15 @@ int po_write_all(int fd, const void *p, size_t n)
     }
     return 0;
 }
+
+int po_is_month(const char *s, size_t n)
+{
+    size_t i;
+
+    if (s == NULL || n != 7 || s[4] != '-')
+        return 0;
+    for (i = 0; i < 7; i++)
+        if (i != 4 && (s[i] < '0' || s[i] > '9'))
+            return 0;
+    return (s[5] == '0' && s[6] >= '1') || (s[5] == '1' && s[6] <= '2');
+}

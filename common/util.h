@@ -67,4 +67,8 @@ int po_write_all(int fd, const void *p, size_t n);
 /* a, b and c concatenated, malloc'd; NULL when out of memory. */
 char *po_concat3(const char *a, const char *b, const char *c);
 
+/* Whether the n bytes at s are a month "YYYY-MM": four digits, '-', and
+ * 01 to 12 (the budget months of cache entries and the fleet's record). */
+int po_is_month(const char *s, size_t n);
+
 #endif

@@ -328,7 +328,13 @@ static po_rc verify_introspect(po_verifier *v, const po_profile *p,
                     "POST %s (introspection): HTTP %ld", show, resp.status);
         goto out;
     }
+    po_oom_reset();
     root = json_tokener_parse(resp.body.data != NULL ? resp.body.data : "");
+    if (po_out_of_memory()) {
+        rc = po_fail(err, PO_NOMEM, "%s: out of memory reading the answer",
+                     show);
+        goto out;
+    }
     if (root == NULL || !json_object_is_type(root, json_type_object)) {
         rc = po_fail(err, PO_MALFORMED_RESPONSE,
                      "%s: the introspection answer is not a JSON object", show);

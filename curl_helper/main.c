@@ -509,9 +509,9 @@ static po_rc parse_args(ot_ctx *c, int argc, char **argv, const char *implied,
     o->configs = calloc((size_t)argc, sizeof(*o->configs));
     o->overrides = calloc((size_t)argc, sizeof(*o->overrides));
     o->args = calloc((size_t)argc, sizeof(*o->args));
+    o->args_owned = 1; /* main frees it, also when a calloc failed */
     if (o->configs == NULL || o->overrides == NULL || o->args == NULL)
         return po_fail(err, PO_NOMEM, "out of memory");
-    o->args_owned = 1;
     if (implied != NULL)
         o->command = implied;
     for (i = 1; i < argc; i++) {
@@ -682,8 +682,11 @@ int main(int argc, char **argv)
     c.log.ctx = &c;
     implied = implied_command(argv[0]);
 
-    if ((rc = parse_args(&c, argc, argv, implied, &action, &err)) != PO_OK)
+    if ((rc = parse_args(&c, argc, argv, implied, &action, &err)) != PO_OK) {
+        if (rc == PO_NOMEM) /* not the caller's mistake */
+            goto fail;
         goto usage;
+    }
     if (action == O_HELP) {
         print_help(&c);
         status = fflush(stdout) == 0 ? OT_EXIT_OK : OT_EXIT_OTHER;

@@ -33,53 +33,7 @@
 
 #include <security/pam_appl.h>
 
-struct conv_data {
-    const char *password;
-};
-
-static void free_responses(struct pam_response *r, int n)
-{
-    int i;
-
-    for (i = 0; i < n; i++) {
-        if (r[i].resp != NULL) {
-            explicit_bzero(r[i].resp, strlen(r[i].resp));
-            free(r[i].resp);
-        }
-    }
-    free(r);
-}
-
-static int conv(int n, const struct pam_message **msg,
-                struct pam_response **resp, void *appdata)
-{
-    const struct conv_data *d = appdata;
-    struct pam_response *r;
-    int i;
-
-    if (n <= 0 || n > PAM_MAX_NUM_MSG)
-        return PAM_CONV_ERR;
-    if ((r = calloc((size_t)n, sizeof(*r))) == NULL)
-        return PAM_BUF_ERR;
-    for (i = 0; i < n; i++) {
-        switch (msg[i]->msg_style) {
-        case PAM_PROMPT_ECHO_OFF:
-            if ((r[i].resp = strdup(d->password)) == NULL) {
-                free_responses(r, n);
-                return PAM_BUF_ERR;
-            }
-            break;
-        case PAM_TEXT_INFO:
-        case PAM_ERROR_MSG:
-            break;
-        default:
-            free_responses(r, n);
-            return PAM_CONV_ERR;
-        }
-    }
-    *resp = r;
-    return PAM_SUCCESS;
-}
+#include "pam-driver.h"
 
 static long vm_rss_kb(void)
 {
@@ -104,38 +58,6 @@ static int usage(void)
     return 2;
 }
 
-/* Run one operation (a name op_known accepts) on h. */
-static int run_op(pam_handle_t *h, const char *op)
-{
-    if (strcmp(op, "acct") == 0)
-        return pam_acct_mgmt(h, 0);
-    if (strcmp(op, "estab") == 0)
-        return pam_setcred(h, PAM_ESTABLISH_CRED);
-    if (strcmp(op, "refresh") == 0)
-        return pam_setcred(h, PAM_REFRESH_CRED);
-    if (strcmp(op, "open") == 0)
-        return pam_open_session(h, 0);
-    if (strcmp(op, "close") == 0)
-        return pam_close_session(h, 0);
-    if (strcmp(op, "delete") == 0)
-        return pam_setcred(h, PAM_DELETE_CRED);
-    return -1;
-}
-
-#define MAX_OPS 16
-
-static int op_known(const char *op)
-{
-    static const char *const names[] = {"acct", "estab", "refresh",
-                                        "open", "close", "delete"};
-    size_t k;
-
-    for (k = 0; k < sizeof(names) / sizeof(names[0]); k++)
-        if (strcmp(op, names[k]) == 0)
-            return 1;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     long cycles = 1000, i, failures = 0;
@@ -144,9 +66,8 @@ int main(int argc, char **argv)
     const char *ops[MAX_OPS];
     struct conv_data data;
     struct pam_conv pc;
-    char *end, *tok, *save = NULL;
+    char *end;
     const char *add;
-    size_t len;
 
     while ((opt = getopt(argc, argv, "n:aso:e:wS")) != -1) {
         switch (opt) {
@@ -185,23 +106,9 @@ int main(int argc, char **argv)
     }
     if (argc - optind != 2)
         return usage();
-    for (tok = strtok_r(opsbuf, ",", &save); tok != NULL;
-         tok = strtok_r(NULL, ",", &save)) {
-        if (nops == MAX_OPS || !op_known(tok))
-            return usage();
-        ops[nops++] = tok;
-    }
-    /* Unbuffered: no stdio buffer of ours keeps a copy of the password
-     * (a test looks for copies in this process's memory, -w and -S). */
-    (void)setvbuf(stdin, NULL, _IONBF, 0);
-    if (fgets(password, sizeof(password), stdin) == NULL)
-        password[0] = '\0';
-    len = strlen(password);
-    if (len > 0 && password[len - 1] == '\n')
-        password[--len] = '\0';
-    data.password = password;
-    pc.conv = conv;
-    pc.appdata_ptr = &data;
+    if (parse_ops(opsbuf, ops, &nops) != 0)
+        return usage();
+    conv_init(&pc, &data, password, sizeof(password));
 
     for (i = 1; i <= cycles; i++) {
         pam_handle_t *h = NULL;

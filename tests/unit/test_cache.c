@@ -214,6 +214,83 @@ static void test_round_trip(void **state)
     po_cache_entry_free(&out);
 }
 
+/* The pure decoder and encoder: no file, text without a terminating NUL,
+ * encode(decode(x)) == x for an encoded entry, and a bad text named. */
+/* The wall time the pure decoder is asked at: after sample_entry's
+ * obtained_at, before its expiry. */
+#define NOW 1700000100
+
+static void test_decode_encode(void **state)
+{
+    fx *f = *state;
+    po_cache_entry in, out, again;
+    po_buf b1, b2;
+    po_err err;
+    char *copy;
+
+    sample_entry(&in);
+    po_buf_init(&b1, PO_CACHE_FILE_MAX, 1);
+    po_buf_init(&b2, PO_CACHE_FILE_MAX, 1);
+    assert_int_equal(po_cache_entry_encode(&f->p, &in, &b1), PO_OK);
+    assert_int_equal(b1.data[b1.len - 1], '\n');
+    /* decode from a copy that has no NUL after it */
+    copy = malloc(b1.len);
+    assert_non_null(copy);
+    memcpy(copy, b1.data, b1.len);
+    assert_int_equal(po_cache_entry_decode(copy, b1.len, &f->p, "mem", NOW,
+                                           &f->log, &out, &err),
+                     PO_OK);
+    free(copy);
+    assert_string_equal(out.token.access_token, in.token.access_token);
+    assert_string_equal(out.token.refresh_token, in.token.refresh_token);
+    assert_string_equal(out.username, in.username);
+    assert_string_equal(out.budget_month, "2023-11");
+    assert_int_equal(out.budget_count, 42);
+    assert_int_equal(po_cache_entry_encode(&f->p, &out, &b2), PO_OK);
+    assert_int_equal(b2.len, b1.len);
+    assert_memory_equal(b2.data, b1.data, b1.len);
+    assert_int_equal(po_cache_entry_decode(b2.data, b2.len, &f->p, "mem", NOW,
+                                           &f->log, &again, &err),
+                     PO_OK);
+    po_cache_entry_free(&again);
+    po_cache_entry_free(&out);
+
+    /* a bad text: PO_IO, the reason, an empty entry */
+    assert_int_equal(
+        po_cache_entry_decode("{\"version\":1,\"budget_count\":-1}", 31, &f->p,
+                              "mem", NOW, &f->log, &out, &err),
+        PO_IO);
+    assert_non_null(strstr(err.msg, "budget_count"));
+    assert_null(out.token.access_token);
+    /* nothing but white space after the object: not a NUL either */
+    assert_int_equal(po_cache_entry_decode("{\"version\":1}\n\0", 15, &f->p,
+                                           "mem", NOW, &f->log, &out, &err),
+                     PO_IO);
+    assert_non_null(strstr(err.msg, "data after the JSON value"));
+    assert_int_equal(po_cache_entry_decode("{\"version\":1} \t\r\n", 17, &f->p,
+                                           "mem", NOW, &f->log, &out, &err),
+                     PO_OK);
+    po_cache_entry_free(&out);
+    /* another client's token is dropped, its budget kept */
+    assert_int_equal(po_str_replace(&f->p.client_id, "other"), PO_OK);
+    assert_int_equal(po_cache_entry_decode(b1.data, b1.len, &f->p, "mem", NOW,
+                                           &f->log, &out, &err),
+                     PO_OK);
+    assert_null(out.token.access_token);
+    assert_null(out.username);
+    assert_int_equal(out.budget_count, 42);
+    assert_non_null(strstr(f->cap.last, "mem holds a token for another"));
+    po_cache_entry_free(&out);
+
+    /* the buffer's cap holds */
+    po_buf_free(&b2);
+    po_buf_init(&b2, 64, 1);
+    assert_int_equal(po_cache_entry_encode(&f->p, &in, &b2), PO_TOO_LARGE);
+    po_buf_free(&b1);
+    po_buf_free(&b2);
+    po_cache_entry_free(&in);
+}
+
 static void test_modes(void **state)
 {
     fx *f = *state;
@@ -1320,6 +1397,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decode_encode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_atomic_no_temp_files, setup,
                                         teardown),

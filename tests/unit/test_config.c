@@ -827,6 +827,44 @@ static void test_profile_names(void **state)
     assert_int_equal(po_profile_init(&p, NULL, &err), PO_CONFIG);
 }
 
+/* What a file or an argument says is shown in messages only without its
+ * control characters (they could forge log lines or drive a terminal):
+ * keys of quoted values and profile names included. */
+static void test_messages_without_control_chars(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *want;
+    } cases[] = {
+        {"[a]\nclient_secret\x16 = \"x\n", "unterminated quoted value"},
+        {"[a]\nscope\x1b[2J = \"a\\b\"\n", "a backslash must be followed"},
+        {"[a]\nscope\r\x7f = \"a\" b\n", "text after the closing quote"},
+        {"[bad\x1b[31mname]\n", "bad profile name"},
+    };
+    const char *s;
+    po_config cfg;
+    po_profile p;
+    po_err err;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        po_config_init(&cfg);
+        assert_int_equal(po_config_load_buffer(&cfg, "c.conf", S_IFREG | 0600,
+                                               cases[i].text,
+                                               strlen(cases[i].text), &err),
+                         PO_CONFIG);
+        assert_contains(err.msg, cases[i].want);
+        for (s = err.msg; *s != '\0'; s++)
+            if ((unsigned char)*s < 0x20 || *s == 0x7f)
+                fail_msg("case %zu: control character in \"%s\"", i, err.msg);
+        po_config_free(&cfg);
+    }
+    assert_int_equal(po_profile_init(&p, "x\x1b[31m", &err), PO_CONFIG);
+    assert_contains(err.msg, "bad profile name");
+    assert_not_contains(err.msg, "\x1b");
+}
+
 static void test_merge_and_override(void **state)
 {
     char p1[PATH_MAX], p2[PATH_MAX];
@@ -1731,6 +1769,90 @@ static void test_check_reports_all(void **state)
     assert_contains(d.msgs[1], ":2: key 'retries'");
 }
 
+/* The buffer entry points: the same parser and checks without a file,
+ * text that need not end in a NUL, the name and mode standing for the
+ * file's. */
+static void test_buffers(void **state)
+{
+    static const char text[] =
+        "[b]\ntoken_url = https://a.example/t\n"
+        "client_id = id\nclient_secret = " SECRET "\nscope = one two";
+    static const char two[] = "[x]\ntimeout = y\nbogus = 1\n";
+    char big_name[] = "big.conf";
+    po_config cfg;
+    po_profile *p;
+    po_err err;
+    diag_log d;
+    char *big;
+
+    (void)state;
+    po_config_init(&cfg);
+    /* only len bytes count: "scope = one" */
+    assert_int_equal(po_config_load_buffer(&cfg, "mem.conf", S_IFREG | 0600,
+                                           text, sizeof(text) - 5, &err),
+                     PO_OK);
+    assert_non_null(p = po_config_find(&cfg, "b"));
+    assert_string_equal(p->scope, "one");
+    assert_string_equal(p->client_secret, SECRET);
+    assert_string_equal(p->source, "mem.conf:1");
+    /* the mode given stands for the file's: an inline secret in a file
+     * others can read is refused, and cfg keeps what it had */
+    assert_int_equal(po_config_load_buffer(&cfg, "shared.conf", S_IFREG | 0644,
+                                           "[c]\nclient_secret = x\n", 21,
+                                           &err),
+                     PO_CONFIG);
+    assert_contains(err.msg, "shared.conf:2: client_secret is set but");
+    assert_null(po_config_find(&cfg, "c"));
+    assert_non_null(po_config_find(&cfg, "b"));
+    /* a NUL inside the text is reported with its line */
+    assert_int_equal(po_config_load_buffer(&cfg, "nul.conf", S_IFREG | 0600,
+                                           "[d]\nscope = a\0b\n", 15, &err),
+                     PO_CONFIG);
+    assert_contains(err.msg, "nul.conf:2: contains a NUL byte");
+    assert_int_equal(
+        po_config_load_buffer(&cfg, "none.conf", S_IFREG | 0600, NULL, 0, &err),
+        PO_OK);
+    assert_int_equal(po_config_load_buffer(&cfg, "bad", 0600, NULL, 3, &err),
+                     PO_USAGE);
+    po_config_free(&cfg);
+
+    /* check: every problem, named by the given name */
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(po_config_check_buffer("m.conf", S_IFREG | 0644, 0, two,
+                                            sizeof(two) - 1, collect, &d),
+                     PO_CONFIG);
+    assert_int_equal(d.n, 5);
+    assert_contains(d.msgs[0], "m.conf:2: key 'timeout'");
+    assert_contains(d.msgs[4], "no client secret");
+    assert_contains(d.msgs[1], "m.conf:3: key 'bogus'");
+    assert_contains(d.msgs[2], "token_url is not set");
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(
+        po_config_check_buffer("e.conf", S_IFREG | 0600, 0, "", 0, collect, &d),
+        PO_OK);
+    assert_int_equal(d.n, 0);
+
+    /* over the file cap, as for a file */
+    big = malloc(PO_CONFIG_FILE_MAX + 1);
+    assert_non_null(big);
+    memset(big, '\n', PO_CONFIG_FILE_MAX + 1);
+    po_config_init(&cfg);
+    assert_int_equal(po_config_load_buffer(&cfg, big_name, S_IFREG | 0600, big,
+                                           PO_CONFIG_FILE_MAX + 1, &err),
+                     PO_TOO_LARGE);
+    assert_contains(err.msg, "big.conf: larger than");
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(po_config_check_buffer(big_name, S_IFREG | 0600, 0, big,
+                                            PO_CONFIG_FILE_MAX + 1, collect,
+                                            &d),
+                     PO_TOO_LARGE);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(po_config_check_buffer(big_name, S_IFREG | 0600, 0, big,
+                                            PO_CONFIG_FILE_MAX, collect, &d),
+                     PO_OK);
+    free(big);
+}
+
 /* ------------------------------------------------------------------ */
 /* Copies                                                              */
 
@@ -2420,6 +2542,7 @@ int main(void)
         cmocka_unit_test(test_crlf_comments_blank),
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_profile_names),
+        cmocka_unit_test(test_messages_without_control_chars),
         cmocka_unit_test(test_merge_and_override),
         cmocka_unit_test(test_transactional),
         cmocka_unit_test(test_params),
@@ -2437,6 +2560,7 @@ int main(void)
         cmocka_unit_test(test_validate_offline),
         cmocka_unit_test(test_origins),
         cmocka_unit_test(test_check_reports_all),
+        cmocka_unit_test(test_buffers),
         cmocka_unit_test(test_copy),
         cmocka_unit_test(test_secret_file),
         cmocka_unit_test(test_secret_command),

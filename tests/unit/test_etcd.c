@@ -108,7 +108,10 @@ static void test_bad_answers(void **state)
         {"", "empty"},
         {"[]", "not a JSON object"},
         {"{\"header\":", "truncated"},
-        {"{} x", "data after the JSON object"},
+        {"{} x", "not JSON"},
+        /* json-c's lenient mode would take comments (fuzz_etcd) */
+        {"{} // x", "not JSON"},
+        {"{\"header\":/* x */{}}", "not JSON"},
         {"{\"header\":{\"revision\":\"7x\"}}", "\"revision\" is not a decimal"},
         {"{\"header\":{\"revision\":\"\"}}", "not a decimal"},
         {"{\"header\":{\"revision\":\"99999999999999999999\"}}",
@@ -137,6 +140,12 @@ static void test_bad_answers(void **state)
         assert_false(a.has_kv);
         assert_null(a.token);
     }
+    /* white space may follow the object, a NUL may not (fuzz_etcd) */
+    assert_int_equal(po_etcd_parse_answer("{} \r\n", 5, &a, &err), PO_OK);
+    po_etcd_answer_free(&a);
+    assert_int_equal(po_etcd_parse_answer("{}\0", 3, &a, &err),
+                     PO_MALFORMED_RESPONSE);
+    assert_non_null(strstr(err.msg, "data after the JSON object"));
 }
 
 static void test_errors(void **state)
@@ -238,6 +247,11 @@ static void test_usage_record(void **state)
         "{}",
         "{\"version\":2,\"month\":\"2026-11\",\"count\":1}",
         "{\"version\":1,\"month\":\"2026/11\",\"count\":1}",
+        /* (fuzz_seal) a month of digits, 01 to 12: it is shown by status */
+        "{\"version\":1,\"month\":\"202.-12\",\"count\":1}",
+        "{\"version\":1,\"month\":\"\\u001b[2J-12\",\"count\":1}",
+        "{\"version\":1,\"month\":\"2026-13\",\"count\":1}",
+        "{\"version\":1,\"month\":\"2026-00\",\"count\":1}",
         "{\"version\":1,\"month\":\"2026-11\",\"count\":-1}",
         "{\"version\":1,\"month\":\"2026-11\",\"count\":\"1\"}",
         "{\"version\":1,\"month\":\"2026-11\",\"count\":1} x",

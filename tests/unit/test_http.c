@@ -467,6 +467,63 @@ static void test_retries_exhausted(void **state)
     server_stop(&s);
 }
 
+/* The header parser alone: each line as libcurl hands it over. */
+static void test_header_lines(void **state)
+{
+    /* Sun, 06 Nov 1994 08:49:37 GMT */
+    static const int64_t when = 784111777;
+    static const struct {
+        const char *line;
+        const char *content_type, *cache_control;
+        long retry_after;
+    } cases[] = {
+        {"Content-Type: application/json\r\n", "application/json", "", -1},
+        {"content-type:\t text/plain ; charset=x \r\n",
+         "text/plain ; charset=x", "", -1},
+        {"Cache-Control: max-age=60, public\r\n", "", "max-age=60, public", -1},
+        {"Retry-After: 120\r\n", "", "", 120},
+        {"Retry-After: 99999999999999999999\r\n", "", "", 86400},
+        {"Retry-After: 12a\r\n", "", "", -1},
+        {"Retry-After: \r\n", "", "", -1},
+        {"Retry-After: Sun, 06 Nov 1994 08:50:37 GMT\r\n", "", "", 60},
+        {"Retry-After: Sun, 06 Nov 1994 08:48:37 GMT\r\n", "", "", 0},
+        {"Retry-After: Sun, 06 Foo 1994 08:50:37 GMT\r\n", "", "", -1},
+        {"Retry-After: Sunday, 06-Nov-94 08:49:37 GMT\r\n", "", "", -1},
+        {"X-Content-Type: a\r\n", "", "", -1},
+        {"no colon at all\r\n", "", "", -1},
+        {"\r\n", "", "", -1},
+    };
+    po_http_resp r;
+    char longv[400];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < ARRAY_LEN(cases); i++) {
+        memset(&r, 0, sizeof(r));
+        r.retry_after = -1;
+        po_http_header(&r, cases[i].line, strlen(cases[i].line), when);
+        if (strcmp(r.content_type, cases[i].content_type) != 0 ||
+            strcmp(r.cache_control, cases[i].cache_control) != 0 ||
+            r.retry_after != cases[i].retry_after)
+            fail_msg("\"%s\": \"%s\" \"%s\" %ld", cases[i].line, r.content_type,
+                     r.cache_control, r.retry_after);
+    }
+    /* long values are cut to the field; a new status line clears all */
+    memset(&r, 0, sizeof(r));
+    memcpy(longv, "Cache-Control: ", 15);
+    memset(longv + 15, 'x', sizeof(longv) - 15);
+    po_http_header(&r, longv, sizeof(longv), when);
+    assert_int_equal(strlen(r.cache_control), sizeof(r.cache_control) - 1);
+    po_http_header(&r, "Retry-After: 5", 14, when);
+    assert_int_equal(r.retry_after, 5);
+    po_http_header(&r, "HTTP/1.1 200 OK\r\n", 17, when);
+    assert_string_equal(r.cache_control, "");
+    assert_int_equal(r.retry_after, -1);
+    /* only n bytes are read */
+    po_http_header(&r, "Retry-After: 77", 14, when);
+    assert_int_equal(r.retry_after, 7);
+}
+
 static void test_retry_after(void **state)
 {
     static char date_resp[256];
@@ -755,6 +812,7 @@ int main(void)
         cmocka_unit_test(test_request_headers),
         cmocka_unit_test(test_retry_5xx_then_ok),
         cmocka_unit_test(test_retries_exhausted),
+        cmocka_unit_test(test_header_lines),
         cmocka_unit_test(test_retry_after),
         cmocka_unit_test(test_retry_after_past_deadline),
         cmocka_unit_test(test_no_retry_4xx),

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -263,6 +264,82 @@ static po_jwks_source source(const char *dir)
     return s;
 }
 
+/* A child serving one HTTP/1.1 answer with body on 127.0.0.1; *port
+ * receives the port.  Returns the child's pid. */
+static pid_t serve_once(const char *body, int *port)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    char req[4096], head[256];
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c;
+    size_t got = 0;
+    ssize_t n;
+    pid_t pid;
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    *port = ntohs(a.sin_port);
+    if ((pid = fork()) != 0) {
+        assert_true(pid > 0);
+        close(fd);
+        return pid;
+    }
+    if ((c = accept(fd, NULL, NULL)) < 0)
+        _exit(1);
+    while (got < sizeof(req) - 1 &&
+           (n = read(c, req + got, sizeof(req) - 1 - got)) > 0) {
+        got += (size_t)n;
+        req[got] = '\0';
+        if (strstr(req, "\r\n\r\n") != NULL)
+            break;
+    }
+    (void)snprintf(head, sizeof(head),
+                   "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                   "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                   strlen(body));
+    if (write(c, head, strlen(head)) < 0 || write(c, body, strlen(body)) < 0)
+        _exit(1);
+    close(c);
+    _exit(0);
+}
+
+/* A key set that does not parse: the message says where and why, once
+ * (it was formatted from err->msg into itself). */
+static void test_fetch_bad_key_set_message(void **state)
+{
+    char url[64], want[160];
+    po_jwks_source s;
+    po_jwks_cache c;
+    const po_jwks *keys = NULL;
+    po_err err;
+    int port, status;
+    pid_t pid;
+
+    (void)state;
+    pid = serve_once("{\"no\":\"keys\"}", &port);
+    (void)snprintf(url, sizeof(url), "http://127.0.0.1:%d/jwks", port);
+    memset(&s, 0, sizeof(s));
+    s.issuer = "https://issuer.test";
+    s.jwks_uri = url;
+    s.allow_http = 1;
+    s.connect_timeout_ms = 2000;
+    s.log = &test_log;
+    po_jwks_cache_init(&c);
+    assert_int_equal(po_jwks_get(&c, &s, NOW, &keys, &err),
+                     PO_MALFORMED_RESPONSE);
+    (void)snprintf(want, sizeof(want),
+                   "%s: key set: not a JSON object with a \"keys\" array", url);
+    assert_string_equal(err.msg, want);
+    po_jwks_cache_free(&c);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static char *subdir(const char *name)
 {
     char *p = NULL;
@@ -495,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_parse_keys),
         cmocka_unit_test(test_parse_documents),
         cmocka_unit_test(test_max_age),
+        cmocka_unit_test(test_fetch_bad_key_set_message),
         cmocka_unit_test(test_disk_cache_hit),
         cmocka_unit_test(test_refetch_rate_limit),
         cmocka_unit_test(test_refetch_memory_only),

@@ -618,6 +618,18 @@ static void test_check_claims(void **state)
         {"{\"iss\":\"x\"}", PO_CLAIMS_WHERE_PRESENT, PO_JWT_WRONG_ISSUER},
         {"{\"aud\":[\"x\"]}", PO_CLAIMS_WHERE_PRESENT, PO_JWT_WRONG_AUDIENCE},
         {"{\"exp\":1}", PO_CLAIMS_WHERE_PRESENT, PO_JWT_EXPIRED},
+        /* the sender's numbers at the ends of the range: the messages'
+         * arithmetic must not overflow (fuzz_claims) */
+        {"{\"exp\":-9223372036854775808}", PO_CLAIMS_WHERE_PRESENT,
+         PO_JWT_EXPIRED},
+        {"{\"exp\":-110000900099900099000,\"nbf\":5}", PO_CLAIMS_WHERE_PRESENT,
+         PO_JWT_EXPIRED},
+        {"{\"nbf\":9223372036854775807}", PO_CLAIMS_WHERE_PRESENT,
+         PO_JWT_NOT_YET_VALID},
+        {"{\"iat\":9223372036854775807}", PO_CLAIMS_WHERE_PRESENT,
+         PO_JWT_NOT_YET_VALID},
+        {"{\"exp\":9223372036854775807,\"nbf\":-9223372036854775808}",
+         PO_CLAIMS_WHERE_PRESENT, PO_OK},
     };
     po_jwt_policy pol = {ISS, AUD, 0, 60, NULL};
     size_t i;
@@ -633,6 +645,9 @@ static void test_check_claims(void **state)
         if (rc != cases[i].want)
             fail_msg("%s: got %s, want %s", cases[i].json, po_rc_name(rc),
                      po_rc_name(cases[i].want));
+        if (rc == PO_JWT_EXPIRED && strstr(cases[i].json, "-9") != NULL &&
+            strstr(err.msg, "expired 9223372036854775807 s ago") == NULL)
+            fail_msg("%s: \"%s\"", cases[i].json, err.msg);
         json_object_put(o);
     }
 }

@@ -32,6 +32,9 @@ static void test_api_version(void **state)
          "apiVersion 'client.authentication.k8s.io/v1alpha1' is not supported"},
         {"{\"apiVersion\":\"client.authentication.k8s.io/V1\"}", NULL,
          "is not supported"},
+        /* (fuzz_clients) the kubeconfig's text is shown safely */
+        {"{\"apiVersion\":\"client.\\u001b[2Jk8s.io/v1\"}", NULL,
+         "apiVersion 'client.?[2Jk8s.io/v1' is not supported"},
         {"{\"apiVersion\":1}", NULL, "no apiVersion string"},
         {"{\"kind\":\"ExecCredential\"}", NULL, "no apiVersion string"},
         {"{\"kind\":\"Secret\",\"apiVersion\":\"client.authentication.k8s.io/"
