@@ -92,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(memchr(resp.cache_control, '\0', sizeof(resp.cache_control)) !=
                    NULL,
                "Cache-Control not terminated");
-    FUZZ_CHECK(resp.retry_after >= -1 && resp.retry_after <= 86400,
+    FUZZ_CHECK(resp.retry_after >= -1 && resp.retry_after <= 366L * 86400,
                "Retry-After %ld", resp.retry_after);
     len = po_jwks_max_age(resp.cache_control);
     FUZZ_CHECK(len >= PO_JWKS_TTL_MIN && len <= PO_JWKS_TTL_MAX, "max-age %zu",

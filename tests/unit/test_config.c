@@ -1821,11 +1821,20 @@ static void test_buffers(void **state)
     assert_int_equal(po_config_check_buffer("m.conf", S_IFREG | 0644, 0, two,
                                             sizeof(two) - 1, collect, &d),
                      PO_CONFIG);
-    assert_int_equal(d.n, 5);
+    /* a profile without a secret may only read a session cache: no
+     * problem for oauth-token, one for pam_oauth (PO_CFG_PAM_RULES) */
+    assert_int_equal(d.n, 4);
     assert_contains(d.msgs[0], "m.conf:2: key 'timeout'");
-    assert_contains(d.msgs[4], "no client secret");
     assert_contains(d.msgs[1], "m.conf:3: key 'bogus'");
     assert_contains(d.msgs[2], "token_url is not set");
+    assert_contains(d.msgs[3], "client_id is not set");
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(po_config_check_buffer("m.conf", S_IFREG | 0644,
+                                            PO_CFG_PAM_RULES, two,
+                                            sizeof(two) - 1, collect, &d),
+                     PO_CONFIG);
+    assert_int_equal(d.n, 5);
+    assert_contains(d.msgs[4], "no client secret");
     memset(&d, 0, sizeof(d));
     assert_int_equal(
         po_config_check_buffer("e.conf", S_IFREG | 0600, 0, "", 0, collect, &d),

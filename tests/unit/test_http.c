@@ -482,7 +482,7 @@ static void test_header_lines(void **state)
          "text/plain ; charset=x", "", -1},
         {"Cache-Control: max-age=60, public\r\n", "", "max-age=60, public", -1},
         {"Retry-After: 120\r\n", "", "", 120},
-        {"Retry-After: 99999999999999999999\r\n", "", "", 86400},
+        {"Retry-After: 99999999999999999999\r\n", "", "", 366L * 86400},
         {"Retry-After: 12a\r\n", "", "", -1},
         {"Retry-After: \r\n", "", "", -1},
         {"Retry-After: Sun, 06 Nov 1994 08:50:37 GMT\r\n", "", "", 60},
