@@ -78,6 +78,12 @@ po_rc po_json_parse_secret(const char *text, size_t len, int depth,
         goto out;
     }
     printbuf_reset(tok->pb);
+    /* What we read here we wrote (cache entries, verifiers): strict JSON.
+     * json-c's default mode skips C and C++ comments, also after the
+     * value, where the check for trailing data below would not see them;
+     * what follows the value is that check's to name. */
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+                                    JSON_TOKENER_ALLOW_TRAILING_CHARS);
     po_oom_reset();
     o = json_tokener_parse_ex(tok, text, (int)len);
     jerr = json_tokener_get_error(tok);

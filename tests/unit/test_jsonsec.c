@@ -54,6 +54,9 @@ static void test_refuses(void **state)
         {"{\"a\" 1}", 0, "invalid JSON"},
         {"{} x", 0, "data after the JSON value"},
         {"{}{}", 0, "data after the JSON value"},
+        {"{\"a\":1}//", 0, "data after the JSON value"},
+        {"{\"a\":1} /* c */", 0, "data after the JSON value"},
+        {"{/* c */\"a\":1}", 0, "invalid JSON"},
         {"{}\0{}", 5, "data after the JSON value"},
         {"[[[[[[[[[[1]]]]]]]]]]", 0, "invalid JSON"},
     };
