@@ -15,6 +15,9 @@
 # built with libFuzzer when $(FUZZ_CC) can (FUZZ=auto, the default), else
 # with $(CC) and tests/fuzz/standalone.c; FUZZ=0 skips it.
 #
+# VALGRIND=0 skips the tests that run the module under valgrind (minutes
+# of the plain run's time; CI's partial second run uses it).
+#
 # WERROR=0 turns warnings back into warnings (default: fatal).
 
 VERSION    := 0.1.0
@@ -268,7 +271,7 @@ check-run: all unit-tests test-tools
 	$(MAKE) --no-print-directory fuzz-regression FUZZ_ENGINE=$$engine && \
 	case $$engine in libfuzzer) dir=$(abspath $(FUZZ_B)) ;; *) dir=$(abspath $(B))/tests/fuzz ;; esac && \
 	echo "PO_BUILD_DIR=$(abspath $(B)) PO_FUZZ_ENGINE=$$engine python3 tests/run-tests $(TESTS)" && \
-	PO_BUILD_DIR=$(abspath $(B)) PO_SANITIZE=$(SANITIZE) CC=$(CC) \
+	PO_BUILD_DIR=$(abspath $(B)) PO_SANITIZE=$(SANITIZE) PO_VALGRIND=$(VALGRIND) CC=$(CC) \
 	  PO_FUZZ_ENGINE=$$engine PO_FUZZ_DIR=$$dir python3 tests/run-tests $(TESTS)
 
 bench: all

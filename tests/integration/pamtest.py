@@ -121,6 +121,19 @@ def _sanitizer_runtimes():
 SANITIZER_PRELOAD = _sanitizer_runtimes() if SANITIZE else []
 
 
+def valgrind(case):
+    """The valgrind binary for a test that runs the module under it, or
+    skip the test: valgrind not installed, or `make check VALGRIND=0`
+    (PO_VALGRIND=0), which CI's second, partial run of the suite uses
+    because the full run already has the valgrind cases."""
+    if os.environ.get("PO_VALGRIND") == "0":
+        case.skipTest("VALGRIND=0: the valgrind cases are left to a run without it")
+    path = shutil.which("valgrind")
+    if path is None:
+        case.skipTest("valgrind is not installed")
+    return path
+
+
 def built_module():
     """The pam_oauth.so the build made (absolute path)."""
     return os.path.join(os.path.abspath(harness.build_dir()), "pam_oauth", "pam_oauth.so")

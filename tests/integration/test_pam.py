@@ -1039,9 +1039,7 @@ class TestMemory(PamCase):
                      "built with sanitizers: LeakSanitizer covers leaks there")
     def test_valgrind(self):
         loop = self.loop()
-        valgrind = pamtest.shutil.which("valgrind")
-        if valgrind is None:
-            self.skipTest("valgrind is not installed")
+        valgrind = pamtest.valgrind(self)
         svc = self.loop_service()
         # pam_wrapper's RTLD_DEEPBIND does not mix with valgrind.
         env = self.env.environ(debuglevel=None, extra={"PAM_WRAPPER_DISABLE_DEEPBIND": "1"})

@@ -621,9 +621,7 @@ class TestMemory(OfflineCase):
 
     @unittest.skipIf(pamtest.SANITIZE, "built with sanitizers: LeakSanitizer covers it")
     def test_valgrind(self):
-        valgrind = shutil.which("valgrind")
-        if valgrind is None:
-            self.skipTest("valgrind is not installed")
+        valgrind = pamtest.valgrind(self)
         argv = self.loop_args()
         log = self.env.path("valgrind-offline.log")
         env = self.env.environ(debuglevel=None, extra={"PAM_WRAPPER_DISABLE_DEEPBIND": "1"})
