@@ -191,7 +191,8 @@ test-tools: $(TOOL_BIN) $(FA_BIN)
 # make fuzz builds them with clang -fsanitize=fuzzer,address,undefined into
 # build/fuzz, over the core compiled the same way (-fsanitize=fuzzer-no-link
 # for coverage).  fuzz_git includes curl_helper/git.c and links the rest of
-# the helper, its main renamed.
+# the helper, its main renamed; fuzz_watch includes common/etcd.c (whose
+# own object the archive then does not add).
 FUZZ_CC      ?= clang
 FUZZ         ?= auto
 FUZZ_SECONDS ?= 60
