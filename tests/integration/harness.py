@@ -15,6 +15,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -22,6 +23,17 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+
+# A test that presses Ctrl-C (SIGINT to the helper, the module's host)
+# needs the programs it starts to see SIGINT and SIGQUIT as a terminal
+# delivers them.  A suite started in the background of a non-interactive
+# shell (`make check &`, nohup, some CI runners) inherits both ignored, and
+# exec keeps an ignored signal ignored: the programs then rightly keep
+# ignoring it, as a background job should.  Give them the default back.
+for _sig in (signal.SIGINT, signal.SIGQUIT):
+    if signal.getsignal(_sig) == signal.SIG_IGN:
+        signal.signal(_sig, signal.default_int_handler if _sig == signal.SIGINT
+                      else signal.SIG_DFL)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "authserver"))
