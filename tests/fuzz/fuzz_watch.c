@@ -45,9 +45,7 @@ static void start(watch_state *w, unsigned flags)
     w->entry_key = ENTRY;
     w->lock_key = LOCK;
     w->entry_rev = rev_of(flags);
-    w->lock_rev = rev_of(flags >> 2);
-    w->progress = 0;
-    w->outcome = WATCH_NONE;
+    w->lock_rev = rev_of(flags >> 2); /* progress 0, outcome WATCH_NONE */
     po_buf_init(&w->line, PO_ETCD_ANSWER_MAX, 0);
 }
 
