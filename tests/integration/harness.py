@@ -30,10 +30,10 @@ import urllib.request
 # shell (`make check &`, nohup, some CI runners) inherits both ignored, and
 # exec keeps an ignored signal ignored: the programs then rightly keep
 # ignoring it, as a background job should.  Give them the default back.
-for _sig in (signal.SIGINT, signal.SIGQUIT):
-    if signal.getsignal(_sig) == signal.SIG_IGN:
-        signal.signal(_sig, signal.default_int_handler if _sig == signal.SIGINT
-                      else signal.SIG_DFL)
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGQUIT) == signal.SIG_IGN:
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "authserver"))
