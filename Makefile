@@ -15,8 +15,8 @@
 # built with libFuzzer when $(FUZZ_CC) can (FUZZ=auto, the default), else
 # with $(CC) and tests/fuzz/standalone.c; FUZZ=0 skips it.
 #
-# VALGRIND=0 skips the tests that run the module under valgrind (minutes
-# of the plain run's time; CI's partial second run uses it).
+# VALGRIND=0 skips the tests that run the module under valgrind (about
+# half a minute of the plain run; CI's partial second run uses it).
 #
 # WERROR=0 turns warnings back into warnings (default: fatal).
 
