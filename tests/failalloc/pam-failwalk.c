@@ -1,6 +1,6 @@
 /*
  * pam-failwalk - walk an allocation failure over a PAM login: for
- * N = FROM, FROM+1, ... run one transaction (pam_start, pam_authenticate,
+ * N = FROM, FROM+STEP, ... run one transaction (pam_start, pam_authenticate,
  * then, when that succeeded, the operations of OPS, then pam_end) with the
  * Nth allocation of pam_oauth.so (its core, json-c and libcrypto: see
  * failalloc.h) failing, until a transaction makes fewer than N
@@ -8,8 +8,11 @@
  * (the warm-up: libcurl and OpenSSL initialise once per process) and
  * counts the allocations.
  *
- *   pam-failwalk [-o OPS] [-f FROM] [-t TO] [-c CACHEFILE] [-m MODULE]
- *                SERVICE USER < password
+ *   pam-failwalk [-o OPS] [-f FROM] [-t TO] [-s STEP] [-c CACHEFILE]
+ *                [-m MODULE] SERVICE USER < password
+ *
+ * STEP (default 1) lets walks run side by side: -f 1 -s 2 and -f 2 -s 2
+ * together cover every N.
  *
  * -m loads MODULE (the service's pam_oauth.so) first with RTLD_NODELETE,
  * so that libpam's dlclose at pam_end does not unload it: its static
@@ -58,7 +61,7 @@ static int leaked(void)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: pam-failwalk [-o OPS] [-f FROM] [-t TO] "
+    fprintf(stderr, "usage: pam-failwalk [-o OPS] [-f FROM] [-t TO] [-s STEP] "
                     "[-c CACHEFILE] [-m MODULE] SERVICE USER < password\n");
     return 2;
 }
@@ -106,7 +109,7 @@ static void transaction(const char *service, const char *user,
 
 int main(int argc, char **argv)
 {
-    long from = 1, to = 0, n, total;
+    long from = 1, to = 0, step = 1, n, total;
     const char *ops[MAX_OPS], *cachefile = NULL;
     char password[1024], opsbuf[256] = "", line[512], *end;
     struct conv_data data;
@@ -114,7 +117,7 @@ int main(int argc, char **argv)
     int opt, nops = 0, injected, leak;
     size_t len;
 
-    while ((opt = getopt(argc, argv, "o:f:t:c:m:")) != -1) {
+    while ((opt = getopt(argc, argv, "o:f:t:s:c:m:")) != -1) {
         switch (opt) {
         case 'o':
             if (strlen(optarg) >= sizeof(opsbuf))
@@ -123,11 +126,12 @@ int main(int argc, char **argv)
             break;
         case 'f':
         case 't':
+        case 's':
             errno = 0;
             n = strtol(optarg, &end, 10);
             if (errno != 0 || *end != '\0' || n < 0)
                 return usage();
-            *(opt == 'f' ? &from : &to) = n;
+            *(opt == 'f' ? &from : opt == 't' ? &to : &step) = n;
             break;
         case 'c':
             cachefile = optarg;
@@ -142,11 +146,12 @@ int main(int argc, char **argv)
             return usage();
         }
     }
-    if (argc - optind != 2 || from < 1 || parse_ops(opsbuf, ops, &nops) != 0)
+    if (argc - optind != 2 || from < 1 || step < 1 ||
+        parse_ops(opsbuf, ops, &nops) != 0)
         return usage();
     conv_init(&pc, &data, password, sizeof(password));
 
-    for (n = 0;; n = n == 0 ? from : n + 1) {
+    for (n = 0;; n = n == 0 ? from : n + step) {
         if (to > 0 && n > to)
             break;
         (void)snprintf(line, sizeof(line), "%ld", n);
