@@ -3,9 +3,10 @@ one at a time (tests/failalloc/: the core, pam_oauth, the helper, json-c and
 libcrypto linked with wrappers that fail the Nth call).
 
 A login through pam_oauth.so (pam-failwalk: two processes side by side, one
-on the odd N and one on the even, each walk N over pam_start .. pam_end
-against the test server, verify = jwt, the token stored in the session) with the right and with a wrong password, and a cache hit of
-oauth-token (one process per N).  The outcome is never PAM_SUCCESS for a
+on the odd N and one on the even, walk N over pam_start .. pam_end against
+the test server, verify = jwt, the token stored in the session) with the
+right and with a wrong password, and a cache hit of oauth-token (one
+process per N).  The outcome is never PAM_SUCCESS for a
 wrong password, a right password succeeds whenever no failure was injected,
 a stored token file is always whole, and oauth-token prints the cached token
 exactly or nothing.  In the sanitizer build (make check SANITIZE=1)
@@ -339,7 +340,9 @@ class TestAllocationFailure(unittest.TestCase):
         # each walker ends at the first N its transaction did not reach (a
         # login's count of allocations varies by a few between processes):
         # below the lower end, every N was walked by one or the other
-        walked = min(n for n, m in lines.items() if n > 0 and m.group(6) == "0")
+        ends = [n for n, m in lines.items() if n > 0 and m.group(6) == "0"]
+        self.assertTrue(ends, "no walker reached the end of the login")
+        walked = min(ends)
         crashed = {n for n, _ in crashes}
         missing = [n for n in range(1, walked) if n not in lines and n not in crashed]
         self.assertFalse(missing, f"N not walked: {missing[:30]}")
