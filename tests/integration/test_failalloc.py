@@ -19,12 +19,12 @@ Crashes or leaks inside json-c, OpenSSL or libcurl (theirs, not ours; libcurl
 allocates through http.c's allocator, so its allocations are walked too) are
 listed with the library and their N, not hidden and not failed.
 """
+import concurrent.futures
 import json
 import os
 import re
 import subprocess
 import sys
-import threading
 import unittest
 
 import harness
@@ -255,22 +255,13 @@ class TestAllocationFailure(unittest.TestCase):
         """Run pam-failwalk to the end in WALKERS processes side by side;
         returns the parsed lines and the crashes and leaks (N, report)."""
         walkers = [self.login_service(f"failalloc{w}") for w in range(1, self.WALKERS + 1)]
-        self.cachefile = walkers[0][1]
-        results = [None] * self.WALKERS
-
-        def run(w):
-            results[w] = self.walk_one(password, w + 1, *walkers[w])
-
-        threads = [threading.Thread(target=run, args=(w,)) for w in range(self.WALKERS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        with concurrent.futures.ThreadPoolExecutor(self.WALKERS) as pool:
+            results = list(pool.map(lambda w: self.walk_one(password, w + 1, *walkers[w]),
+                                    range(self.WALKERS)))
         lines, crashes = {}, []
-        for w, result in enumerate(results):
-            self.assertIsNotNone(result, f"walker {w + 1} raised (see above)")
-            lines.update(result[0])
-            crashes += result[1]
+        for walker_lines, walker_crashes in results:
+            lines.update(walker_lines)
+            crashes += walker_crashes
         return lines, crashes
 
     def walk_one(self, password, first, svc, cachefile, ops):
@@ -348,7 +339,7 @@ class TestAllocationFailure(unittest.TestCase):
         self.assertFalse(missing, f"N not walked: {missing[:30]}")
         sys.stderr.write(
             f"\n# failalloc login ({'right' if right else 'wrong'} password, verify=jwt"
-            f"{', token stored' if self.cachefile else ''}): N = 1..{walked - 1}, every "
+            f"{', token stored' if pamtest.is_root() else ''}): N = 1..{walked - 1}, every "
             f"allocation of the login walked (the warm-up, with libcrypto's one-time "
             f"initialisation, made {total}); outcomes: "
             + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) + "\n")
