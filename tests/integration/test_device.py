@@ -392,19 +392,24 @@ class Terminal(DeviceCase):
         return pexpect.spawn(HELPER, list(args), env=env, encoding="utf-8", timeout=30,
                              dimensions=(60, 120), maxread=64)
 
+    def approve_and_read_qr(self, child, code):
+        """Approve code, read the helper's output to the end and return the
+        QR code drawn in it: the code may arrive in many reads, and a match
+        on the lines read so far can hold half of it."""
+        SRV.device_approve(code, "alice")
+        child.expect(pexpect.EOF)
+        child.close()
+        self.assertEqual(child.exitstatus, 0, child.before)
+        drawn = qrtext.extract(child.before)
+        self.assertGreater(len(drawn.split("\n")), 10, child.before)
+        return drawn
+
     def test_qr_code_decodes_to_the_complete_uri(self):
         child = self.spawn("-p", "device", "-o", "device_qr=yes", "login")
         child.expect(r"enter the code ([A-Z]{4}-[A-Z]{4})")
         code = child.match.group(1)
         child.expect(r"Or scan this QR code:\r\n")
-        SRV.device_approve(code, "alice")
-        # the whole output, to the end: the code may arrive in many reads,
-        # and a match on the lines read so far can hold half of it
-        child.expect(pexpect.EOF)
-        child.close()
-        drawn = qrtext.extract(child.before)
-        self.assertGreater(len(drawn.split("\n")), 10, child.before)
-        self.assertEqual(child.exitstatus, 0, child.before)
+        drawn = self.approve_and_read_qr(child, code)
         self.assertEqual(qrtext.decode(drawn), SRV.url("/device") + "?user_code=" + code)
         lines = drawn.split("\n")
         print(f"# QR code: {len(lines[0])} columns x {len(lines)} lines, decoded by "
@@ -415,12 +420,7 @@ class Terminal(DeviceCase):
         child = self.spawn("-p", "device", "-o", "device_qr=yes", "login")
         child.expect(r"and enter the code ([A-Z]{4}-[A-Z]{4})")
         code = child.match.group(1)
-        SRV.device_approve(code, "alice")
-        child.expect(pexpect.EOF)
-        child.close()
-        self.assertEqual(child.exitstatus, 0, child.before)
-        drawn = qrtext.extract(child.before)
-        self.assertGreater(len(drawn.split("\n")), 10, child.before)
+        drawn = self.approve_and_read_qr(child, code)
         self.assertEqual(qrtext.decode(drawn), SRV.url("/device"))
 
     def test_ctrl_c_stops_cleanly(self):

@@ -993,6 +993,7 @@ class TestMemory(PamCase):
 
     CYCLES = 1000
     VALGRIND_CYCLES = 100
+    LSAN_CYCLES = 200
 
     def loop(self):
         path = os.path.join(harness.build_dir(), "tests", "tools", "pam-loop")
@@ -1074,12 +1075,12 @@ class TestMemory(PamCase):
         svc = self.loop_service()
         env = self.env.environ(debuglevel=None,
                                extra={"ASAN_OPTIONS": "detect_leaks=1:exitcode=23"})
-        p = subprocess.run([loop, "-n", "200"] + self.ops + [svc, A],
+        p = subprocess.run([loop, "-n", str(self.LSAN_CYCLES)] + self.ops + [svc, A],
                            input=b"alice-pass\n", capture_output=True, env=env, timeout=600)
         err = p.stderr.decode()
         self.assertNotIn("LeakSanitizer", err)
         self.assertEqual(p.returncode, 0, p.stdout.decode() + err[-6000:])
-        self.assertIn("done 200 cycles, 0 failures", p.stdout.decode())
+        self.assertIn(f"done {self.LSAN_CYCLES} cycles, 0 failures", p.stdout.decode())
 
 
 if __name__ == "__main__":
